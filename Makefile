@@ -1,0 +1,35 @@
+# The two commands of the README. Both create .venv when it is missing and install the project.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch/torchvision pinned to the builds this machine (and CI) installs from local disk;
+# pyproject.toml accepts any torch>=2.3.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet $(TORCH_PINS)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/bench run --out results/demo
+
+# The CI suite runs with a fresh cache so that it really recomputes, then is gated against
+# the committed reference; pytest runs last so that its summary closes the output.
+test: $(STAMP)
+	rm -rf results/runs/ci-check results/runs/.ci-cache
+	$(BIN)/bench run --suite ci --out results/runs/ci-check --cache-dir results/runs/.ci-cache --quiet --no-report
+	$(BIN)/bench compare results/runs/ci-check --baseline results/reference/ci
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf results/runs results/demo

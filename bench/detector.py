@@ -1,0 +1,77 @@
+"""The detector interface every method and baseline implements.
+
+A detector is constructed from keyword arguments (its variant's settings),
+optionally trained with :meth:`Detector.fit` on clean train/validation image
+sets, then asked to :meth:`Detector.predict` on any image set. Scores are
+"higher = more likely generated"; when ``info.outputs_probability`` is true the
+score is P(generated) in [0, 1] and the natural threshold is 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bench.imageset import ImageSet
+
+
+@dataclass(frozen=True)
+class DetectorInfo:
+    family: str  # e.g. "clip", "frequency", "cnn"
+    paper: str  # the method it follows
+    trains: bool  # needs fit() on the dataset
+    weights: tuple[str, ...] = ()  # pretrained components it needs (names in the weights registry)
+    gpu: str = "optional"  # "no", "optional", "recommended"
+    tasks: tuple[str, ...] = ("binary",)  # "binary", "attribution"
+    outputs_probability: bool = True
+    notes: str = ""  # departures from the paper and why
+
+
+@dataclass
+class FitContext:
+    """What the runner tells a detector about where and how to compute."""
+
+    device: str = "cpu"
+    seed: int = 0
+    workers: int = 0
+    batch_size: int = 32
+    progress: bool = True
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Prediction:
+    score: np.ndarray  # float, higher = more likely generated
+    source: np.ndarray | None = None  # predicted generator name per image (attribution), or None
+
+    def __post_init__(self) -> None:
+        self.score = np.asarray(self.score, dtype=np.float64)
+        if self.source is not None:
+            self.source = np.asarray(self.source, dtype=object)
+            if len(self.source) != len(self.score):
+                raise ValueError("source and score lengths differ")
+
+
+class Detector:
+    """Base class. Subclasses set ``info`` and implement ``fit`` (if they train) and ``predict``."""
+
+    info: ClassVar[DetectorInfo]
+    version: ClassVar[str] = "1"  # bump when a change invalidates cached fits or scores
+
+    def __init__(self, **params: Any):
+        self.params = params
+        self.name = type(self).__name__
+        self.weights_provenance: dict[str, Any] = {}
+
+    def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
+        """Train on clean images. Detectors that need no training keep this no-op."""
+
+    def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """Everything that identifies a fitted detector (used in cache keys and run.json)."""
+        return {"name": self.name, "class": f"{type(self).__module__}.{type(self).__qualname__}",
+                "version": self.version, "params": self.params}

@@ -1,0 +1,27 @@
+"""The three registries of the benchmark and the packages that fill them.
+
+Detectors, baselines, perturbations and datasets register lazily (``"module:attr"``
+strings with metadata), so listing them imports no model code.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from bench.registry import Registry
+
+DETECTORS: Registry = Registry("detector")
+PERTURBATIONS: Registry = Registry("perturbation")
+DATASETS: Registry = Registry("dataset")
+
+_PLUGIN_PACKAGES = ("perturbations", "detectors", "baselines", "bench.datasets")
+_loaded = False
+
+
+def load_plugins() -> None:
+    """Import the packages whose ``__init__`` registers entries (once)."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for package in _PLUGIN_PACKAGES:
+            importlib.import_module(package)

@@ -1,0 +1,351 @@
+"""Reports generated from the result store: leaderboards (Markdown, LaTeX, HTML), figures, report.html.
+
+Everything presented is computed from ``results.parquet``, ``scores.parquet``
+and ``run.json`` (see ``bench.schema``); nothing is hand-edited, so a report
+can always be regenerated from a run or a stored reference.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench import atomic
+from bench.errors import BenchError
+from bench.figures import (
+    ALL_GENERATORS,
+    CLEAN,
+    attribution_detectors,
+    detector_colors,
+    plot_confusion_matrix,
+    plot_generator_heatmap,
+    plot_robustness_curves,
+    save_figure,
+)
+from bench.report_html import Section, html_page, render_report
+from bench.schema import LEADERBOARD_MD, RESULT_COLUMNS, RESULTS_PARQUET, RUN_JSON, SCORE_COLUMNS, SCORES_PARQUET
+
+log = logging.getLogger(__name__)
+
+# A cell of the grid: what identifies one number across runs (run_id and weights excluded).
+CELL_KEYS = ["detector", "dataset", "generator", "perturbation", "severity", "metric"]
+SCORE_KEYS = ["detector", "dataset", "image_id", "perturbation", "severity"]
+RANDOM_WEIGHTS = "random"
+CURVE_METRICS = ("roc_auc", "acc_at_val_threshold")
+LEADERBOARD_TEX = "leaderboard.tex"
+LEADERBOARD_HTML = "leaderboard.html"
+REPORT_HTML = "report.html"
+FIGURES_DIR = "figures"
+HASH_CHARS = 12
+MEAN_PERTURBED = "mean_perturbed"
+FRAME_FIXED = ["detector", "weights", "clean", "clean_ci_low", "clean_ci_high"]
+LEGEND = (
+    "Clean: value ± half-width of the 95% bootstrap CI. "
+    "Perturbation columns: mean over severities ≥ 1. Mean perturbed: mean over every perturbed cell."
+)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def read_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """One run or reference directory. A reference keeps no scores: an empty scores table stands in."""
+    run_dir = Path(run_dir)
+    results_path = run_dir / RESULTS_PARQUET
+    if not results_path.is_file():
+        raise BenchError(f"{run_dir}: no {RESULTS_PARQUET}; expected a run directory or a stored reference")
+    results = pd.read_parquet(results_path)
+    scores_path = run_dir / SCORES_PARQUET
+    scores = pd.read_parquet(scores_path) if scores_path.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)
+    record_path = run_dir / RUN_JSON
+    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+    return results, scores, record
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """Concatenate, skipping empty tables (pandas would otherwise guess their dtypes)."""
+    non_empty = [frame for frame in frames if not frame.empty]
+    return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame(columns=columns)
+
+
+def _keep_last(frame: pd.DataFrame, keys: list[str], what: str) -> pd.DataFrame:
+    """When runs overlap, the later run given wins; say so, since the earlier numbers disappear."""
+    duplicated = frame.duplicated(keys, keep="last")
+    if duplicated.any():
+        log.warning("%d %s appear in more than one run; keeping those of the later run", int(duplicated.sum()), what)
+    return frame[~duplicated].reset_index(drop=True)
+
+
+def load_runs(run_dirs: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
+    """Merge several runs (e.g. one per detector) into one results table, one scores table and their records."""
+    loaded = [read_run(run_dir) for run_dir in run_dirs]
+    if not loaded:
+        raise BenchError("no run directory given")
+    results = _keep_last(_concat([r for r, _, _ in loaded], RESULT_COLUMNS), CELL_KEYS, "result cells")
+    scores = _keep_last(_concat([s for _, s, _ in loaded], SCORE_COLUMNS), SCORE_KEYS, "scores")
+    return results, scores, [record for _, _, record in loaded]
+
+
+def drop_random(results_df: pd.DataFrame) -> pd.DataFrame:
+    """Random-weight detectors are sanity checks (chance level), not contenders."""
+    return results_df[results_df["weights"] != RANDOM_WEIGHTS]
+
+
+# ---------------------------------------------------------------- leaderboard frame
+
+
+def _only_dataset(cells: pd.DataFrame, dataset: str | None) -> str:
+    datasets = sorted(cells["dataset"].unique())
+    if dataset is None and len(datasets) == 1:
+        return datasets[0]
+    if dataset in datasets:
+        return dataset
+    raise BenchError(f"choose a dataset: the results hold {', '.join(datasets) or 'none'} (got {dataset!r})")
+
+
+def _metric_rows(results_df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    cells = results_df[(results_df["metric"] == metric) & (results_df["generator"] == ALL_GENERATORS)]
+    if cells.empty:
+        available = ", ".join(sorted(results_df["metric"].unique())) or "none"
+        raise BenchError(f"no {metric!r} results; available metrics: {available}")
+    return cells
+
+
+def _aggregate(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per detector: weights, clean value and CI, mean per perturbation, mean over all perturbed cells."""
+    weights = cells.groupby("detector")["weights"].first()
+    clean = cells[cells["perturbation"] == CLEAN].set_index("detector")[["value", "ci_low", "ci_high"]]
+    parts = [weights, clean.set_axis(["clean", "clean_ci_low", "clean_ci_high"], axis=1)]
+    perturbed = cells[(cells["perturbation"] != CLEAN) & (cells["severity"] > 0)]
+    if not perturbed.empty:
+        per_perturbation = perturbed.pivot_table(index="detector", columns="perturbation", values="value")
+        per_perturbation.columns.name = None
+        parts += [per_perturbation, perturbed.groupby("detector")["value"].mean().rename(MEAN_PERTURBED)]
+    return pd.concat(parts, axis=1).rename_axis("detector").reset_index()
+
+
+def leaderboard_frame(
+    results_df: pd.DataFrame, metric: str = "roc_auc", dataset: str | None = None, include_random: bool = False
+) -> pd.DataFrame:
+    """One row per detector, best clean value first (ties: name).
+
+    Columns: detector, weights, clean, clean_ci_low, clean_ci_high, one column
+    per perturbation (mean over its severities > 0) and ``mean_perturbed``
+    (mean over every perturbed cell). Only the ``generator == "all"`` rows
+    count. ``attrs`` carries metric, dataset and higher_is_better for the renderers.
+    """
+    cells = _metric_rows(results_df, metric)
+    dataset = _only_dataset(cells, dataset)
+    cells = cells[cells["dataset"] == dataset]
+    if not include_random:
+        cells = drop_random(cells)
+    if cells.empty:
+        raise BenchError(f"no {metric!r} results for dataset {dataset!r} besides random-weight detectors")
+    higher_is_better = bool(cells["higher_is_better"].iloc[0])
+    frame = _aggregate(cells).sort_values(
+        ["clean", "detector"], ascending=[not higher_is_better, True], na_position="last", ignore_index=True
+    )
+    frame.attrs = {"metric": metric, "dataset": dataset, "higher_is_better": higher_is_better}
+    return frame
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _fmt(value: float, missing: str) -> str:
+    return missing if pd.isna(value) else f"{value:.3f}"
+
+
+def _clean_cell(row: pd.Series, pm: str, missing: str) -> str:
+    half_width = (row["clean_ci_high"] - row["clean_ci_low"]) / 2
+    value = _fmt(row["clean"], missing)
+    return value if pd.isna(half_width) or pd.isna(row["clean"]) else f"{value} {pm} {half_width:.3f}"
+
+
+def _table(
+    frame: pd.DataFrame, arrows: tuple[str, str], pm: str, missing: str, escape: Callable[[str], str]
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and display cells, shared by every output format; ``arrows`` = (lower, higher) is better."""
+    arrow = arrows[frame.attrs["higher_is_better"]]
+    value_columns = [c for c in frame.columns if c not in FRAME_FIXED]
+    names = {MEAN_PERTURBED: "Mean perturbed"}
+    headers = ["Detector", "Weights", f"Clean {arrow}"] + [f"{escape(names.get(c, c))} {arrow}" for c in value_columns]
+    rows = [
+        [escape(row["detector"]), escape(row["weights"]), _clean_cell(row, pm, missing)]
+        + [_fmt(row[c], missing) for c in value_columns]
+        for _, row in frame.iterrows()
+    ]
+    return headers, rows
+
+
+def _join(singular: str, plural: str, values: Sequence[Any], code: Callable[[str], str]) -> str:
+    """'seed: 0' / 'seeds: 0, 1' / 'seed: unknown'."""
+    if not values:
+        return f"{singular}: unknown"
+    return f"{plural if len(values) > 1 else singular}: " + ", ".join(code(str(v)) for v in values)
+
+
+def _contributing_runs(frame: pd.DataFrame, results_df: pd.DataFrame) -> list[str]:
+    rows = results_df[
+        (results_df["dataset"] == frame.attrs["dataset"])
+        & (results_df["metric"] == frame.attrs["metric"])
+        & results_df["detector"].isin(frame["detector"])
+    ]
+    return sorted(rows["run_id"].astype(str).unique())
+
+
+def _provenance(
+    frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]], code: Callable[[str], str]
+) -> str:
+    """Which data (name + hash), weights, seed and run the table came from, in one line."""
+    dataset = frame.attrs["dataset"]
+    run_ids = _contributing_runs(frame, results_df)
+    records = [r for r in run_records if str(r.get("run_id")) in run_ids]
+    hashes = sorted({str(h)[:HASH_CHARS] for r in records if (h := (r.get("datasets") or {}).get(dataset, {}).get("hash"))})
+    seeds = sorted({r["seed"] for r in records if r.get("seed") is not None})
+    direction = "higher" if frame.attrs["higher_is_better"] else "lower"
+    return "; ".join(
+        [
+            f"{frame.attrs['metric']} ({direction} is better) on dataset {code(dataset)}",
+            _join("dataset hash", "dataset hashes", hashes, code),
+            _join("weights", "weights", sorted(frame["weights"].astype(str).unique()), str),
+            _join("seed", "seeds", seeds, str),
+            _join("run", "runs", run_ids, code),
+        ]
+    )
+
+
+def leaderboard_markdown(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]]) -> str:
+    """Provenance line, pipe table (tabulate), legend line."""
+    headers, rows = _table(frame, ("↓", "↑"), "±", "–", str)
+    table = tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True, colalign=_alignment(headers))
+    return f"{_provenance(frame, results_df, run_records, lambda s: f'`{s}`')}\n\n{table}\n\n{LEGEND}\n"
+
+
+def _alignment(headers: list[str]) -> tuple[str, ...]:
+    return ("left", "left") + ("right",) * (len(headers) - 2)
+
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+    "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(char, char) for char in text)
+
+
+def leaderboard_latex(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]]) -> str:
+    """A booktabs tabular to ``\\input`` into a table environment; provenance and legend as comments."""
+    headers, rows = _table(frame, (r"$\downarrow$", r"$\uparrow$"), r"$\pm$", "--", latex_escape)
+    lines = [
+        f"% {_provenance(frame, results_df, run_records, str)}",
+        f"% {LEGEND}",
+        r"\begin{tabular}{ll" + "r" * (len(headers) - 2) + "}",
+        r"\toprule",
+        " & ".join(headers) + r" \\",
+        r"\midrule",
+        *(" & ".join(row) + r" \\" for row in rows),
+        r"\bottomrule",
+        r"\end{tabular}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def leaderboard_html(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]]) -> str:
+    """An HTML fragment (provenance, table, legend) for report.html and leaderboard.html."""
+    headers, rows = _table(frame, ("↓", "↑"), "±", "–", str)
+    table = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True, colalign=_alignment(headers))
+    provenance = _provenance(frame, results_df, run_records, lambda s: f"<code>{html.escape(s)}</code>")
+    return f'<p class="provenance">{provenance}</p>\n{table}\n<p class="note">{html.escape(LEGEND)}</p>'
+
+
+# ---------------------------------------------------------------- write_report
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def _curve_metrics(results_df: pd.DataFrame, metric: str) -> list[str]:
+    present = set(results_df["metric"])
+    return [metric] + [m for m in CURVE_METRICS if m != metric and m in present]
+
+
+def _write_figures(
+    results_df: pd.DataFrame, scores_df: pd.DataFrame, fig_dir: Path, metric: str, colors: dict[str, str]
+) -> tuple[list[tuple[str, list[Path]]], list[str]]:
+    """Draw and save one dataset's figures; return (caption, files) per figure and notes on what was skipped."""
+    figures: list[tuple[str, list[Path]]] = []
+    notes: list[str] = []
+
+    def keep(stem: str, caption: str, fig: Any, note: str) -> None:
+        if fig is None:
+            notes.append(note)
+        else:
+            figures.append((caption, save_figure(fig, fig_dir / stem)))
+
+    for m in _curve_metrics(results_df, metric):
+        fig = plot_robustness_curves(results_df, m, colors)
+        keep(f"curves_{m}", f"Robustness curves: {m} vs severity", fig, f"no perturbed cells for {m}: curves skipped")
+    heatmap = plot_generator_heatmap(results_df, metric)
+    keep(f"generators_{metric}", f"Per-generator {metric}", heatmap, "no per-generator results: heatmap skipped")
+    attribution = attribution_detectors(scores_df)
+    if not attribution:
+        notes.append("no attribution detector with scores: no confusion matrices")
+    for detector in attribution:
+        fig = plot_confusion_matrix(scores_df, detector)
+        keep(f"confusion_{_slug(detector)}", f"Confusion matrix: {detector}, clean", fig, "")
+    return figures, notes
+
+
+def write_report(
+    run_dirs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike | None = None,
+    metric: str = "roc_auc",
+    include_random: bool = False,
+) -> list[Path]:
+    """Write leaderboard.md/.tex/.html, figures/ and report.html into ``out_dir`` (default: the first run dir).
+
+    One leaderboard and one set of figures per dataset. Parts without data
+    (no perturbed cell, no attribution detector, ...) are skipped with a note
+    in report.html. Returns the written paths.
+    """
+    results, scores, records = load_runs(run_dirs)
+    shown = results if include_random else drop_random(results)
+    scores = scores[scores["detector"].isin(shown["detector"].unique())]
+    out = Path(out_dir) if out_dir is not None else Path(run_dirs[0])
+    colors = detector_colors(shown["detector"].unique())
+    markdown, latex, html_blocks, sections, notes, written = [], [], [], [], [], []
+    for dataset in sorted(results["dataset"].unique()):
+        frame = leaderboard_frame(results, metric, dataset, include_random)
+        markdown.append(leaderboard_markdown(frame, results, records))
+        latex.append(leaderboard_latex(frame, results, records))
+        html_blocks.append(leaderboard_html(frame, results, records))
+        figures, dataset_notes = _write_figures(
+            shown[shown["dataset"] == dataset], scores[scores["dataset"] == dataset],
+            out / FIGURES_DIR / _slug(dataset), metric, colors,
+        )
+        written += [path for _, paths in figures for path in paths]
+        notes += [f"{dataset}: {note}" for note in dataset_notes]
+        sections.append(Section(dataset, html_blocks[-1], [(caption, paths[0]) for caption, paths in figures]))
+    for note in notes:
+        log.info("report: %s", note)
+    texts = {
+        LEADERBOARD_MD: "<!-- Generated by `bench report`; do not edit by hand. -->\n\n" + "\n".join(markdown),
+        LEADERBOARD_TEX: "% Generated by `bench report`; do not edit by hand.\n" + "\n".join(latex),
+        LEADERBOARD_HTML: html_page("Leaderboard", "\n".join(html_blocks)),
+        REPORT_HTML: render_report(sections, records, notes),
+    }
+    for name, text in texts.items():
+        atomic.write_text(out / name, text)
+    return [out / name for name in texts if name != REPORT_HTML] + written + [out / REPORT_HTML]

@@ -1,0 +1,45 @@
+"""The result store's file names and columns: the contract between runner, reports and comparisons.
+
+``results.parquet`` / ``results.csv``: long format, one row per
+(run, detector, dataset, generator, perturbation, severity, metric).
+``scores.parquet``: one row per (detector, image, perturbation, severity).
+``run.json``: the run record (see README, "Result schema").
+"""
+
+RESULTS_PARQUET = "results.parquet"
+RESULTS_CSV = "results.csv"
+SCORES_PARQUET = "scores.parquet"
+RUN_JSON = "run.json"
+LEADERBOARD_MD = "leaderboard.md"
+
+RESULT_COLUMNS = [
+    "run_id",  # str
+    "detector",  # str, registry name
+    "weights",  # str: "pretrained", "trained" (fitted from scratch on the run's data), "none", or "random"
+    "dataset",  # str, dataset name
+    "generator",  # str: "all", "mean" (mean over generators) or a generator name (vs the shared real set)
+    "perturbation",  # str: "none" for the clean cell
+    "severity",  # int, 0 = clean
+    "param",  # float, the physical parameter (e.g. JPEG quality); NaN at severity 0 or when not a single number
+    "param_label",  # str, e.g. "clean", "q=90", "sigma=2 px"
+    "metric",  # str, e.g. "roc_auc"
+    "value",  # float
+    "ci_low",  # float, bootstrap 95% interval (NaN when not computable)
+    "ci_high",  # float
+    "n",  # int, images that entered the number
+    "higher_is_better",  # bool
+]
+
+SCORE_COLUMNS = [
+    "run_id",
+    "detector",
+    "dataset",
+    "image_id",
+    "sha256",
+    "label",  # int, 1 = generated
+    "generator",
+    "perturbation",
+    "severity",
+    "score",  # float, higher = more likely generated
+    "pred_source",  # str or None: predicted generator (attribution detectors)
+]

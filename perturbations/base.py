@@ -1,0 +1,65 @@
+"""The perturbation type: a name, explicit severity tables, and a pure function.
+
+Level 0 is always the identity. Levels 1..k map to a physical parameter through
+an explicit table per preset (``default``, ``imagenet-c``); a preset that does
+not define a perturbation falls back to the ``default`` table, and the run
+records which table was used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from bench.errors import BenchError
+
+PRESETS = ("default", "imagenet-c")
+
+PerturbFn = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    name: str
+    description: str
+    param_name: str  # what the table holds, e.g. "quality", "sigma"
+    unit: str  # physical unit of the parameter, e.g. "px", "" for unitless
+    fn: PerturbFn  # fn(image_uint8_hwc, param, rng) -> image_uint8_hwc; must not mutate its input
+    tables: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # preset -> params of levels 1..k
+
+    def __post_init__(self) -> None:
+        if "default" not in self.tables or not self.tables["default"]:
+            raise BenchError(f"perturbation {self.name!r} needs a non-empty 'default' severity table")
+        for preset in self.tables:
+            if preset not in PRESETS:
+                raise BenchError(f"perturbation {self.name!r}: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+
+    def table(self, preset: str = "default") -> tuple[Any, ...]:
+        if preset not in PRESETS:
+            raise BenchError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+        return self.tables.get(preset, self.tables["default"])
+
+    def table_preset(self, preset: str = "default") -> str:
+        """The preset whose table is actually used (``default`` when ``preset`` lacks one)."""
+        return preset if preset in self.tables else "default"
+
+    def levels(self, preset: str = "default") -> list[int]:
+        return list(range(0, len(self.table(preset)) + 1))
+
+    def param(self, severity: int, preset: str = "default") -> Any:
+        """The physical parameter of a level; ``None`` for level 0 (identity)."""
+        table = self.table(preset)
+        if not 0 <= severity <= len(table):
+            raise BenchError(f"{self.name}: severity {severity} out of range 0..{len(table)} for preset {preset!r}")
+        return None if severity == 0 else table[severity - 1]
+
+    def apply(self, image: np.ndarray, severity: int, rng: np.random.Generator, preset: str = "default") -> np.ndarray:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise BenchError(f"{self.name}: expected an RGB uint8 HxWx3 image, got {image.dtype} {image.shape}")
+        param = self.param(severity, preset)
+        if param is None:
+            return image.copy()
+        out = self.fn(image, param, rng)
+        return out

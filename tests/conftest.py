@@ -1,0 +1,54 @@
+"""Shared fixtures: small image folders made by the tests themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.cache import Cache
+
+WILD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "wild-dev"
+
+
+def write_png(path: Path, arr: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def textured(rng: np.random.Generator, size: int = 48, smooth: bool = False) -> np.ndarray:
+    """A random image; 'smooth' ones lack high frequencies (a crude generator artefact)."""
+    base = rng.normal(128, 40, (size // 4, size // 4, 3))
+    img = np.kron(base, np.ones((4, 4, 1)))
+    if not smooth:
+        img = img + rng.normal(0, 25, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """real/ + fake/<gen>/ layout: 40 real, 20 'blocky', 20 'noisy_blocky' images of 48x48."""
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        write_png(root / "real" / f"r{i:03d}.png", textured(rng))
+    for i in range(20):
+        write_png(root / "fake" / "blocky" / f"b{i:03d}.png", textured(rng, smooth=True))
+    for i in range(20):
+        arr = textured(rng, smooth=True)
+        arr[::2, ::2] = 255 - arr[::2, ::2]  # a periodic pattern
+        write_png(root / "fake" / "grid" / f"g{i:03d}.png", arr)
+    return root
+
+
+@pytest.fixture
+def cache(tmp_path) -> Cache:
+    return Cache(tmp_path / "cache")
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Cache:
+    return Cache(tmp_path_factory.mktemp("shared-cache"))

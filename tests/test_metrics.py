@@ -1,0 +1,310 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    balanced_accuracy_score,
+    brier_score_loss,
+    f1_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+from bench.metrics import (
+    METRICS,
+    _attribution_batch,
+    _binary_batch,
+    _bootstrap_weights,
+    attribution_metrics,
+    binary_metrics,
+    confusion_frame,
+    evaluate_cell,
+    threshold_at_tnr,
+)
+
+ROW_KEYS = {"generator", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better"}
+
+
+def tied_scores(seed: int, n: int = 300):
+    """Labels and probability scores rounded to 1 decimal, so most scores are tied."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    score = np.clip(np.round(0.3 * y + 0.7 * rng.random(n), 1), 0, 1)
+    return y, score
+
+
+def eer_from_sklearn_curve(y, score):
+    """The EER rule applied to sklearn's ROC points, as an independent reference."""
+    fpr, tpr, _ = roc_curve(y, score, drop_intermediate=False)
+    d = fpr - (1 - tpr)
+    i = int(np.argmax(d >= 0))
+    if d[i] == 0:
+        return fpr[i]
+    frac = -d[i - 1] / (d[i] - d[i - 1])
+    return fpr[i - 1] + frac * (fpr[i] - fpr[i - 1])
+
+
+def ece_by_loops(y, p, bins=15):
+    total = 0.0
+    for k in range(bins):
+        upper_ok = p < (k + 1) / bins if k < bins - 1 else p <= 1
+        member = (p >= k / bins) & upper_ok
+        if member.any():
+            total += member.sum() / len(p) * abs(y[member].mean() - p[member].mean())
+    return total
+
+
+# --- binary metrics against scikit-learn ------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_binary_metrics_match_sklearn_with_ties(seed):
+    y, score = tied_scores(seed)
+    m = binary_metrics(y, score, probability=True, val_threshold=0.65)
+    pred = (score >= 0.5).astype(int)
+    fpr, tpr, _ = roc_curve(y, score, drop_intermediate=False)
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    assert m["ap"] == pytest.approx(average_precision_score(y, score), abs=1e-12)
+    assert m["acc"] == pytest.approx(accuracy_score(y, pred), abs=1e-12)
+    assert m["balanced_acc"] == pytest.approx(balanced_accuracy_score(y, pred), abs=1e-12)
+    assert m["real_acc"] == pytest.approx(np.mean(pred[y == 0] == 0), abs=1e-12)
+    assert m["fake_acc"] == pytest.approx(np.mean(pred[y == 1] == 1), abs=1e-12)
+    assert m["brier"] == pytest.approx(brier_score_loss(y, score), abs=1e-12)
+    assert m["tpr_at_fpr_5"] == pytest.approx(tpr[fpr <= 0.05].max(), abs=1e-12)
+    assert m["tpr_at_fpr_1"] == pytest.approx(tpr[fpr <= 0.01].max(), abs=1e-12)
+    assert m["eer"] == pytest.approx(eer_from_sklearn_curve(y, score), abs=1e-12)
+    assert m["acc_at_val_threshold"] == pytest.approx(accuracy_score(y, score >= 0.65), abs=1e-12)
+    assert m["ece"] == pytest.approx(ece_by_loops(y, score), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tpr_at_fpr_on_continuous_scores(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 1000)
+    score = rng.normal(size=1000) + 1.5 * y
+    m = binary_metrics(y, score, probability=False, val_threshold=None)
+    fpr, tpr, _ = roc_curve(y, score)
+    assert m["tpr_at_fpr_5"] == pytest.approx(tpr[fpr <= 0.05].max())
+    assert m["tpr_at_fpr_1"] == pytest.approx(tpr[fpr <= 0.01].max())
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(y, score))
+
+
+def test_perfect_reversed_and_constant_scores():
+    y = [0, 0, 1, 1]
+    perfect = binary_metrics(y, [0.1, 0.2, 0.8, 0.9], probability=True, val_threshold=None)
+    assert perfect["roc_auc"] == 1 and perfect["ap"] == 1 and perfect["eer"] == 0
+    assert perfect["tpr_at_fpr_1"] == 1 and perfect["acc"] == 1 and perfect["balanced_acc"] == 1
+    reversed_ = binary_metrics(y, [0.9, 0.8, 0.2, 0.1], probability=True, val_threshold=None)
+    assert reversed_["roc_auc"] == 0 and reversed_["eer"] == 1 and reversed_["tpr_at_fpr_5"] == 0
+    assert reversed_["acc"] == 0 and reversed_["real_acc"] == 0 and reversed_["fake_acc"] == 0
+    constant = binary_metrics(y, [0.5] * 4, probability=True, val_threshold=None)
+    assert constant["roc_auc"] == 0.5 and constant["eer"] == 0.5 and constant["ap"] == 0.5
+    assert constant["fake_acc"] == 1 and constant["real_acc"] == 0  # 0.5 >= 0.5 means generated
+
+
+def test_eer_at_a_roc_point_and_interpolated():
+    # ROC (0,0) (0,1/3) (0,2/3) (1/3,2/3) ...: FPR = FNR = 1/3 at a point
+    at_point = binary_metrics([0, 0, 0, 1, 1, 1], [0.2, 0.3, 0.7, 0.6, 0.8, 0.9], probability=False, val_threshold=None)
+    assert at_point["eer"] == pytest.approx(1 / 3)
+    # a tie makes the segment (0, .5) -> (.5, 1); FPR = FNR = .25 halfway along it
+    interpolated = binary_metrics([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.9], probability=False, val_threshold=None)
+    assert interpolated["eer"] == pytest.approx(0.25)
+    assert interpolated["roc_auc"] == pytest.approx(0.875)
+
+
+def test_ece_hand_computed():
+    p = np.array([0.05, 0.05, 0.5, 0.55, 0.95, 1.0])
+    y = np.array([0, 1, 1, 0, 1, 1])
+    # bins 0, 7, 8, 14 (1.0 falls in the last bin); |sum(y - p)| per bin: .9, .5, .55, .05
+    assert binary_metrics(y, p, probability=True, val_threshold=None)["ece"] == pytest.approx(2.0 / 6)
+    assert binary_metrics([1, 0], [1.0, 0.0], probability=True, val_threshold=None)["ece"] == 0
+
+
+def test_non_probability_scores_omit_threshold_and_calibration_metrics():
+    m = binary_metrics([0, 1, 1], [-2.0, 3.0, 0.1], probability=False, val_threshold=None)
+    assert set(m) == {"roc_auc", "ap", "tpr_at_fpr_5", "tpr_at_fpr_1", "eer"}
+    m = binary_metrics([0, 1, 1], [-2.0, 3.0, 0.1], probability=False, val_threshold=0.0)
+    assert m["acc_at_val_threshold"] == 1.0
+
+
+def test_single_class_metrics_are_nan():
+    only_fake = binary_metrics([1, 1], [0.9, 0.2], probability=True, val_threshold=0.5)
+    for name in ("roc_auc", "eer", "tpr_at_fpr_5", "tpr_at_fpr_1", "real_acc", "balanced_acc"):
+        assert math.isnan(only_fake[name]), name
+    assert only_fake["ap"] == 1 and only_fake["fake_acc"] == 0.5 and only_fake["acc"] == 0.5
+    only_real = binary_metrics([0, 0], [0.9, 0.2], probability=True, val_threshold=None)
+    assert math.isnan(only_real["ap"]) and math.isnan(only_real["fake_acc"])
+    assert only_real["real_acc"] == 0.5
+    empty = binary_metrics([], [], probability=True, val_threshold=None)
+    assert all(math.isnan(v) for v in empty.values())
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError):
+        binary_metrics([0, 1], [0.2, 1.5], probability=True, val_threshold=None)
+    with pytest.raises(ValueError):
+        binary_metrics([0, 1], [0.2, np.nan], probability=False, val_threshold=None)
+    with pytest.raises(ValueError):
+        binary_metrics([0, 2], [0.2, 0.3], probability=False, val_threshold=None)
+    with pytest.raises(ValueError):
+        binary_metrics([0, 1, 1], [0.2, 0.3], probability=False, val_threshold=None)
+
+
+def test_weighted_batch_equals_metrics_of_repeated_images():
+    """A bootstrap replicate (draw counts, zeros included) gives the metrics of the resampled data."""
+    rng = np.random.default_rng(7)
+    y, score = tied_scores(7, n=60)
+    w = rng.integers(0, 3, size=(5, 60)).astype(float)
+    batch = _binary_batch(y.astype(float), score, w, probability=True, val_threshold=0.55)
+    for b in range(5):
+        counts = w[b].astype(int)
+        expected = binary_metrics(np.repeat(y, counts), np.repeat(score, counts), probability=True, val_threshold=0.55)
+        for name, value in expected.items():
+            assert batch[name][b] == pytest.approx(value, abs=1e-12), name
+
+
+# --- threshold_at_tnr ---------------------------------------------------------------------------
+
+
+def test_threshold_at_tnr():
+    reals = np.arange(20) / 20  # 0.00 .. 0.95
+    thr = threshold_at_tnr(reals, 0.95)
+    assert np.mean(reals < thr) == 0.95 and reals[18] < thr < reals[19]
+    assert np.mean(reals < threshold_at_tnr(reals, 1.0)) == 1.0
+    assert np.mean(reals[:10] < threshold_at_tnr(reals[:10], 0.95)) == 1.0  # ceil(9.5) = 10 of 10
+    ties = np.array([0.1] * 5 + [0.7] * 5)
+    assert np.mean(ties < threshold_at_tnr(ties, 0.5)) == 0.5
+    assert np.mean(ties < threshold_at_tnr(ties, 0.6)) == 1.0
+    for bad in ([], [0.1, np.inf]):
+        with pytest.raises(ValueError):
+            threshold_at_tnr(bad)
+    with pytest.raises(ValueError):
+        threshold_at_tnr(reals, 0.0)
+
+
+# --- attribution --------------------------------------------------------------------------------
+
+
+def test_attribution_metrics_and_confusion_frame():
+    true = ["real", "real", "sd", "sd", "mj", "mj"]
+    pred = ["real", "sd", "sd", "sd", "real", "dalle"]
+    m = attribution_metrics(true, pred)
+    assert m["attr_acc"] == pytest.approx(0.5)
+    # F1: real 1/2, sd 4/5, mj 0 ('dalle' is not a true class, so it is not averaged)
+    assert m["attr_macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    labels = ["real", "sd", "mj", "dalle"]
+    frame = confusion_frame(true, pred, labels)
+    assert list(frame.index) == labels and list(frame.columns) == labels
+    assert frame.loc["mj", "dalle"] == 1 and frame.loc["real", "sd"] == 1 and frame.loc["sd", "sd"] == 2
+    assert frame.to_numpy().sum() == 6
+    with pytest.raises(ValueError):
+        confusion_frame(true, pred, ["real", "sd", "mj"])
+
+
+def test_weighted_attribution_matches_sklearn():
+    rng = np.random.default_rng(3)
+    names = np.array(["real", "a", "b", "c", "x"], dtype=object)
+    true = names[rng.integers(0, 4, 80)]
+    pred = names[rng.integers(0, 5, 80)]
+    w = rng.integers(0, 3, size=(4, 80)).astype(float)
+    w[:, :4] = 1  # keep every true class present
+    batch = _attribution_batch(true, pred, w)
+    for b in range(4):
+        assert batch["attr_acc"][b] == pytest.approx(accuracy_score(true, pred, sample_weight=w[b]))
+        f1 = f1_score(true, pred, labels=sorted(set(true)), average="macro", sample_weight=w[b], zero_division=0)
+        assert batch["attr_macro_f1"][b] == pytest.approx(f1)
+
+
+# --- evaluate_cell ------------------------------------------------------------------------------
+
+
+def make_cell(seed=0, n_real=60, per_gen=30, gens=("sd", "mj", "dalle")):
+    rng = np.random.default_rng(seed)
+    generators = np.array(["real"] * n_real + [g for g in gens for _ in range(per_gen)], dtype=object)
+    labels = (generators != "real").astype(int)
+    shift = {"real": 0.0, "sd": 0.4, "mj": 0.2, "dalle": 0.05}
+    scores = np.clip(np.round([shift[g] + 0.6 * rng.random() for g in generators], 2), 0, 1)
+    all_names = np.array(["real", *gens], dtype=object)
+    pred = np.where(rng.random(labels.size) < 0.6, generators, all_names[rng.integers(0, len(all_names), labels.size)])
+    return labels, generators, scores, pred
+
+
+def rows_by_key(rows):
+    return {(r["generator"], r["metric"]): r for r in rows}
+
+
+def test_evaluate_cell_rows_and_intervals():
+    labels, gens, scores, pred = make_cell()
+    rows = evaluate_cell(labels, gens, scores, pred, probability=True, val_threshold=0.6, n_boot=300, seed=1)
+    assert all(set(r) == ROW_KEYS for r in rows)
+    by_key = rows_by_key(rows)
+    assert {g for g, _ in by_key} == {"all", "sd", "mj", "dalle", "mean"}
+    assert {m for g, m in by_key if g == "all"} == set(METRICS)
+    assert {m for g, m in by_key if g == "sd"} == {m for m, i in METRICS.items() if i.task == "binary"}
+    for r in rows:
+        assert r["ci_low"] <= r["value"] <= r["ci_high"], (r["generator"], r["metric"])
+        assert r["higher_is_better"] == METRICS[r["metric"]].higher_is_better
+        assert isinstance(r["value"], float) and isinstance(r["n"], int)
+    assert by_key[("all", "roc_auc")]["n"] == 150 and by_key[("sd", "roc_auc")]["n"] == 90
+    assert by_key[("mean", "eer")]["n"] == 150
+
+
+def test_evaluate_cell_per_generator_values_and_mean():
+    labels, gens, scores, pred = make_cell(seed=2)
+    by_key = rows_by_key(evaluate_cell(labels, gens, scores, pred, probability=True, val_threshold=0.6, n_boot=50))
+    expected_all = binary_metrics(labels, scores, probability=True, val_threshold=0.6)
+    expected_all.update(attribution_metrics(np.where(labels == 1, gens, "real"), pred))
+    for name, value in expected_all.items():
+        assert by_key[("all", name)]["value"] == pytest.approx(value, abs=1e-12), name
+    per_gen = {}
+    for gen in ("sd", "mj", "dalle"):
+        keep = (labels == 0) | (gens == gen)
+        per_gen[gen] = binary_metrics(labels[keep], scores[keep], probability=True, val_threshold=0.6)
+        for name, value in per_gen[gen].items():
+            assert by_key[(gen, name)]["value"] == pytest.approx(value, abs=1e-12), (gen, name)
+    for name in per_gen["sd"]:
+        expected = np.mean([per_gen[g][name] for g in per_gen])
+        assert by_key[("mean", name)]["value"] == pytest.approx(expected, abs=1e-12), name
+
+
+def test_evaluate_cell_is_deterministic_given_seed():
+    labels, gens, scores, pred = make_cell(seed=3)
+    kwargs = dict(probability=True, val_threshold=None, n_boot=100)
+    first = evaluate_cell(labels, gens, scores, pred, seed=5, **kwargs)
+    assert pd.DataFrame(first).equals(pd.DataFrame(evaluate_cell(labels, gens, scores, pred, seed=5, **kwargs)))
+    other = pd.DataFrame(evaluate_cell(labels, gens, scores, pred, seed=6, **kwargs))
+    assert not pd.DataFrame(first)[["ci_low", "ci_high"]].equals(other[["ci_low", "ci_high"]])
+    assert pd.DataFrame(first)["value"].equals(other["value"])
+
+
+def test_bootstrap_keeps_every_group_size():
+    labels, gens, _, _ = make_cell(seed=4, n_real=7, per_gen=5)
+    gen_names = ["dalle", "mj", "sd"]
+    w = _bootstrap_weights(labels, gens, gen_names, n_boot=20, seed=0)
+    assert np.all(w[:, labels == 0].sum(axis=1) == 7)
+    for gen in gen_names:
+        assert np.all(w[:, gens == gen].sum(axis=1) == 5)
+
+
+def test_evaluate_cell_single_class_subsets():
+    only_fake = evaluate_cell(
+        [1, 1, 1, 1], ["a", "a", "b", "b"], [0.9, 0.2, 0.6, 0.7], probability=True, val_threshold=None, n_boot=20
+    )
+    by_key = rows_by_key(only_fake)
+    assert math.isnan(by_key[("a", "roc_auc")]["value"]) and math.isnan(by_key[("mean", "roc_auc")]["ci_low"])
+    assert by_key[("a", "fake_acc")]["value"] == 0.5 and by_key[("mean", "fake_acc")]["value"] == 0.75
+    only_real = evaluate_cell([0, 0, 0], ["real"] * 3, [0.1, 0.6, 0.3], probability=True, val_threshold=0.5, n_boot=20)
+    assert {r["generator"] for r in only_real} == {"all"}
+    assert rows_by_key(only_real)[("all", "real_acc")]["value"] == pytest.approx(2 / 3)
+    one_each = evaluate_cell([0, 1], ["real", "a"], [0.1, 0.9], probability=False, val_threshold=None, n_boot=20)
+    assert rows_by_key(one_each)[("a", "roc_auc")]["ci_low"] == 1.0
+
+
+def test_evaluate_cell_rejects_reserved_generator_names():
+    with pytest.raises(ValueError):
+        evaluate_cell([0, 1], ["real", "mean"], [0.1, 0.9], probability=False, val_threshold=None)
+    with pytest.raises(ValueError):
+        evaluate_cell([0, 1], ["real", "sd"], [0.1, 0.9], ["real"], probability=False, val_threshold=None)

@@ -1,0 +1,292 @@
+"""Perturbations: the contract every registered one keeps, physical checks of a few, and the --perturb syntax."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from bench.errors import BenchError
+from bench.registries import PERTURBATIONS
+from bench.registry import UnknownNameError
+from bench.rng import cell_rng
+from perturbations import PRESETS, Perturbation, functions, param_label, param_value
+from perturbations.spec import describe_perturbations, parse_perturb_spec
+
+SEED = 1234
+SERIES = [(name, preset) for name in PERTURBATIONS.names() for preset in PRESETS]
+CASES = [(name, preset, level) for name, preset in SERIES for level in PERTURBATIONS.get(name).levels(preset)[1:]]
+
+
+def textured_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth random colour field with sharp-edged rectangles: every perturbation changes it visibly."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((max(2, height // 8), max(2, width // 8), 3), dtype=np.float32)
+    image = 40 + 140 * cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    for _ in range(8):
+        top, bottom = np.sort(rng.integers(0, height, 2))
+        left, right = np.sort(rng.integers(0, width, 2))
+        image[top : bottom + 1, left : right + 1] += rng.uniform(-30, 30, 3)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def grey_image(value: int, height: int = 128, width: int = 128) -> np.ndarray:
+    return np.full((height, width, 3), value, dtype=np.uint8)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def apply(name: str, image: np.ndarray, level: int, preset: str = "default", key: str = "img") -> np.ndarray:
+    return PERTURBATIONS.get(name).apply(image, level, cell_rng(SEED, key, name, level), preset)
+
+
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+# --- the contract, over every registered perturbation, preset and level ---
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (16, 16)], ids=["37x53", "16x16"])
+@pytest.mark.parametrize("name,preset,level", CASES)
+def test_contract(name, preset, level, shape):
+    image = textured_image(*shape)
+    original = image.copy()
+    out = apply(name, image, level, preset)
+    assert out.dtype == np.uint8 and out.shape == image.shape
+    assert np.array_equal(image, original), "input was modified"
+    assert apply(name, image, level, preset).tobytes() == out.tobytes(), "same rng, different bytes"
+    read_only = original.copy()
+    read_only.setflags(write=False)  # decoded images are shared read-only between cells
+    assert np.array_equal(apply(name, read_only, level, preset), out)
+
+
+@pytest.mark.parametrize("name,preset", SERIES)
+def test_level_zero_is_identity(name, preset):
+    image = textured_image(37, 53)
+    assert np.array_equal(apply(name, image, 0, preset), image)
+
+
+@pytest.mark.parametrize("name,preset", SERIES)
+def test_distortion_grows_with_severity(name, preset):
+    image = textured_image(48, 64)
+    levels = PERTURBATIONS.get(name).levels(preset)
+    quality = [psnr(image, apply(name, image, level, preset)) for level in levels]
+    assert quality[0] == math.inf
+    assert all(later <= earlier + 0.05 for earlier, later in zip(quality, quality[1:])), quality
+
+
+@pytest.mark.parametrize("name,preset,level", CASES)
+def test_every_level_has_a_label(name, preset, level):
+    label = param_label(name, level, preset)
+    assert label and label != "clean"
+
+
+def test_noise_depends_on_image_key_and_seed():
+    perturbation = PERTURBATIONS.get("noise")
+    image = textured_image(37, 53)
+    a = perturbation.apply(image, 2, cell_rng(SEED, "hash-a", "noise", 2))
+    b = perturbation.apply(image, 2, cell_rng(SEED, "hash-b", "noise", 2))
+    c = perturbation.apply(image, 2, cell_rng(SEED + 1, "hash-a", "noise", 2))
+    assert not np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+# --- physical correctness ---
+
+
+@pytest.mark.parametrize("codec,name", [("JPEG", "jpeg"), ("WEBP", "webp")])
+def test_codecs_match_pillow_defaults(codec, name):
+    image = textured_image(37, 53)
+    for quality in PERTURBATIONS.get(name).table("default")[:3]:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format=codec, quality=quality)
+        expected = np.array(Image.open(buffer).convert("RGB"))
+        assert np.array_equal(getattr(functions, name)(image, quality, rng()), expected)
+
+
+@pytest.mark.parametrize("sigma", [1, 2, 3, 4, 6])
+def test_blur_matches_opencv_and_a_float_gaussian(sigma):
+    image = textured_image(48, 64)
+    out = functions.gaussian_blur(image, sigma, rng())
+    # OpenCV's own kernel size for this sigma is the same as ours
+    assert np.array_equal(out, cv2.GaussianBlur(image, (0, 0), sigma))
+    reference = ndimage.gaussian_filter(image.astype(np.float64), (sigma, sigma, 0), mode="mirror", truncate=3.0)
+    assert np.abs(out.astype(np.float64) - reference).max() <= 1.0
+
+
+@pytest.mark.parametrize("std", [0.05, 0.10, 0.15])  # small enough that clipping at 0 and 255 is negligible
+def test_noise_has_the_requested_std(std):
+    image = grey_image(128)
+    residual = functions.gaussian_noise(image, std, rng()).astype(np.float64) - 128
+    assert residual.std() == pytest.approx(std * 255, rel=0.02)
+    assert abs(residual.mean()) < 0.5
+
+
+@pytest.mark.parametrize("factor", [0.9, 0.5])
+def test_brightness_scales_mean_intensity(factor):
+    image = textured_image(48, 64)
+    out = functions.darken(image, factor, rng())
+    assert out.mean() == pytest.approx(factor * image.mean(), abs=0.5)
+
+
+@pytest.mark.parametrize("delta", [0.1, 0.3, 0.5])
+def test_brighten_adds_to_hsv_value(delta):
+    image = textured_image(48, 64)
+    out = functions.brighten_hsv(image, delta, rng())
+    assert out.mean() > image.mean()
+    # hue and saturation are kept, so RGB scales by new value / old value
+    value = image.max(axis=2, keepdims=True) / 255
+    expected = image * (np.minimum(value + delta, 1) / value)
+    assert np.abs(out - expected).max() <= 1.0
+    grey = functions.brighten_hsv(grey_image(100, 4, 4), delta, rng())
+    assert np.abs(grey - (100 + 255 * delta)).max() <= 0.5 + 1e-3  # grey: value + delta, rounded
+
+
+@pytest.mark.parametrize("fraction", [0.9, 0.5])
+def test_crop_zooms_on_the_centre(fraction):
+    width = 101
+    ramp = np.linspace(0, 255, width)
+    image = np.repeat(np.rint(ramp)[None, :, None], 3, axis=2).repeat(31, axis=0).astype(np.uint8)
+    row = functions.center_crop(image, fraction, rng())[0, :, 0].astype(np.float64)
+    assert row.mean() == pytest.approx(127.5, abs=2)
+    assert row[-1] - row[0] == pytest.approx(fraction * 255, abs=255 / width * 2)
+
+
+def test_resize_keeps_a_flat_image_flat():
+    assert np.array_equal(functions.resize(grey_image(77, 37, 53), 0.25, rng()), grey_image(77, 37, 53))
+
+
+@pytest.mark.parametrize(
+    "fn,param",
+    [
+        (functions.jpeg, 0),
+        (functions.jpeg, 50.5),
+        (functions.webp, 101),
+        (functions.gaussian_blur, 0),
+        (functions.gaussian_noise, -0.1),
+        (functions.darken, 1.2),
+        (functions.brighten_hsv, 0),
+        (functions.resize, 1.5),
+        (functions.center_crop, 0),
+        (functions.social, (0.5,)),
+        (functions.social, (2, 70)),
+    ],
+)
+def test_invalid_parameters_raise(fn, param):
+    with pytest.raises(BenchError):
+        fn(textured_image(16, 16), param, rng())
+
+
+def test_reference_tables():
+    """The severity tables of DESIGN.md section 5."""
+    imagenet_c = {name: PERTURBATIONS.get(name).table("imagenet-c") for name in ("jpeg", "blur", "noise", "brighten")}
+    assert imagenet_c == {
+        "jpeg": (25, 18, 15, 10, 7),
+        "blur": (1, 2, 3, 4, 6),
+        "noise": (0.08, 0.12, 0.18, 0.26, 0.38),
+        "brighten": (0.1, 0.2, 0.3, 0.4, 0.5),
+    }
+    assert PERTURBATIONS.get("jpeg").table() == (100, 90, 80, 70, 60, 50, 40, 30)
+    assert PERTURBATIONS.get("crop").table() == (0.9, 0.8, 0.7, 0.6, 0.5)
+    assert all(factor < 1 for factor in PERTURBATIONS.get("brightness").table())
+    assert PERTURBATIONS.get("resize").table_preset("imagenet-c") == "default"
+
+
+# --- labels and values ---
+
+
+@pytest.mark.parametrize(
+    "name,level,preset,label",
+    [
+        ("jpeg", 0, "default", "clean"),
+        ("none", 0, "default", "clean"),
+        ("jpeg", 2, "default", "q=90"),
+        ("jpeg", 1, "imagenet-c", "q=25"),
+        ("blur", 2, "default", "sigma=2 px"),
+        ("noise", 2, "default", "std=0.10"),
+        ("resize", 2, "default", "x0.50"),
+        ("social", 3, "default", "x0.5, q=70"),
+    ],
+)
+def test_param_label(name, level, preset, label):
+    assert param_label(name, level, preset) == label
+
+
+def test_param_label_of_an_unregistered_perturbation():
+    dummy = Perturbation("dummy", "", "amount", "px", functions.darken, {"default": (3,)})
+    assert param_label(dummy, 1) == "amount=3 px"
+
+
+def test_param_value():
+    assert param_value("jpeg", 2) == 90.0
+    assert param_value(PERTURBATIONS.get("noise"), 1, "imagenet-c") == 0.08
+    assert math.isnan(param_value("jpeg", 0))
+    assert math.isnan(param_value("social", 1))
+
+
+# --- the --perturb syntax ---
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("jpeg,blur:1-3,noise", [("jpeg", [1, 2, 3, 4, 5, 6, 7, 8]), ("blur", [1, 2, 3]), ("noise", [1, 2, 3, 4, 5])]),
+        ("jpeg:2", [("jpeg", [2])]),
+        ("blur:1,3", [("blur", [1, 3])]),
+        ("blur:1,3,noise:2-3,5", [("blur", [1, 3]), ("noise", [2, 3, 5])]),
+        (" JPEG : 2 , jpeg:4", [("jpeg", [2, 4])]),
+        ("b*:1", [("blur", [1]), ("brighten", [1]), ("brightness", [1])]),
+        ("none", []),
+        ("", []),
+    ],
+)
+def test_parse_perturb_spec(text, expected):
+    assert parse_perturb_spec(text) == expected
+
+
+def test_parse_all_follows_the_preset():
+    selection = dict(parse_perturb_spec("all", "imagenet-c"))
+    assert list(selection) == PERTURBATIONS.names()
+    assert selection["jpeg"] == [1, 2, 3, 4, 5] and selection["resize"] == [1, 2, 3, 4]
+
+
+def test_parse_unknown_name_suggests():
+    with pytest.raises(UnknownNameError, match="did you mean 'jpeg'"):
+        parse_perturb_spec("jpg")
+
+
+@pytest.mark.parametrize(
+    "text,preset,message",
+    [
+        ("blur:5", "default", "out of range"),
+        ("jpeg:6", "imagenet-c", "out of range"),
+        ("blur:0", "default", "always run"),
+        ("blur:3-1", "default", "reversed"),
+        ("blur:x", "default", "should look like"),
+        ("blur:", "default", "cannot read"),
+        ("jpeg,,blur", "default", "cannot read"),
+        ("jpeg,3", "default", "must follow"),
+    ],
+)
+def test_parse_errors(text, preset, message):
+    with pytest.raises(BenchError, match=message):
+        parse_perturb_spec(text, preset)
+
+
+def test_describe_lists_every_table():
+    text = describe_perturbations("imagenet-c")
+    for name in PERTURBATIONS.names():
+        assert name in text
+    assert "sigma (px)" in text
+    resize_row = next(line for line in text.splitlines() if line.startswith("resize "))
+    assert "default" in resize_row and "0.25" in resize_row
+    jpeg_row = next(line for line in describe_perturbations().splitlines() if line.startswith("jpeg "))
+    assert jpeg_row.split()[-8:] == ["100", "90", "80", "70", "60", "50", "40", "30"]
