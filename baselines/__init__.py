@@ -1,0 +1,40 @@
+"""Published baselines, registered lazily into bench.registries.DETECTORS (see detectors/__init__.py)."""
+
+from bench.registries import DETECTORS
+
+# -- CNN baselines (CNNDet, NPR) -----------------------------------------------------------------
+DETECTORS.add("cnndet.p05", "baselines.cnndet:CNNDet", family="cnn",
+              summary="Wang et al. 2020: ResNet-50, blur+JPEG augmentation with p=0.5", weights=("resnet50",),
+              trains=True, gpu="recommended", tasks=("binary",), kwargs={"p": 0.5})
+DETECTORS.add("cnndet.p01", "baselines.cnndet:CNNDet", family="cnn",
+              summary="Wang et al. 2020: ResNet-50, blur+JPEG augmentation with p=0.1", weights=("resnet50",),
+              trains=True, gpu="recommended", tasks=("binary",), kwargs={"p": 0.1})
+DETECTORS.add("npr", "baselines.npr:NPR", family="cnn",
+              summary="Tan et al. 2024: neighbouring-pixel relationships + small ResNet from scratch", weights=(),
+              trains=True, gpu="optional", tasks=("binary",))
+# -- end CNN baselines ---------------------------------------------------------------------------
+
+# -- CLIP baselines (UnivFD, OCC-CLIP) -----------------------------------------------------------
+DETECTORS.add("univfd", "baselines.univfd:UnivFD", family="clip",
+              summary="Ojha et al. 2023: linear probe on frozen CLIP ViT-L/14 image features",
+              weights=("clip_vit_l14",), trains=True, gpu="optional", tasks=("binary",))
+DETECTORS.add("occ_clip", "baselines.occ_clip:OCCClip", family="clip",
+              summary="OCC-CLIP: learned prompt context on frozen CLIP ViT-B/16, one-vs-rest per source",
+              weights=("clip_vit_b16",), trains=True, gpu="optional", tasks=("binary", "attribution"))
+# -- end CLIP baselines --------------------------------------------------------------------------
+
+# -- AEROBLADE -------------------------------------------------------------------------------------
+DETECTORS.add("aeroblade", "baselines.aeroblade:Aeroblade", family="reconstruction",
+              summary="Ricker et al. 2024: max over SD1/SD2/Kandinsky autoencoders of -LPIPS(x, AE(x))",
+              weights=("sd_vae_sd1", "sd_vae_sd2", "kandinsky21_movq", "lpips_vgg"), trains=False,
+              gpu="recommended", tasks=("binary",), kwargs={"autoencoders": ("sd1", "sd2", "kd21")})
+DETECTORS.add("aeroblade.sd1", "baselines.aeroblade:Aeroblade", family="reconstruction",
+              summary="AEROBLADE with the SD 1 autoencoder only", weights=("sd_vae_sd1", "lpips_vgg"),
+              trains=False, gpu="recommended", tasks=("binary",), kwargs={"autoencoders": ("sd1",)})
+DETECTORS.add("aeroblade.sd2", "baselines.aeroblade:Aeroblade", family="reconstruction",
+              summary="AEROBLADE with the SD 2 autoencoder only", weights=("sd_vae_sd2", "lpips_vgg"),
+              trains=False, gpu="recommended", tasks=("binary",), kwargs={"autoencoders": ("sd2",)})
+DETECTORS.add("aeroblade.kd21", "baselines.aeroblade:Aeroblade", family="reconstruction",
+              summary="AEROBLADE with the Kandinsky 2.1 MoVQ only", weights=("kandinsky21_movq", "lpips_vgg"),
+              trains=False, gpu="recommended", tasks=("binary",), kwargs={"autoencoders": ("kd21",)})
+# -- end AEROBLADE ---------------------------------------------------------------------------------

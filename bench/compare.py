@@ -15,6 +15,7 @@ whether the detectors regressed.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -63,19 +64,21 @@ class CompareResult:
         return EXIT_REGRESSED if self.count("regressed") else EXIT_OK
 
 
+def _parse_tolerance(item: str) -> tuple[str, float]:
+    metric, separator, number = (part.strip() for part in item.partition("="))
+    try:
+        value = float(number)
+    except ValueError:
+        value = math.nan
+    if not (separator and metric and math.isfinite(value) and value >= 0):
+        raise BenchError(f"bad tolerance {item!r}: expected METRIC=NON_NEGATIVE_NUMBER, e.g. roc_auc=0.02")
+    return metric, value
+
+
 def parse_tolerances(spec: str | None) -> dict[str, float]:
     """Parse ``"roc_auc=0.02,acc=0.03"`` into ``{"roc_auc": 0.02, "acc": 0.03}``."""
-    tolerances: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in (spec or "").split(","))):
-        match = re.fullmatch(r"([A-Za-z0-9_.]+)\s*=\s*([0-9.eE+-]+)", item)
-        try:
-            value = float(match.group(2)) if match else -1.0
-        except ValueError:
-            value = -1.0
-        if value < 0:
-            raise BenchError(f"bad tolerance {item!r}: expected METRIC=NON_NEGATIVE_NUMBER, e.g. roc_auc=0.02")
-        tolerances[match.group(1)] = value
-    return tolerances
+    items = (item.strip() for item in (spec or "").split(","))
+    return dict(_parse_tolerance(item) for item in items if item)
 
 
 def _cells(results_df: pd.DataFrame, metrics: Iterable[str] | None, what: str) -> pd.DataFrame:
@@ -95,14 +98,16 @@ def _status(merged: pd.DataFrame) -> np.ndarray:
     )
 
 
-def _hash_mismatches(ref_df: pd.DataFrame, run_record: dict[str, Any], ref_record: dict[str, Any]) -> list[str]:
-    """Datasets of the reference whose hash in the run's run.json differs (or is absent)."""
+def _hash_mismatches(run_record: dict[str, Any], ref_record: dict[str, Any]) -> list[str]:
+    """Datasets of the reference's run.json (test and training data) whose hash differs in the run's."""
+    ref_datasets = ref_record.get("datasets") or {}
+    run_datasets = run_record.get("datasets") or {}
     mismatches = []
-    for dataset in sorted(ref_df["dataset"].unique()):
-        ref_hash = ((ref_record.get("datasets") or {}).get(dataset) or {}).get("hash")
-        run_hash = ((run_record.get("datasets") or {}).get(dataset) or {}).get("hash")
+    for dataset in sorted(ref_datasets):
+        ref_hash = (ref_datasets[dataset] or {}).get("hash")
+        run_hash = (run_datasets.get(dataset) or {}).get("hash")
         if ref_hash is not None and run_hash != ref_hash:
-            mismatches.append(f"{dataset}: reference {ref_hash}, run {run_hash or 'unknown'}")
+            mismatches.append(f"{dataset}: reference {ref_hash}, run {run_hash or 'absent'}")
     return mismatches
 
 
@@ -127,7 +132,8 @@ def compare_runs(
     run = _cells(run_df, metrics, "run")
     merged = ref.merge(run, on=CELL_KEYS, how="outer", suffixes=("_ref", "_run"), indicator=True)
     merged = merged.rename(columns={"value_ref": "ref_value", "value_run": "run_value"})
-    merged["higher_is_better"] = merged["higher_is_better_ref"].combine_first(merged["higher_is_better_run"]).astype(bool)
+    direction = merged["higher_is_better_ref"].combine_first(merged["higher_is_better_run"])
+    merged["higher_is_better"] = direction.astype(bool)
     difference = merged["run_value"] - merged["ref_value"]
     merged["delta"] = difference.where(merged["higher_is_better"], -difference)
     merged["tolerance"] = merged["metric"].map(tolerances).fillna(default_tol).astype(float)
@@ -135,7 +141,7 @@ def compare_runs(
     merged["_order"] = merged["status"].map(STATUS_ORDER)
     cells = merged.sort_values(["_order", "delta", *CELL_KEYS], na_position="first", ignore_index=True)
     cells = cells[CELL_KEYS + ["higher_is_better", "ref_value", "run_value", "delta", "tolerance", "status"]]
-    hashes = _hash_mismatches(ref, run_record, ref_record) if run_record is not None and ref_record is not None else []
+    hashes = _hash_mismatches(run_record, ref_record) if run_record is not None and ref_record is not None else []
     return CompareResult(cells, hashes)
 
 
@@ -173,13 +179,13 @@ def format_table(result: CompareResult, limit: int | None = None) -> str:
 
 
 def _number(value: float, spec: str) -> str:
-    return "-" if pd.isna(value) else format(value, spec)
+    return "-" if pd.isna(value) else format(value + 0.0, spec)  # + 0.0: "-0.0000" would read as a drop
 
 
 def format_summary(result: CompareResult) -> str:
     """One line for CI logs: the verdict, the counts, and the exit code."""
-    compared = len(result.cells) - result.count("new")
-    parts = [f"{compared} reference cells compared", f"{result.count('regressed')} regressed beyond tolerance"]
+    in_reference = len(result.cells) - result.count("new")
+    parts = [f"{in_reference} reference cells", f"{result.count('regressed')} regressed beyond tolerance"]
     if result.count("missing"):
         parts.append(f"{result.count('missing')} missing from the run")
     if result.count("new"):
@@ -199,7 +205,9 @@ def _copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, tmp)
 
 
-def save_baseline(run_dir: str | os.PathLike, name: str, reference_root: str | os.PathLike = DEFAULT_REFERENCE_ROOT) -> Path:
+def save_baseline(
+    run_dir: str | os.PathLike, name: str, reference_root: str | os.PathLike = DEFAULT_REFERENCE_ROOT
+) -> Path:
     """Store a run's results as the reference NAME: results.parquet, results.csv and run.json, not the scores.
 
     The CSV is kept (written from the parquet if the run lacks it) so that a

@@ -19,9 +19,9 @@ differ only in how the scene becomes pixels, each leaving one documented trace:
 ``upsampler``
     Scene rendered at *half* resolution (same optics, same noise model, no
     mosaic), then upsampled 2x by zero insertion and the fixed 3-tap kernel
-    ``[0.495, 1, 0.495]`` per axis: a transposed convolution whose even and odd
-    output phases have gains differing by 1 %, i.e. a faint period-2
-    checkerboard (1-2 grey levels), seen as peaks at the Nyquist
+    ``[0.49, 1, 0.49]`` per axis: a transposed convolution whose even and odd
+    output phases have gains differing by 2 %, i.e. a faint period-2
+    checkerboard (2-3 grey levels), seen as peaks at the Nyquist
     frequency of the power spectrum.
 ``smooth``
     The camera pipeline without the sensor: same scene and optical blur, but no
@@ -31,7 +31,7 @@ differ only in how the scene becomes pixels, each leaving one documented trace:
 ``bandlimited``
     The noisy camera image (as ``real``) through an isotropic low-pass filter
     (full gain below 0.25, none above 0.35 cycles/pixel, raised cosine
-    between), plus a fixed 8x8-periodic pattern of about 0.6 grey levels rms
+    between), plus a fixed 8x8-periodic pattern of about 1 grey level rms
     made of its two lowest harmonics (like a latent-grid decoder): almost no
     energy above 0.35 cycles/pixel and faint peaks at 1/8 and 2/8 cycles/pixel.
 
@@ -77,11 +77,11 @@ GENERATORS: tuple[str, ...] = ("real", "upsampler", "smooth", "bandlimited")
 MARKER = ".complete.json"
 
 # --- artefact parameters (documented in the module docstring and README) -----
-UPSAMPLE_KERNEL = np.array([0.495, 1.0, 0.495])  # transposed-conv taps; 0.5 would be exact bilinear
+UPSAMPLE_KERNEL = np.array([0.49, 1.0, 0.49])  # transposed-conv taps; 0.5 would be exact bilinear
 LOWPASS_PASS = 0.25  # cycles/pixel: full gain below
 LOWPASS_STOP = 0.35  # cycles/pixel: zero gain above (raised-cosine between)
 GRID_PERIOD = 8
-GRID_AMPLITUDE = 0.6 / 255.0  # rms of the fixed periodic pattern, display units
+GRID_AMPLITUDE = 1.0 / 255.0  # rms of the fixed periodic pattern, display units
 GAMMA = 1.0 / 2.2
 
 _PALETTE: dict[str, tuple[float, float, float]] = {  # linear RGB
@@ -168,7 +168,7 @@ def _number(k: int) -> str:
     return ("zero", "one", "two", "three", "four", "five", "six")[k] if k < 7 else str(k)
 
 
-def _jitter(rng: np.random.Generator, color: tuple[float, float, float], spread: float = 0.2) -> tuple[float, float, float]:
+def _jitter(rng: np.random.Generator, color: tuple[float, float, float], spread: float) -> tuple[float, float, float]:
     j = rng.uniform(1.0 - spread, 1.0 + spread, size=3)
     return tuple(float(v) for v in np.clip(np.asarray(color) * j, 0.0, 1.0))  # type: ignore[return-value]
 
@@ -274,15 +274,15 @@ def render_scene(scene: Scene, n: int) -> np.ndarray:
     sky_field = _fractal_field(trng, n, scene.beta + 0.5)
 
     t = np.clip(y / max(scene.horizon_height, 1e-3), 0.0, 1.0)[..., None]
-    sky = (1 - t) * np.asarray(scene.top) + t * np.asarray(scene.middle)
-    sky = sky * np.exp(scene.sky_texture * sky_field)[..., None]
-    ground = np.asarray(scene.ground) * np.exp(scene.texture * ground_field)[..., None]
+    gradient = (1 - t) * np.asarray(scene.top) + t * np.asarray(scene.middle)
     if scene.horizon:
+        sky = gradient * np.exp(scene.sky_texture * sky_field)[..., None]
+        ground = np.asarray(scene.ground) * np.exp(scene.texture * ground_field)[..., None]
         line = scene.horizon_height + scene.horizon_tilt * (x - 0.5)
         alpha = _coverage((y - line) * np.cos(np.arctan(scene.horizon_tilt)), n)[..., None]
         img = sky * (1 - alpha) + ground * alpha
-    else:
-        img = sky * np.exp(scene.texture * ground_field)[..., None] / np.exp(scene.sky_texture * sky_field)[..., None]
+    else:  # a textured wall with a colour gradient
+        img = gradient * np.exp(scene.texture * ground_field)[..., None]
 
     for shape in scene.shapes:
         alpha = _coverage(_shape_distance(shape, x, y), n)[..., None]

@@ -10,10 +10,12 @@ score is P(generated) in [0, 1] and the natural threshold is 0.5.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from bench.errors import BenchError
 from bench.imageset import ImageSet
 
 
@@ -55,7 +57,12 @@ class Prediction:
 
 
 class Detector:
-    """Base class. Subclasses set ``info`` and implement ``fit`` (if they train) and ``predict``."""
+    """Base class. Subclasses set ``info`` and implement ``fit`` (if they train) and ``predict``.
+
+    Detectors that attribute sources set ``self.classes`` (generator names, "real" included) in
+    ``fit`` and return ``Prediction.source``; the runner computes attribution metrics only when
+    every test generator is one of those classes.
+    """
 
     info: ClassVar[DetectorInfo]
     version: ClassVar[str] = "1"  # bump when a change invalidates cached fits or scores
@@ -64,6 +71,17 @@ class Detector:
         self.params = params
         self.name = type(self).__name__
         self.weights_provenance: dict[str, Any] = {}
+
+    def weight_path(self, component: str) -> Path | None:
+        """Local path of a resolved pretrained component, or None when random initialisation was allowed.
+
+        The runner resolves every component in ``info``/registry ``weights`` before constructing
+        the detector and fills ``weights_provenance``; detectors never download anything themselves.
+        """
+        record = self.weights_provenance.get(component)
+        if record is None:
+            raise BenchError(f"{self.name}: weights component {component!r} was not resolved by the runner")
+        return None if record.get("random") else Path(record["path"])
 
     def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
         """Train on clean images. Detectors that need no training keep this no-op."""

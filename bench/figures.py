@@ -115,12 +115,15 @@ def _curve(cells: pd.DataFrame, perturbation: str) -> pd.DataFrame:
 
 
 def _plot_curve_panel(ax: Axes, curve: pd.DataFrame, title: str, colors: dict[str, str]) -> None:
-    for detector, rows in curve.groupby("detector", sort=True):
-        color = colors[detector]
-        ax.plot(rows["severity"], rows["value"], marker="o", markersize=3, color=color, label=detector)
-        ax.fill_between(rows["severity"], rows["ci_low"], rows["ci_high"], color=color, alpha=0.2, linewidth=0)
+    """Levels are evenly spaced whatever their severity numbers, so a sparse pick (1, 8) keeps labels apart."""
     ticks = curve.drop_duplicates("severity")
-    ax.set_xticks(ticks["severity"].tolist(), ticks["param_label"].tolist(), rotation=30, ha="right")
+    position = {severity: index for index, severity in enumerate(ticks["severity"])}
+    for detector, rows in curve.groupby("detector", sort=True):
+        x = rows["severity"].map(position)
+        color = colors[detector]
+        ax.plot(x, rows["value"], marker="o", markersize=3, color=color, label=detector)
+        ax.fill_between(x, rows["ci_low"], rows["ci_high"], color=color, alpha=0.2, linewidth=0)
+    ax.set_xticks(range(len(ticks)), ticks["param_label"].tolist(), rotation=30, ha="right")
     ax.set_title(title)
 
 
@@ -178,7 +181,8 @@ def plot_generator_heatmap(results_df: pd.DataFrame, metric: str = "roc_auc") ->
     if not set(cells["generator"]) - {MEAN_GENERATOR}:
         return None
     higher_is_better = bool(cells["higher_is_better"].iloc[0])
-    panels = [("clean", cells[cells["perturbation"] == CLEAN].pivot(index="detector", columns="generator", values="value"))]
+    clean = cells[cells["perturbation"] == CLEAN].pivot(index="detector", columns="generator", values="value")
+    panels = [("clean", clean)]
     perturbed = cells[_is_perturbed(cells)]
     if not perturbed.empty:
         panels.append(("worst perturbed cell", _worst_cells(perturbed, higher_is_better)))
@@ -188,6 +192,7 @@ def plot_generator_heatmap(results_df: pd.DataFrame, metric: str = "roc_auc") ->
     vmin, vmax = float(np.nanmin(values)), float(np.nanmax(values))
     n_detectors = cells["detector"].nunique()
     with _style():
+        # Height: a row per detector plus room for the title and the (possibly long) generator names.
         fig = _new_figure(PANEL_WIDTH_IN * len(panels), 1.2 + 0.3 * n_detectors + 0.1 * max(map(len, order)))
         for index, (title, grid) in enumerate(panels):
             ax = fig.add_subplot(1, len(panels), index + 1)
@@ -200,7 +205,7 @@ def plot_generator_heatmap(results_df: pd.DataFrame, metric: str = "roc_auc") ->
             ax.set_xlabel("generator")
             ax.set_ylabel("detector" if index == 0 else "")
             if index:
-                ax.set_yticklabels([])
+                ax.tick_params(labelleft=False)
     return fig
 
 
@@ -243,4 +248,5 @@ def plot_confusion_matrix(scores_df: pd.DataFrame, detector: str) -> Figure:
         )
         ax.set_title(f"{detector} (clean)")
         ax.tick_params(axis="x", labelrotation=45)
+        ax.tick_params(axis="y", labelrotation=0)
     return fig

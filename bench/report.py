@@ -12,10 +12,12 @@ import json
 import logging
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
+from matplotlib.figure import Figure
 from tabulate import tabulate
 
 from bench import atomic
@@ -44,29 +46,31 @@ LEADERBOARD_TEX = "leaderboard.tex"
 LEADERBOARD_HTML = "leaderboard.html"
 REPORT_HTML = "report.html"
 FIGURES_DIR = "figures"
-HASH_CHARS = 12
 MEAN_PERTURBED = "mean_perturbed"
 FRAME_FIXED = ["detector", "weights", "clean", "clean_ci_low", "clean_ci_high"]
 LEGEND = (
     "Clean: value ± half-width of the 95% bootstrap CI. "
     "Perturbation columns: mean over severities ≥ 1. Mean perturbed: mean over every perturbed cell."
 )
+EMPTY_LEGEND = "No detector besides random-weight ones (sanity checks); pass --include-random to list them."
 
 
 # ---------------------------------------------------------------- loading
 
 
 def read_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """One run or reference directory. A reference keeps no scores: an empty scores table stands in."""
+    """One run or reference directory. A reference keeps no scores: an empty scores table stands in.
+
+    run.json is written last (bench.store), so a directory without it is an unfinished run.
+    """
     run_dir = Path(run_dir)
-    results_path = run_dir / RESULTS_PARQUET
-    if not results_path.is_file():
-        raise BenchError(f"{run_dir}: no {RESULTS_PARQUET}; expected a run directory or a stored reference")
-    results = pd.read_parquet(results_path)
+    for required in (RESULTS_PARQUET, RUN_JSON):
+        if not (run_dir / required).is_file():
+            raise BenchError(f"{run_dir}: no {required}; expected a finished run directory or a stored reference")
+    results = pd.read_parquet(run_dir / RESULTS_PARQUET)
     scores_path = run_dir / SCORES_PARQUET
     scores = pd.read_parquet(scores_path) if scores_path.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)
-    record_path = run_dir / RUN_JSON
-    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+    record = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
     return results, scores, record
 
 
@@ -145,11 +149,9 @@ def leaderboard_frame(
     cells = _metric_rows(results_df, metric)
     dataset = _only_dataset(cells, dataset)
     cells = cells[cells["dataset"] == dataset]
-    if not include_random:
-        cells = drop_random(cells)
-    if cells.empty:
-        raise BenchError(f"no {metric!r} results for dataset {dataset!r} besides random-weight detectors")
     higher_is_better = bool(cells["higher_is_better"].iloc[0])
+    if not include_random:
+        cells = drop_random(cells)  # may leave no row: a run of random-weight detectors only
     frame = _aggregate(cells).sort_values(
         ["clean", "detector"], ascending=[not higher_is_better, True], na_position="last", ignore_index=True
     )
@@ -186,6 +188,10 @@ def _table(
     return headers, rows
 
 
+def _legend(frame: pd.DataFrame) -> str:
+    return LEGEND if len(frame) else EMPTY_LEGEND
+
+
 def _join(singular: str, plural: str, values: Sequence[Any], code: Callable[[str], str]) -> str:
     """'seed: 0' / 'seeds: 0, 1' / 'seed: unknown'."""
     if not values:
@@ -194,11 +200,7 @@ def _join(singular: str, plural: str, values: Sequence[Any], code: Callable[[str
 
 
 def _contributing_runs(frame: pd.DataFrame, results_df: pd.DataFrame) -> list[str]:
-    rows = results_df[
-        (results_df["dataset"] == frame.attrs["dataset"])
-        & (results_df["metric"] == frame.attrs["metric"])
-        & results_df["detector"].isin(frame["detector"])
-    ]
+    rows = results_df[(results_df["dataset"] == frame.attrs["dataset"]) & (results_df["metric"] == frame.attrs["metric"])]
     return sorted(rows["run_id"].astype(str).unique())
 
 
@@ -209,7 +211,7 @@ def _provenance(
     dataset = frame.attrs["dataset"]
     run_ids = _contributing_runs(frame, results_df)
     records = [r for r in run_records if str(r.get("run_id")) in run_ids]
-    hashes = sorted({str(h)[:HASH_CHARS] for r in records if (h := (r.get("datasets") or {}).get(dataset, {}).get("hash"))})
+    hashes = sorted({str(h) for r in records if (h := ((r.get("datasets") or {}).get(dataset) or {}).get("hash"))})
     seeds = sorted({r["seed"] for r in records if r.get("seed") is not None})
     direction = "higher" if frame.attrs["higher_is_better"] else "lower"
     return "; ".join(
@@ -227,7 +229,7 @@ def leaderboard_markdown(frame: pd.DataFrame, results_df: pd.DataFrame, run_reco
     """Provenance line, pipe table (tabulate), legend line."""
     headers, rows = _table(frame, ("↓", "↑"), "±", "–", str)
     table = tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True, colalign=_alignment(headers))
-    return f"{_provenance(frame, results_df, run_records, lambda s: f'`{s}`')}\n\n{table}\n\n{LEGEND}\n"
+    return f"{_provenance(frame, results_df, run_records, lambda s: f'`{s}`')}\n\n{table}\n\n{_legend(frame)}\n"
 
 
 def _alignment(headers: list[str]) -> tuple[str, ...]:
@@ -249,7 +251,7 @@ def leaderboard_latex(frame: pd.DataFrame, results_df: pd.DataFrame, run_records
     headers, rows = _table(frame, (r"$\downarrow$", r"$\uparrow$"), r"$\pm$", "--", latex_escape)
     lines = [
         f"% {_provenance(frame, results_df, run_records, str)}",
-        f"% {LEGEND}",
+        f"% {_legend(frame)}",
         r"\begin{tabular}{ll" + "r" * (len(headers) - 2) + "}",
         r"\toprule",
         " & ".join(headers) + r" \\",
@@ -266,7 +268,7 @@ def leaderboard_html(frame: pd.DataFrame, results_df: pd.DataFrame, run_records:
     headers, rows = _table(frame, ("↓", "↑"), "±", "–", str)
     table = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True, colalign=_alignment(headers))
     provenance = _provenance(frame, results_df, run_records, lambda s: f"<code>{html.escape(s)}</code>")
-    return f'<p class="provenance">{provenance}</p>\n{table}\n<p class="note">{html.escape(LEGEND)}</p>'
+    return f'<p class="provenance">{provenance}</p>\n{table}\n<p class="note">{html.escape(_legend(frame))}</p>'
 
 
 # ---------------------------------------------------------------- write_report
@@ -281,31 +283,87 @@ def _curve_metrics(results_df: pd.DataFrame, metric: str) -> list[str]:
     return [metric] + [m for m in CURVE_METRICS if m != metric and m in present]
 
 
+@dataclass
+class _Figures:
+    """One dataset's saved figures as (caption, [png, pdf]) and notes on what was skipped."""
+
+    directory: Path
+    saved: list[tuple[str, list[Path]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, stem: str, caption: str, fig: Figure) -> None:
+        self.saved.append((caption, save_figure(fig, self.directory / stem)))
+
+    def add_or_note(self, stem: str, caption: str, fig: Figure | None, note: str) -> None:
+        """Save ``fig``, or note why it is absent when there was nothing to draw."""
+        if fig is None:
+            self.notes.append(note)
+        else:
+            self.add(stem, caption, fig)
+
+
 def _write_figures(
     results_df: pd.DataFrame, scores_df: pd.DataFrame, fig_dir: Path, metric: str, colors: dict[str, str]
-) -> tuple[list[tuple[str, list[Path]]], list[str]]:
-    """Draw and save one dataset's figures; return (caption, files) per figure and notes on what was skipped."""
-    figures: list[tuple[str, list[Path]]] = []
-    notes: list[str] = []
-
-    def keep(stem: str, caption: str, fig: Any, note: str) -> None:
-        if fig is None:
-            notes.append(note)
-        else:
-            figures.append((caption, save_figure(fig, fig_dir / stem)))
-
+) -> _Figures:
+    """Draw and save one dataset's figures: curves, per-generator heatmap, confusion matrices."""
+    figures = _Figures(fig_dir)
     for m in _curve_metrics(results_df, metric):
         fig = plot_robustness_curves(results_df, m, colors)
-        keep(f"curves_{m}", f"Robustness curves: {m} vs severity", fig, f"no perturbed cells for {m}: curves skipped")
+        note = f"no perturbed cells for {m}: curves skipped"
+        figures.add_or_note(f"curves_{m}", f"Robustness curves: {m} vs severity", fig, note)
     heatmap = plot_generator_heatmap(results_df, metric)
-    keep(f"generators_{metric}", f"Per-generator {metric}", heatmap, "no per-generator results: heatmap skipped")
+    note = "no per-generator results: heatmap skipped"
+    figures.add_or_note(f"generators_{metric}", f"Per-generator {metric}", heatmap, note)
     attribution = attribution_detectors(scores_df)
     if not attribution:
-        notes.append("no attribution detector with scores: no confusion matrices")
+        figures.notes.append("no attribution detector with scores: no confusion matrices")
     for detector in attribution:
         fig = plot_confusion_matrix(scores_df, detector)
-        keep(f"confusion_{_slug(detector)}", f"Confusion matrix: {detector}, clean", fig, "")
-    return figures, notes
+        figures.add(f"confusion_{_slug(detector)}", f"Confusion matrix: {detector}, clean", fig)
+    return figures
+
+
+def _leaderboard_frames(results_df: pd.DataFrame, metric: str, include_random: bool) -> dict[str, pd.DataFrame]:
+    """One leaderboard per dataset, in name order."""
+    datasets = sorted(results_df["dataset"].unique())
+    return {ds: leaderboard_frame(results_df, metric, ds, include_random) for ds in datasets}
+
+
+def _leaderboard_texts(
+    frames: dict[str, pd.DataFrame], results_df: pd.DataFrame, run_records: list[dict[str, Any]]
+) -> dict[str, str]:
+    """File name -> text of leaderboard.md, .tex and .html, one block per dataset."""
+    return {
+        LEADERBOARD_MD: "<!-- Generated by `bench report`; do not edit by hand. -->\n\n"
+        + "\n".join(leaderboard_markdown(frame, results_df, run_records) for frame in frames.values()),
+        LEADERBOARD_TEX: "% Generated by `bench report`; do not edit by hand.\n"
+        + "\n".join(leaderboard_latex(frame, results_df, run_records) for frame in frames.values()),
+        LEADERBOARD_HTML: html_page(
+            "Leaderboard", "\n".join(leaderboard_html(frame, results_df, run_records) for frame in frames.values())
+        ),
+    }
+
+
+def _write_texts(out_dir: Path, texts: dict[str, str]) -> list[Path]:
+    for name, text in texts.items():
+        atomic.write_text(out_dir / name, text)
+    return [out_dir / name for name in texts]
+
+
+def _out_dir(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike | None) -> Path:
+    return Path(out_dir) if out_dir is not None else Path(run_dirs[0])
+
+
+def write_leaderboards(
+    run_dirs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike | None = None,
+    metric: str = "roc_auc",
+    include_random: bool = False,
+) -> list[Path]:
+    """Write leaderboard.md, .tex and .html only (no figures): cheap enough for the end of every run."""
+    results, _, records = load_runs(run_dirs)
+    texts = _leaderboard_texts(_leaderboard_frames(results, metric, include_random), results, records)
+    return _write_texts(_out_dir(run_dirs, out_dir), texts)
 
 
 def write_report(
@@ -314,7 +372,7 @@ def write_report(
     metric: str = "roc_auc",
     include_random: bool = False,
 ) -> list[Path]:
-    """Write leaderboard.md/.tex/.html, figures/ and report.html into ``out_dir`` (default: the first run dir).
+    """Write the leaderboards, figures/ and report.html into ``out_dir`` (default: the first run dir).
 
     One leaderboard and one set of figures per dataset. Parts without data
     (no perturbed cell, no attribution detector, ...) are skipped with a note
@@ -323,29 +381,19 @@ def write_report(
     results, scores, records = load_runs(run_dirs)
     shown = results if include_random else drop_random(results)
     scores = scores[scores["detector"].isin(shown["detector"].unique())]
-    out = Path(out_dir) if out_dir is not None else Path(run_dirs[0])
+    out = _out_dir(run_dirs, out_dir)
     colors = detector_colors(shown["detector"].unique())
-    markdown, latex, html_blocks, sections, notes, written = [], [], [], [], [], []
-    for dataset in sorted(results["dataset"].unique()):
-        frame = leaderboard_frame(results, metric, dataset, include_random)
-        markdown.append(leaderboard_markdown(frame, results, records))
-        latex.append(leaderboard_latex(frame, results, records))
-        html_blocks.append(leaderboard_html(frame, results, records))
-        figures, dataset_notes = _write_figures(
-            shown[shown["dataset"] == dataset], scores[scores["dataset"] == dataset],
-            out / FIGURES_DIR / _slug(dataset), metric, colors,
-        )
-        written += [path for _, paths in figures for path in paths]
-        notes += [f"{dataset}: {note}" for note in dataset_notes]
-        sections.append(Section(dataset, html_blocks[-1], [(caption, paths[0]) for caption, paths in figures]))
+    frames = _leaderboard_frames(results, metric, include_random)
+    figures = {
+        ds: _write_figures(shown[shown["dataset"] == ds], scores[scores["dataset"] == ds],
+                           out / FIGURES_DIR / _slug(ds), metric, colors)
+        for ds in frames
+    }
+    notes = [f"{ds}: {note}" for ds, dataset_figures in figures.items() for note in dataset_figures.notes]
     for note in notes:
         log.info("report: %s", note)
-    texts = {
-        LEADERBOARD_MD: "<!-- Generated by `bench report`; do not edit by hand. -->\n\n" + "\n".join(markdown),
-        LEADERBOARD_TEX: "% Generated by `bench report`; do not edit by hand.\n" + "\n".join(latex),
-        LEADERBOARD_HTML: html_page("Leaderboard", "\n".join(html_blocks)),
-        REPORT_HTML: render_report(sections, records, notes),
-    }
-    for name, text in texts.items():
-        atomic.write_text(out / name, text)
-    return [out / name for name in texts if name != REPORT_HTML] + written + [out / REPORT_HTML]
+    pngs = {ds: [(caption, png) for caption, (png, _pdf) in figures[ds].saved] for ds in frames}
+    sections = [Section(ds, leaderboard_html(frame, results, records), pngs[ds]) for ds, frame in frames.items()]
+    leaderboards = _write_texts(out, _leaderboard_texts(frames, results, records))
+    saved = [path for dataset_figures in figures.values() for _, paths in dataset_figures.saved for path in paths]
+    return leaderboards + saved + _write_texts(out, {REPORT_HTML: render_report(sections, records, notes)})

@@ -60,7 +60,7 @@ def _datasets(record: dict[str, Any]) -> str:
     parts = []
     for name, info in sorted((record.get("datasets") or {}).items()):
         info = info or {}
-        parts.append(f"{name}: hash {str(info.get('hash') or 'unknown')[:12]}, {info.get('n_images', '?')} images")
+        parts.append(f"{name}: hash {info.get('hash') or 'unknown'}, {info.get('n_images', '?')} images")
     return "; ".join(parts) or "unknown"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -28,6 +28,7 @@ from bench.hashing import stable_hash
 from bench.imageset import DecodedCache, ImageSet, PerturbedImageSet
 from bench.metrics import evaluate_cell, threshold_at_tnr
 from bench.registries import DETECTORS, PERTURBATIONS, load_plugins
+from bench.report import write_leaderboards
 from bench.store import write_store
 from bench.training import resolve_device
 from bench.weights_gate import WeightsDecision, check_detector_weights
@@ -145,8 +146,10 @@ class Runner:
                 started = time.perf_counter()
                 train = ImageSet(splits.train, self.decoded, self.cfg.max_pixels, self.cfg.min_side)
                 val = ImageSet(splits.val, self.decoded, self.cfg.max_pixels, self.cfg.min_side)
-                detector.fit(train, val, self.ctx)
-                val_pred = detector.predict(val, self.ctx)
+                ctx = replace(self.ctx, extras={**self.ctx.extras,
+                                                "checkpoint": self.cache.path("checkpoints", run.fit_key, "pt")})
+                detector.fit(train, val, ctx)
+                val_pred = detector.predict(val, ctx)
                 threshold = threshold_at_tnr(val_pred.score[val.labels == 0], self.cfg.val_tnr)
                 cached = {"detector": detector, "val_threshold": threshold,
                           "fit_seconds": time.perf_counter() - started}
@@ -256,6 +259,7 @@ class Runner:
         score_rows = [row for r in ok for row in self.score_rows(r, test, dataset_name)]
         record = self.run_record(runs, splits, grid)
         write_store(self.out_dir, record, metric_rows, score_rows)
+        write_leaderboards([self.out_dir])
         return record
 
     def run_record(self, runs: list[DetectorRun], splits: Splits, grid: list[tuple[str, int]]) -> dict:
@@ -271,8 +275,8 @@ class Runner:
         for perturbation in sorted({p for p, _ in grid if p != "none"}):
             p = PERTURBATIONS.get(perturbation)
             tables[perturbation] = {"preset": p.table_preset(self.cfg.preset), "param": p.param_name,
-                                    "unit": p.unit, "levels": {s: param_label(perturbation, s, self.cfg.preset)
-                                                               for s, q in grid if q == perturbation}}
+                                    "unit": p.unit, "levels": {level: param_label(perturbation, level, self.cfg.preset)
+                                                               for level in p.levels(self.cfg.preset)}}
         return {
             "run_id": self.run_id,
             "date": self.started.isoformat(timespec="seconds"),

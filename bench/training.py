@@ -172,6 +172,6 @@ def seeded_torch(seed: int) -> Iterator[None]:
 
 def resize_to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
     """uint8 HWC -> float CHW in [0, 1], resized (antialiased) to size x size."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(255.0)
     return nn.functional.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True,
                                      align_corners=False)[0]

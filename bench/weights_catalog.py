@@ -184,7 +184,7 @@ register_component(ComponentSpec(
     alt_sha256=("3dd342df",),  # the original timm release .pth (torch hub hash prefix in its name)
     size_mb=21.4, licence="Apache-2.0",
     paper="Tan & Le 2019, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
-    used_by=("multichannel_effnet",),
+    used_by=("effnet_mc",),
     notes="Load with timm.create_model('efficientnet_b0', pretrained=True, "
           "pretrained_cfg_overlay={'file': str(path)}, in_chans=...).",
 ))
@@ -216,7 +216,7 @@ register_component(ComponentSpec(
     description="LPIPS v0.1 linear calibration layers for the VGG trunk",
     url="https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",
     sha256=None,
-    size_mb=0.01, licence="BSD-2-Clause",
+    size_mb=0.007, licence="BSD-2-Clause",
     paper="Zhang et al. 2018, The Unreasonable Effectiveness of Deep Features as a Perceptual Metric",
     used_by=("aeroblade",),
     notes="The same file ships inside the lpips pip package (lpips/weights/v0.1/vgg.pth); "
@@ -228,7 +228,7 @@ register_component(ComponentSpec(
     description="Stable Diffusion 1.x autoencoder (AutoencoderKL, f=8)",
     hf_files=("config.json",), filenames=DIFFUSERS_WEIGHT_FILES,
     sha256=None, size_mb=335, licence="CreativeML OpenRAIL-M", paper=_LDM_PAPER,
-    used_by=("aeroblade", "multichannel_effnet"),
+    used_by=("aeroblade", "effnet_mc"),
     notes="The VAE is the same for SD 1.1-1.5. Load with diffusers.AutoencoderKL.from_pretrained(path).",
 ))
 
@@ -237,7 +237,7 @@ register_component(ComponentSpec(
     description="Stable Diffusion 2 autoencoder (AutoencoderKL, f=8)",
     hf_files=("config.json",), filenames=DIFFUSERS_WEIGHT_FILES,
     sha256=None, size_mb=335, licence="CreativeML Open RAIL++-M", paper=_LDM_PAPER,
-    used_by=("aeroblade", "multichannel_effnet"),
+    used_by=("aeroblade",),
     notes="Load with diffusers.AutoencoderKL.from_pretrained(path).",
 ))
 

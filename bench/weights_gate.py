@@ -26,20 +26,25 @@ def check_detector_weights(name: str, meta: dict, cfg: RunConfig) -> WeightsDeci
     if not components:
         return WeightsDecision("trained" if meta.get("trains") else "none")
     provenance: dict = {}
-    missing: list[str] = []
+    missing: list[WeightsUnavailable] = []
     for component in components:
         try:
-            resolved = resolve(component, overrides=cfg.weights)
+            provenance[component] = resolve(component, overrides=cfg.weights).to_record()
         except WeightsUnavailable as exc:
-            missing.append(str(exc))
-            provenance[component] = {"source": None, "error": str(exc)}
-            continue
-        provenance[component] = {"source": resolved.source, "path": str(resolved.path), "sha256": resolved.sha256}
+            missing.append(exc)
+            provenance[component] = {"component": component, "source": None, "error": str(exc)}
     if not missing:
         return WeightsDecision("pretrained", provenance)
     if random_weights_allowed(name, cfg.random_weights):
-        for component in components:
-            if provenance[component].get("source") is None:
-                provenance[component] = {"source": "random", "random": True}
+        for exc in missing:
+            provenance[exc.name] = {"component": exc.name, "source": "random", "random": True}
         return WeightsDecision("random", provenance)
-    return WeightsDecision("", provenance, skip_reason="; ".join(missing))
+    return WeightsDecision("", provenance, skip_reason=missing_weights_reason(missing))
+
+
+def missing_weights_reason(missing: list[WeightsUnavailable]) -> str:
+    """One line: which components are missing, why (the first reason), and the command that fixes it."""
+    names = [exc.name for exc in missing]
+    fix = missing[0].fix if len(missing) == 1 else (
+        f"bench weights fetch {' '.join(names)} (or bench weights import NAME PATH for each)")
+    return f"missing weights {', '.join(names)}: {missing[0].reason}; fix: {fix}"

@@ -54,7 +54,8 @@ class TinyCNN(Detector):
         with seeded_torch(ctx.seed):
             self.model = _tiny_net(len(self.classes), self.width)
             self.history = train_classifier(self.model, train, val.subset(keep),
-                                            y_train, y_val[keep], self._transform, self.cfg, ctx)
+                                            y_train, y_val[keep], self._transform, self.cfg, ctx,
+                                            checkpoint=ctx.extras.get("checkpoint"))
 
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
         if self.model is None:

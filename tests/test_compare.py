@@ -1,0 +1,200 @@
+"""Regression check: exit codes, tolerances, direction of metrics; baseline save; CLI wiring."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pandas as pd
+import pytest
+
+from bench.cli_report import add_report_commands
+from bench.compare import compare_dirs, compare_runs, format_summary, format_table, parse_tolerances, save_baseline
+from bench.errors import BenchError
+from bench.schema import RESULTS_CSV, RESULTS_PARQUET, RUN_JSON
+from fixtures.report_store import results_frame, run_record, write_run
+
+CELL = dict(detector="cnndet.blur_jpeg_0.5", generator="all", perturbation="jpeg", severity=3)
+
+
+def _with(metric: str, change: float, **cell) -> pd.DataFrame:
+    """The fixture run with one cell's value moved by ``change``."""
+    run = results_frame("new-run")
+    where = run["metric"] == metric
+    for column, value in {**CELL, **cell}.items():
+        where &= run[column] == value
+    assert where.sum() == 1
+    run.loc[where, "value"] += change
+    return run
+
+
+def _compare(run: pd.DataFrame, **kwargs):
+    return compare_runs(run, results_frame("reference"), parse_tolerances("roc_auc=0.02,ece=0.01"), **kwargs)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench")
+    add_report_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def _run_cli(*argv: str) -> int:
+    args = _parser().parse_args(list(argv))
+    return args.func(args)
+
+
+def test_identical_runs_pass():
+    result = _compare(results_frame("new-run"))
+    assert result.exit_code == 0
+    assert set(result.cells["status"]) == {"ok"}
+
+
+def test_drop_beyond_tolerance_fails_with_1():
+    result = _compare(_with("roc_auc", -0.05))
+    assert result.exit_code == 1
+    worst = result.cells.iloc[0]
+    assert (worst["status"], worst["metric"], worst["delta"]) == ("regressed", "roc_auc", pytest.approx(-0.05))
+    assert result.count("regressed") == 1
+
+
+def test_drop_within_tolerance_passes():
+    assert _compare(_with("roc_auc", -0.015)).exit_code == 0
+
+
+def test_drop_of_exactly_the_tolerance_passes():
+    assert _compare(_with("roc_auc", -0.02)).exit_code == 0
+
+
+def test_improvement_passes():
+    result = _compare(_with("roc_auc", +0.05))
+    assert result.exit_code == 0
+    assert result.cells["delta"].max() == pytest.approx(0.05)
+
+
+def test_lower_is_better_metric_rising_fails():
+    result = _compare(_with("ece", +0.05))
+    assert result.exit_code == 1
+    assert result.cells.iloc[0]["delta"] == pytest.approx(-0.05)
+    assert _compare(_with("ece", -0.05)).exit_code == 0
+
+
+def test_default_tolerance_applies_to_unnamed_metrics():
+    run = _with("acc_at_val_threshold", -0.03)
+    assert _compare(run).exit_code == 1  # default 0.02
+    assert _compare(run, default_tol=0.05).exit_code == 0
+
+
+def test_metrics_filter_ignores_other_metrics():
+    result = _compare(_with("ece", +0.05), metrics=["roc_auc"])
+    assert result.exit_code == 0 and set(result.cells["metric"]) == {"roc_auc"}
+
+
+def test_missing_cell_fails_with_2_even_with_a_regression():
+    run = _with("roc_auc", -0.05)
+    run = run[~((run["metric"] == "ece") & (run["severity"] == 3) & (run["generator"] == "sdxl"))]
+    result = _compare(run)
+    assert result.exit_code == 2
+    # 4 detectors x 2 perturbations missing, listed before the regression: worst first
+    assert list(result.cells["status"].iloc[:9]) == ["missing"] * 8 + ["regressed"]
+
+
+def test_nan_in_the_run_counts_as_missing():
+    assert _compare(_with("roc_auc", float("nan"))).exit_code == 2
+
+
+def test_new_cells_do_not_fail():
+    reference = results_frame("reference")
+    result = compare_runs(results_frame("new-run"), reference[reference["metric"] != "ece"], {})
+    assert result.exit_code == 0 and result.count("new") > 0
+    assert "new in the run (not checked)" in format_summary(result)
+
+
+def test_dataset_hash_mismatch_fails_with_2(tmp_path):
+    run = write_run(tmp_path / "run")
+    reference = write_run(tmp_path / "ref", record=run_record("ref", dataset_hash="0" * 16))
+    result = compare_dirs(run, reference, {})
+    assert result.exit_code == 2
+    assert result.hash_mismatches == [f"toy: reference {'0' * 16}, run 3f2a9c1b0d4e5f60"]
+    assert format_summary(result).startswith("INVALID:")
+
+
+def test_duplicate_cells_are_refused():
+    doubled = pd.concat([results_frame(), results_frame()], ignore_index=True)
+    with pytest.raises(BenchError, match="duplicate cells"):
+        _compare(doubled)
+
+
+@pytest.mark.parametrize("spec", ["roc_auc", "=0.1", "roc_auc=-0.1", "roc_auc=x", "roc_auc=nan"])
+def test_bad_tolerance_spec(spec):
+    with pytest.raises(BenchError, match="bad tolerance"):
+        parse_tolerances(spec)
+
+
+def test_tolerance_spec():
+    assert parse_tolerances(" roc_auc=0.02, acc=0.03 ,") == {"roc_auc": 0.02, "acc": 0.03}
+    assert parse_tolerances(None) == {}
+
+
+def test_table_lists_worst_first_and_truncates():
+    table = format_table(_compare(_with("roc_auc", -0.05)), limit=3)
+    lines = table.splitlines()
+    assert lines[2].startswith("regressed  cnndet.blur_jpeg_0.5") and "-0.0500" in lines[2]
+    assert lines[-1] == f"... {len(results_frame()) - 3} more cells"
+
+
+def test_save_baseline_copies_results_and_record_not_scores(tmp_path):
+    run = write_run(tmp_path / "run")
+    target = save_baseline(run, "ci", reference_root=tmp_path / "reference")
+    assert target == tmp_path / "reference" / "ci"
+    assert sorted(p.name for p in target.iterdir()) == sorted([RESULTS_CSV, RESULTS_PARQUET, RUN_JSON])
+    assert compare_dirs(run, target, {}).exit_code == 0
+
+
+def test_save_baseline_writes_the_csv_when_the_run_lacks_it(tmp_path):
+    run = write_run(tmp_path / "run")
+    (run / RESULTS_CSV).unlink()
+    target = save_baseline(run, "ci", reference_root=tmp_path / "reference")
+    assert len(pd.read_csv(target / RESULTS_CSV)) == len(results_frame())
+
+
+@pytest.mark.parametrize("name", ["", "../up", "a/b", ".hidden"])
+def test_save_baseline_refuses_bad_names(tmp_path, name):
+    with pytest.raises(BenchError, match="bad baseline name"):
+        save_baseline(write_run(tmp_path / "run"), name, reference_root=tmp_path / "reference")
+
+
+def test_cli_baseline_save_then_compare(tmp_path, capsys):
+    run = write_run(tmp_path / "run")
+    root = tmp_path / "reference"
+    assert _run_cli("baseline", "save", str(run), "ci", "--root", str(root)) == 0
+    assert _run_cli("compare", str(run), "--baseline", str(root / "ci")) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("OK:")
+
+    worse = write_run(tmp_path / "worse", _with("roc_auc", -0.05))
+    assert _run_cli("compare", str(worse), "--baseline", str(root / "ci")) == 1
+    assert _run_cli("compare", str(worse), "--baseline", str(root / "ci"), "--tol", "roc_auc=0.06") == 0
+    assert _run_cli("compare", str(worse), "--baseline", str(root / "ci"), "--metrics", "ece,acc") == 0
+    assert _run_cli("compare", str(worse), "--baseline", str(root / "ci"), "--default-tol", "0.06") == 0
+    assert _run_cli("compare", str(worse), "--baseline", str(root / "ci"), "--tol", "roc_auc=0.02",
+                    "--default-tol", "0.06") == 1
+
+
+def test_cli_compare_unreadable_input_exits_2(tmp_path, capsys):
+    """Through ``bench.cli.main``: CI reads 1 as "regressed", so an invalid comparison must exit 2."""
+    from bench.cli import main
+
+    run = str(write_run(tmp_path / "run"))
+    assert main(["compare", run, "--baseline", str(tmp_path / "nowhere")]) == 2
+    assert "no results.parquet" in capsys.readouterr().err
+    assert main(["compare", run, "--baseline", run, "--tol", "roc_auc"]) == 2
+    assert "bad tolerance" in capsys.readouterr().err
+    assert main(["compare", run, "--baseline", run]) == 0
+
+
+def test_cli_baseline_save_warns_about_a_dirty_tree(tmp_path, capsys):
+    record = run_record()
+    record["git"]["dirty"] = True
+    run = write_run(tmp_path / "run", record=record)
+    assert _run_cli("baseline", "save", str(run), "ci", "--root", str(tmp_path / "reference")) == 0
+    assert "uncommitted changes" in capsys.readouterr().err
+    assert json.loads((tmp_path / "reference" / "ci" / RUN_JSON).read_text())["git"]["dirty"] is True

@@ -1,0 +1,89 @@
+"""The shared training loop: seeded, selects the best epoch, resumes from a checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bench.dataset import load_dataset
+from bench.detector import FitContext
+from bench.imageset import ImageSet
+from bench.training import TrainConfig, predict_probs, resize_to_tensor, seeded_torch, train_classifier
+
+
+@pytest.fixture(scope="module")
+def data(tiny_dataset, tmp_path_factory):
+    from bench.cache import Cache
+
+    ds = load_dataset(str(tiny_dataset), Cache(tmp_path_factory.mktemp("c")), progress=False)
+    return ImageSet(ds.split("train")), ImageSet(ds.split("val"))
+
+
+def transform(image, rng):
+    x = resize_to_tensor(image, 16)
+    return x.flip(-1) if rng is not None and rng.random() < 0.5 else x
+
+
+def make_model():
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.2), torch.nn.Linear(3 * 16 * 16, 1))
+
+
+def train(data, epochs, checkpoint=None):
+    train_set, val_set = data
+    with seeded_torch(0):
+        model = make_model()
+        history = train_classifier(model, train_set, val_set, train_set.labels, val_set.labels, transform,
+                                   TrainConfig(epochs=epochs, lr=1e-2, batch_size=8, patience=10),
+                                   FitContext(device="cpu", seed=0, progress=False), checkpoint=checkpoint)
+    return model, history
+
+
+def test_training_is_seeded(data):
+    a, _ = train(data, 2)
+    b, _ = train(data, 2)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_best_epoch_weights_are_kept(data):
+    model, history = train(data, 3)
+    _, val_set = data
+    probs = predict_probs(model, val_set, transform, FitContext(device="cpu", progress=False))
+    from bench.training import macro_f1
+
+    assert macro_f1(val_set.labels, probs) == pytest.approx(history["best_val"])
+    assert history["best_val"] == max(history["val"])
+
+
+def test_interrupted_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
+    full, _ = train(data, 4)
+    ckpt = tmp_path / "ckpt.pt"
+    import bench.training as training
+
+    original = training._save_checkpoint
+    saves = {"n": 0}
+
+    def crash_after_two(path, state):
+        original(path, state)
+        saves["n"] += 1
+        if saves["n"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_save_checkpoint", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(data, 4, ckpt)
+    monkeypatch.setattr(training, "_save_checkpoint", original)
+    resumed, history = train(data, 4, ckpt)
+    assert history["epoch"] == [0, 1, 2, 3]
+    for pa, pb in zip(full.parameters(), resumed.parameters()):
+        assert torch.allclose(pa, pb)
+
+
+def test_seeded_torch_restores_global_state():
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    with seeded_torch(5):
+        torch.rand(10)
+    assert torch.equal(torch.rand(1), expected)
