@@ -106,9 +106,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nreport: {len(paths)} files, open {out / 'report.html'}")
     print(f"results: {out}")
     statuses = [d["status"] for d in record["detectors"].values()]
+    skipped = [name for name, d in record["detectors"].items() if d["status"] == "skipped"]
+    if skipped:
+        print(f"skipped ({len(skipped)}, weights unavailable; reasons above and in run.json, "
+              f"`bench weights list` shows what is missing): {', '.join(skipped)}", file=sys.stderr)
     for name, det in record["detectors"].items():
-        if det["status"] != "ok":
-            print(f"{det['status']}: {name}: {det['reason']}", file=sys.stderr)
+        if det["status"] == "failed":
+            print(f"failed: {name}: {det['reason']}", file=sys.stderr)
     if record["n_skipped_images"]:
         print(f"{record['n_skipped_images']} image(s) skipped (reasons in run.json)", file=sys.stderr)
     return 1 if "failed" in statuses else 0

@@ -200,7 +200,8 @@ def _join(singular: str, plural: str, values: Sequence[Any], code: Callable[[str
 
 
 def _contributing_runs(frame: pd.DataFrame, results_df: pd.DataFrame) -> list[str]:
-    rows = results_df[(results_df["dataset"] == frame.attrs["dataset"]) & (results_df["metric"] == frame.attrs["metric"])]
+    attrs = frame.attrs
+    rows = results_df[(results_df["dataset"] == attrs["dataset"]) & (results_df["metric"] == attrs["metric"])]
     return sorted(rows["run_id"].astype(str).unique())
 
 

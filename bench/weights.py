@@ -410,6 +410,8 @@ def _tmp_workdir(name: str) -> Iterator[Path]:
         yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            base.rmdir()  # only when empty: no other fetch is running
 
 
 def _install(spec: ComponentSpec, payload: Path, *, origin: str, method: str, where: str,

