@@ -465,6 +465,7 @@ def demo_dataset_path(cache_root: Path | None = None, seed: int = 0) -> Path:
     _remove_stale_builds(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=final.parent))
     try:
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would make a shared cache unreadable to others
         print(f"building the demo dataset into {final} (first use, a few seconds)...", file=sys.stderr)
         start = time.perf_counter()
         build_demo(tmp, seed)
@@ -477,6 +478,7 @@ def demo_dataset_path(cache_root: Path | None = None, seed: int = 0) -> Path:
             "build_seconds": round(time.perf_counter() - start, 2),
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n")
+        _fsync_tree(tmp)  # the rename below must not publish files still in the page cache only
         if final.exists() and not (final / MARKER).is_file():
             _discard(final)  # an incomplete folder someone else left there: never trust it
         try:
@@ -488,6 +490,15 @@ def demo_dataset_path(cache_root: Path | None = None, seed: int = 0) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in sorted(root.rglob("*"), key=lambda p: -len(p.parts)) + [root]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _discard(path: Path) -> None:
