@@ -12,6 +12,15 @@ DETECTORS.add("cnndet.p01", "baselines.cnndet:CNNDet", family="cnn",
 DETECTORS.add("npr", "baselines.npr:NPR", family="cnn",
               summary="Tan et al. 2024: neighbouring-pixel relationships + small ResNet from scratch", weights=(),
               trains=True, gpu="optional", tasks=("binary",))
+DETECTORS.add("test_cnndet", "baselines.cnndet:CNNDet", family="test",
+              summary="tiny random CNNDet: small ResNet, 32 px crops (tests only)", weights=(), trains=True,
+              gpu="optional", tasks=("binary",), test=True,
+              kwargs={"p": 0.5, "arch": "test_resnet", "load": 40, "crop": 32, "pretrained": False, "epochs": 2,
+                      "batch_size": 16})
+DETECTORS.add("test_npr", "baselines.npr:NPR", family="test",
+              summary="tiny NPR: width 8, one bottleneck per stage, 32 px crops (tests only)", weights=(),
+              trains=True, gpu="optional", tasks=("binary",), test=True,
+              kwargs={"width": 8, "blocks": (1, 1), "crop": 32, "epochs": 2, "batch_size": 16})
 # -- end CNN baselines ---------------------------------------------------------------------------
 
 # -- CLIP baselines (UnivFD, OCC-CLIP) -----------------------------------------------------------
@@ -21,6 +30,15 @@ DETECTORS.add("univfd", "baselines.univfd:UnivFD", family="clip",
 DETECTORS.add("occ_clip", "baselines.occ_clip:OCCClip", family="clip",
               summary="OCC-CLIP: learned prompt context on frozen CLIP ViT-B/16, one-vs-rest per source",
               weights=("clip_vit_b16",), trains=True, gpu="optional", tasks=("binary", "attribution"))
+DETECTORS.add("test_clip.univfd", "baselines.univfd:UnivFD", family="test",
+              summary="univfd on a tiny random CLIP (tests and smoke runs only)", weights=(), trains=True,
+              gpu="no", tasks=("binary",), test=True,
+              kwargs={"backbone": "test_tiny_clip", "epochs": 3, "lr": 1e-3, "batch_size": 16})
+DETECTORS.add("test_clip.occ_clip", "baselines.occ_clip:OCCClip", family="test",
+              summary="occ_clip on a tiny random CLIP (tests and smoke runs only)", weights=(), trains=True,
+              gpu="no", tasks=("binary", "attribution"), test=True,
+              kwargs={"backbone": "test_tiny_clip", "n_ctx": 4, "shots": 8, "epochs": 3, "lr": 1e-2,
+                      "batch_size": 8})
 # -- end CLIP baselines --------------------------------------------------------------------------
 
 # -- AEROBLADE -------------------------------------------------------------------------------------
@@ -37,4 +55,8 @@ DETECTORS.add("aeroblade.sd2", "baselines.aeroblade:Aeroblade", family="reconstr
 DETECTORS.add("aeroblade.kd21", "baselines.aeroblade:Aeroblade", family="reconstruction",
               summary="AEROBLADE with the Kandinsky 2.1 MoVQ only", weights=("kandinsky21_movq", "lpips_vgg"),
               trains=False, gpu="recommended", tasks=("binary",), kwargs={"autoencoders": ("kd21",)})
+DETECTORS.add("test_aeroblade", "baselines.aeroblade:Aeroblade", family="test",
+              summary="AEROBLADE with two tiny random autoencoders (KL + VQ) and a random VGG (tests only)",
+              weights=(), trains=False, gpu="no", tasks=("binary",), test=True,
+              kwargs={"autoencoders": ("test_kl", "test_vq"), "lpips_backbone": "random"})
 # -- end AEROBLADE ---------------------------------------------------------------------------------

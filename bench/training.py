@@ -11,6 +11,7 @@ validation metric.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,8 +40,12 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.0
-    optimizer: str = "adam"  # "adam" or "adamw"
+    optimizer: str = "adam"  # "adam", "adamw" or "sgd" (with `momentum`)
     patience: int = 3  # epochs without validation improvement before stopping
+    momentum: float = 0.9  # sgd only
+    sam_rho: float = 0.0  # > 0: sharpness-aware minimisation (bench.sam.SAM) around the optimiser, this radius
+    schedule: str = "constant"  # "constant", or "cosine": lr annealed per epoch to `min_lr` over `epochs`
+    min_lr: float = 0.0
 
 
 def macro_f1(y_true: np.ndarray, probs: np.ndarray) -> float:
@@ -97,21 +102,44 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     atomic.write_bytes(path, buf.getvalue())
 
 
+def _make_optimizer(params: list, cfg: TrainConfig) -> torch.optim.Optimizer:
+    base = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+            "sgd": functools.partial(torch.optim.SGD, momentum=cfg.momentum)}.get(cfg.optimizer)
+    if base is None:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r} (adam, adamw or sgd)")
+    if cfg.sam_rho > 0:
+        from bench.sam import SAM
+
+        return SAM(params, base, rho=cfg.sam_rho, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return base(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_targets: np.ndarray,
                      val_targets: np.ndarray, transform: Transform, cfg: TrainConfig, ctx: FitContext,
                      select: Callable[[np.ndarray, np.ndarray], float] = macro_f1,
-                     checkpoint: Path | None = None) -> dict:
+                     checkpoint: Path | None = None,
+                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                     epoch_hook: Callable[[int, nn.Module], None] | None = None) -> dict:
     """Train ``model`` in place; keep the weights of the best validation epoch. Returns a history dict.
 
     One output unit means binary cross-entropy on 0/1 targets; more means cross-entropy on class
-    indices. With ``checkpoint`` set, the state after every epoch is written atomically there and a
-    later call with the same path resumes from the last finished epoch.
+    indices; ``loss_fn(logits, targets)`` replaces either. With ``cfg.sam_rho > 0`` every update is a
+    SAM step (two forward/backward passes, BatchNorm statistics updated by the first only).
+    ``epoch_hook(epoch, model)`` runs before each epoch (e.g. to regenerate adversarial examples in
+    ``train``). ``train``/``val`` need only ``len``, indexing and ``hashes`` (precomputed feature
+    rows work too). With ``checkpoint`` set, the state after every epoch is written atomically there
+    and a later call with the same path resumes from the last finished epoch.
     """
     device = resolve_device(ctx.device)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = _make_optimizer(params, cfg)
+    sam = hasattr(optimizer, "first_step")
+    if cfg.schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown schedule {cfg.schedule!r} (constant or cosine)")
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(getattr(optimizer, "base_optimizer", optimizer),
+                                                            T_max=max(1, cfg.epochs), eta_min=cfg.min_lr)
+                 if cfg.schedule == "cosine" else None)
     view = _TorchView(train, train_targets, transform, ctx.seed, True)
     history = {"epoch": [], "loss": [], "val": []}
     best = {"score": -np.inf, "state": copy.deepcopy(model.state_dict()), "epoch": -1}
@@ -122,24 +150,44 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_tar
         optimizer.load_state_dict(state["optimizer"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
         torch.set_rng_state(state["torch_rng"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
     bar = tqdm(range(start_epoch, cfg.epochs), desc="training", leave=False, disable=not ctx.progress,
                initial=start_epoch, total=cfg.epochs)
     for epoch in bar:
         view.epoch = epoch
+        if epoch_hook is not None:
+            epoch_hook(epoch, model)
         loader = DataLoader(view, batch_size=cfg.batch_size, shuffle=True, num_workers=ctx.workers,
                             generator=torch.Generator().manual_seed(ctx.seed * 1000 + epoch), drop_last=False)
         model.train()
         losses = []
         for x, y in loader:
             x, y = x.to(device), y.to(device)
-            with _autocast(device):
-                logits = model(x).float()
-            loss = (nn.functional.binary_cross_entropy_with_logits(logits[:, 0], y.float()) if logits.shape[1] == 1
-                    else nn.functional.cross_entropy(logits, y))
+
+            def batch_loss() -> torch.Tensor:
+                with _autocast(device):
+                    logits = model(x).float()
+                if loss_fn is not None:
+                    return loss_fn(logits, y)
+                return (nn.functional.binary_cross_entropy_with_logits(logits[:, 0], y.float())
+                        if logits.shape[1] == 1 else nn.functional.cross_entropy(logits, y))
+
+            loss = batch_loss()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            if sam:
+                from bench.sam import disable_running_stats
+
+                optimizer.first_step(zero_grad=True)
+                with disable_running_stats(model):
+                    batch_loss().backward()
+                optimizer.second_step(zero_grad=True)
+            else:
+                optimizer.step()
             losses.append(float(loss.detach()))
+        if scheduler is not None:
+            scheduler.step()
         score = select(val_targets, predict_probs(model, val, transform, ctx, "validating")) if len(val) else 0.0
         history["epoch"].append(epoch)
         history["loss"].append(float(np.mean(losses)) if losses else float("nan"))
@@ -150,7 +198,8 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_tar
         if checkpoint is not None:
             _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                           "history": history, "best": best, "epoch": epoch,
-                                          "torch_rng": torch.get_rng_state()})
+                                          "torch_rng": torch.get_rng_state(),
+                                          "scheduler": scheduler.state_dict() if scheduler is not None else None})
         if epoch - best["epoch"] >= cfg.patience:
             break
     model.load_state_dict(best["state"])

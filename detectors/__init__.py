@@ -25,6 +25,18 @@ DETECTORS.add("clip_finetune", "detectors.clip_finetune:ClipFinetune", family="c
 DETECTORS.add("clip_text_mlp", "detectors.clip_text_mlp:ClipTextMLP", family="clip",
               summary="CLIP ViT-L/14 image+text embeddings, 3-layer MLP, CVaR + AUC loss, SAM",
               weights=("clip_vit_l14",), trains=True, gpu="optional", tasks=("binary",))
+DETECTORS.add("test_clip.svm", "detectors.clip_svm:ClipSVM", family="test",
+              summary="clip_svm on a tiny random CLIP (tests and smoke runs only)", weights=(), trains=True,
+              gpu="no", tasks=("binary", "attribution"), test=True,
+              kwargs={"backbone": "test_tiny_clip", "c_grid": (10.0, 1.0), "gamma_grid": (1.0, "scale")})
+DETECTORS.add("test_clip.finetune", "detectors.clip_finetune:ClipFinetune", family="test",
+              summary="clip_finetune on a tiny random CLIP (tests and smoke runs only)", weights=(), trains=True,
+              gpu="no", tasks=("binary", "attribution"), test=True,
+              kwargs={"backbone": "test_tiny_clip", "epochs": 2, "lr": 1e-3, "batch_size": 16})
+DETECTORS.add("test_clip.text_mlp", "detectors.clip_text_mlp:ClipTextMLP", family="test",
+              summary="clip_text_mlp on a tiny random CLIP (tests and smoke runs only)", weights=(), trains=True,
+              gpu="no", tasks=("binary",), test=True,
+              kwargs={"backbone": "test_tiny_clip", "hidden": 64, "epochs": 3, "batch_size": 16})
 # -- end CLIP family ---------------------------------------------------------------------------
 
 # -- CNN family (NYCU multi-channel EfficientNet-B0) ----------------------------------------------
@@ -41,4 +53,9 @@ DETECTORS.add("effnet_mc.rgb_fft", "detectors.effnet_mc:EffNetMC", family="cnn",
 DETECTORS.add("effnet_mc.rgb_err", "detectors.effnet_mc:EffNetMC", family="cnn",
               summary="effnet_mc ablation: RGB + VAE reconstruction error", weights=("effnet_b0", "sd_vae_sd1"),
               trains=True, gpu="recommended", tasks=("binary", "attribution"), kwargs={"channels": "rgb_err"})
+DETECTORS.add("test_effnet_mc", "detectors.effnet_mc:EffNetMC", family="test",
+              summary="tiny random effnet_mc: timm test_efficientnet, tiny VAE, 32 px (tests only)", weights=(),
+              trains=True, gpu="optional", tasks=("binary", "attribution"), test=True,
+              kwargs={"channels": "rgb_err_fft", "arch": "test_efficientnet", "size": 32, "pretrained": False,
+                      "vae": "tiny", "epochs": 2, "batch_size": 16})
 # -- end CNN family ----------------------------------------------------------------------------

@@ -1,0 +1,505 @@
+"""AEROBLADE (Ricker, Lukovnikov & Fischer, CVPR 2024): training-free detection by autoencoder reconstruction.
+
+An image made by a latent diffusion model was decoded by that model's
+autoencoder, so the autoencoder reconstructs it better than it reconstructs a
+real photograph. For each autoencoder ``AE`` the detector computes
+
+    d_AE(x) = LPIPS_2(x, AE(x))          AE(x) = decode(encode(x)), x in [-1, 1]
+
+where ``LPIPS_2`` is the LPIPS (VGG, v0.1) term of the second VGG layer
+(relu2_2), spatially averaged (:mod:`baselines.lpips_layer`); the score is
+``max_AE(-d_AE(x))`` (higher = more likely generated). Variants:
+
+=================  ====================================================
+``aeroblade``      SD 1 VAE, SD 2 VAE and Kandinsky 2.1 MoVQ (the paper's set)
+``aeroblade.sd1``  Stable Diffusion 1.x VAE only (``sd_vae_sd1``)
+``aeroblade.sd2``  Stable Diffusion 2 VAE only (``sd_vae_sd2``)
+``aeroblade.kd21`` Kandinsky 2.1 MoVQ only (``kandinsky21_movq``), decoded without quantisation
+``test_aeroblade`` two tiny randomly initialised autoencoders + random VGG trunk (tests only)
+=================  ====================================================
+
+No training and no built-in threshold: scores are negated distances
+(``outputs_probability=False``), so the runner reports no 0.5-threshold
+metrics; it fixes a threshold at 95% TNR on the clean real validation images
+and applies it to every cell (``acc_at_val_threshold``), next to AP, ROC-AUC and
+TPR at 5% FPR.
+
+Follows the reference implementation (github.com/jonasricker/aeroblade) in:
+the KL autoencoders' latent is a *sample* of the posterior (``retrieve_latents``
+with a generator), the MoVQ latent is decoded with ``force_not_quantize=True``;
+the reconstruction is clamped to [0, 1] and quantised to 8 bits as
+``x.mul(255).byte()`` (the reference saves it as PNG through torchvision's
+``to_pil_image`` and reads it back); LPIPS gets both images in [-1, 1].
+
+Departures, all recorded in :meth:`Aeroblade.config`:
+
+- **Seeding.** The reference draws all posterior samples from one generator
+  seeded once per dataset, so a sample depends on the image's position. Here
+  each image draws from its own ``torch.Generator`` seeded by
+  (run seed, autoencoder, image content hash): the noise does not depend on
+  the order, batch or device, and the clean and perturbed versions of an
+  image share their noise. ``sample_latents=False`` uses the posterior mean instead.
+- **Sizes.** Images keep their own size (no resize: resampling would destroy
+  the very traces AEROBLADE measures); images of different sizes are batched
+  by size. Each image is centre-cropped so that both sides are multiples of
+  the autoencoder's downsampling factor (8 for all three; at most 7 pixels
+  lost per side) and at most ``max_side`` (default 1024, the largest size in
+  the paper's evaluation, Midjourney's 1024x1024). Larger images are thus
+  measured on their central ``max_side`` x ``max_side`` window; the distance
+  is a spatial mean, so the window estimates the whole image's distance.
+  Cropping instead of padding keeps every measured pixel a real pixel.
+  Every cache entry records the original size and the crop box.
+- **Precision.** Everything runs in float32 (the reference ran the MoVQ in
+  float16 and upcast the SD VAEs to float32).
+
+Caching (``ctx.extras["cache"]``, a :class:`bench.cache.Cache`): one entry per
+(autoencoder, image cell) in namespace ``aeroblade_dist`` holding the distance,
+the original size and the crop box, under the key
+
+    stable_hash(["aeroblade.dist", rec_key, lpips_identity])
+    rec_key = stable_hash(["aeroblade.rec", version, AE name + kind + weights sha256 (or "random" + init
+                           seed + architecture), crop rule (factor, max_side), sampling (sample|mode, run seed),
+                           "float32", images.cell_key(i)])
+
+``cell_key(i)`` is the image's content hash plus perturbation table and
+severity, so a rerun, another variant sharing an autoencoder (``aeroblade`` and
+``aeroblade.sd1``), or a new perturbation only computes what is missing. With
+``cache_reconstructions=True`` the 8-bit reconstruction itself is also kept
+(namespace ``aeroblade_rec``, key ``rec_key``, up to 3 MB per image and
+autoencoder at 1024 px): a change of the LPIPS backbone then reuses the
+reconstructions. It is off by default because the distances are what saves the
+work and reconstructions of a whole grid are large.
+
+Pretrained components (resolved by the runner, never downloaded here):
+``sd_vae_sd1`` (335 MB), ``sd_vae_sd2`` (335 MB), ``kandinsky21_movq`` (271 MB),
+``lpips_vgg`` (torchvision VGG-16, 528 MB); LPIPS' linear layers (7 kB) ship
+inside the ``lpips`` package. With ``--random-weights`` a missing autoencoder is
+built from its published architecture with random weights (smoke runs only).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from bench.detector import Detector, DetectorInfo, FitContext, Prediction
+from bench.errors import BenchError
+from bench.hashing import sha256_file, stable_hash
+from bench.imageset import ImageSet
+
+log = logging.getLogger(__name__)
+
+KL, VQ = "kl", "vq"
+DIST_NAMESPACE = "aeroblade_dist"
+REC_NAMESPACE = "aeroblade_rec"
+DTYPE = "float32"
+
+# Architectures (diffusers config keys). The pretrained ones are only used to build a randomly initialised
+# stand-in under --random-weights; a resolved component is loaded from its own config.json.
+SD_VAE_CONFIG: dict[str, Any] = {  # CompVis/stable-diffusion-v1-4 and stabilityai/stable-diffusion-2-base "vae"
+    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
+    "act_fn": "silu", "sample_size": 512, "block_out_channels": (128, 256, 512, 512),
+    "down_block_types": ("DownEncoderBlock2D",) * 4, "up_block_types": ("UpDecoderBlock2D",) * 4,
+}
+MOVQ_CONFIG: dict[str, Any] = {  # kandinsky-community/kandinsky-2-1 "movq"
+    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
+    "act_fn": "silu", "sample_size": 32, "norm_type": "spatial", "num_vq_embeddings": 16384, "vq_embed_dim": 4,
+    "block_out_channels": (128, 256, 256, 512),
+    "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "AttnDownEncoderBlock2D"),
+    "up_block_types": ("AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"),
+}
+TINY_KL_CONFIG: dict[str, Any] = {
+    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 1, "norm_num_groups": 8,
+    "sample_size": 32, "block_out_channels": (16, 32),
+    "down_block_types": ("DownEncoderBlock2D",) * 2, "up_block_types": ("UpDecoderBlock2D",) * 2,
+}
+TINY_VQ_CONFIG: dict[str, Any] = {  # SpatialNorm hard-codes 32 groups: channels are multiples of 32
+    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 1, "norm_num_groups": 8,
+    "sample_size": 32, "norm_type": "spatial", "num_vq_embeddings": 12, "vq_embed_dim": 4,
+    "block_out_channels": (32, 64),
+    "down_block_types": ("DownEncoderBlock2D", "AttnDownEncoderBlock2D"),
+    "up_block_types": ("AttnUpDecoderBlock2D", "UpDecoderBlock2D"),
+}
+
+
+@dataclass(frozen=True)
+class AutoencoderSpec:
+    """One autoencoder AEROBLADE can use: its weights component (None: always random) and its architecture."""
+
+    name: str
+    kind: str  # KL (diffusers AutoencoderKL) or VQ (diffusers VQModel)
+    component: str | None
+    config: dict[str, Any] = field(compare=False, hash=False)
+    description: str = ""
+
+    @property
+    def factor(self) -> int:
+        """Spatial downsampling factor: one halving per encoder block but the last."""
+        return 2 ** (len(self.config["block_out_channels"]) - 1)
+
+
+AUTOENCODERS: dict[str, AutoencoderSpec] = {s.name: s for s in (
+    AutoencoderSpec("sd1", KL, "sd_vae_sd1", SD_VAE_CONFIG, "Stable Diffusion 1.x VAE"),
+    AutoencoderSpec("sd2", KL, "sd_vae_sd2", SD_VAE_CONFIG, "Stable Diffusion 2 VAE"),
+    AutoencoderSpec("kd21", VQ, "kandinsky21_movq", MOVQ_CONFIG, "Kandinsky 2.1 MoVQ"),
+    AutoencoderSpec("test_kl", KL, None, TINY_KL_CONFIG, "tiny random AutoencoderKL (tests)"),
+    AutoencoderSpec("test_vq", VQ, None, TINY_VQ_CONFIG, "tiny random VQModel, spatial norm (tests)"),
+)}
+
+#: Keyword arguments that change how fast scores are computed, never which scores: left out of config().
+_NON_SEMANTIC = ("batch_pixels", "cache_reconstructions")
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def crop_box(height: int, width: int, factor: int, max_side: int) -> tuple[int, int, int, int]:
+    """(top, left, h, w) of the centred crop AEROBLADE measures: sides <= max_side and multiples of factor."""
+    h = min(height, max_side) // factor * factor
+    w = min(width, max_side) // factor * factor
+    if h < factor or w < factor:
+        raise BenchError(f"aeroblade: a {height}x{width} image is smaller than the autoencoder's "
+                         f"downsampling factor {factor}")
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def max_over_autoencoders(distances: np.ndarray) -> np.ndarray:
+    """AEROBLADE's rule: score = max over autoencoders (rows) of the negated distance = -min distance."""
+    distances = np.asarray(distances, dtype=np.float64)
+    if distances.ndim != 2 or distances.shape[0] == 0:
+        raise ValueError("distances must be (autoencoders, images)")
+    return (-distances).max(axis=0)
+
+
+def to_model_input(images_u8: Iterable[np.ndarray]):
+    """uint8 HWC images of one size -> float32 NCHW tensor in [-1, 1] (the reference: /255, then *2-1)."""
+    import torch
+
+    arr = np.stack([np.asarray(im) for im in images_u8])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div(255.0).mul(2.0).sub(1.0)
+
+
+def quantize_reconstruction(rec):
+    """Decoder output in [-1, 1] -> uint8 NCHW as the reference stores it: clamp to [0, 1], x.mul(255).byte()."""
+    import torch
+
+    return (rec / 2 + 0.5).clamp(0, 1).mul(255).to(torch.uint8)
+
+
+def reconstruct(model, kind: str, x, generators=None):
+    """decode(encode(x)) for x in [-1, 1] (N, 3, H, W); H, W multiples of the model's factor.
+
+    KL: the latent is a posterior sample drawn with ``generators`` (one CPU ``torch.Generator`` per image),
+    or the posterior mean when ``generators`` is None. VQ: the encoder output is decoded without quantisation.
+    """
+    if kind == KL:
+        posterior = model.encode(x).latent_dist
+        z = posterior.mode() if generators is None else posterior.sample(generator=list(generators))
+        return model.decode(z).sample
+    if kind == VQ:
+        return model.decode(model.encode(x).latents, force_not_quantize=True).sample
+    raise ValueError(f"unknown autoencoder kind {kind!r}")
+
+
+def _seed_int(*parts: Any) -> int:
+    return int(stable_hash(list(parts), 15), 16)
+
+
+_SHARED_MODELS: "weakref.WeakValueDictionary[str, Any]" = weakref.WeakValueDictionary()
+
+
+def _shared(identity: Any, build):
+    """The model of that identity already loaded by another detector in this process, else ``build()``."""
+    key = stable_hash(identity, 32)
+    model = _SHARED_MODELS.get(key)
+    if model is None:
+        model = build()
+        _SHARED_MODELS[key] = model
+    return model
+
+
+def _pixel_batches(members: list, pixels_each: int, budget: int) -> Iterable[list]:
+    per = max(1, budget // max(1, pixels_each))
+    for start in range(0, len(members), per):
+        yield members[start:start + per]
+
+
+# --------------------------------------------------------------------------- the detector
+
+
+class Aeroblade(Detector):
+    info = DetectorInfo(
+        family="reconstruction",
+        paper="Ricker, Lukovnikov & Fischer 2024, AEROBLADE: Training-Free Detection of Latent Diffusion Images "
+              "Using Autoencoder Reconstruction Error (CVPR)",
+        trains=False, weights=("sd_vae_sd1", "sd_vae_sd2", "kandinsky21_movq", "lpips_vgg"), gpu="recommended",
+        tasks=("binary",), outputs_probability=False,
+        notes="score = max over autoencoders of -LPIPS_vgg layer 2 (x, AE(x)); per-image seeded posterior sample; "
+              "centre crop to multiples of 8 and at most max_side (default 1024) instead of whole images of one "
+              "size; float32 throughout. Only sees generators whose autoencoder resembles the ones it uses.",
+    )
+    version = "1"
+
+    def __init__(self, autoencoders: Iterable[str] = ("sd1", "sd2", "kd21"), layer: int = 2, max_side: int = 1024,
+                 sample_latents: bool = True, lpips_backbone: str = "lpips_vgg", init_seed: int = 0,
+                 cache_reconstructions: bool = False, batch_pixels: int = 1 << 20):
+        autoencoders = tuple(autoencoders)
+        unknown = [a for a in autoencoders if a not in AUTOENCODERS]
+        if not autoencoders or unknown:
+            raise BenchError(f"aeroblade: unknown autoencoder(s) {', '.join(unknown) or '(none given)'}; "
+                             f"known: {', '.join(AUTOENCODERS)}")
+        if len(set(autoencoders)) != len(autoencoders):
+            raise BenchError("aeroblade: an autoencoder is listed twice")
+        if not 1 <= int(layer) <= 5:
+            raise BenchError(f"aeroblade: LPIPS VGG layer must be 1..5, got {layer}")
+        if int(max_side) < 16:
+            raise BenchError(f"aeroblade: max_side must be at least 16 pixels, got {max_side}")
+        if int(batch_pixels) < 1:
+            raise BenchError("aeroblade: batch_pixels must be positive")
+        super().__init__(autoencoders=autoencoders, layer=int(layer), max_side=int(max_side),
+                         sample_latents=bool(sample_latents), lpips_backbone=lpips_backbone,
+                         init_seed=int(init_seed), cache_reconstructions=bool(cache_reconstructions),
+                         batch_pixels=int(batch_pixels))
+        self.specs = [AUTOENCODERS[a] for a in autoencoders]
+        self.layer, self.max_side = int(layer), int(max_side)
+        self.sample_latents, self.lpips_backbone = bool(sample_latents), lpips_backbone
+        self.init_seed = int(init_seed)
+        self.cache_reconstructions, self.batch_pixels = bool(cache_reconstructions), int(batch_pixels)
+        self._reset_runtime()
+
+    # -- runtime state (models, counters) is never pickled into the runner's fit cache ------------
+    def _reset_runtime(self) -> None:
+        self._models: dict[str, Any] = {}
+        self._lpips = None
+        self._device: str | None = None
+        self._identities: dict[str, Any] = {}
+        self.stats = {"reconstructions": 0, "reconstructions_cached": 0, "distances": 0, "distances_cached": 0,
+                      "cropped_to_max_side": 0}
+        self.last_distances: dict[str, np.ndarray] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in ("_models", "_lpips", "_device", "_identities", "stats", "last_distances"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_runtime()
+
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        cfg["params"] = {k: v for k, v in self.params.items() if k not in _NON_SEMANTIC}
+        cfg["processing"] = {
+            "crop": f"centre crop, sides <= {self.max_side} px and multiples of the autoencoder's factor",
+            "factors": {s.name: s.factor for s in self.specs},
+            "latent": "posterior sample, torch.Generator seeded by (run seed, autoencoder, image sha256)"
+                      if self.sample_latents else "posterior mean",
+            "reconstruction": "clamp [0, 1], x.mul(255).byte()", "dtype": DTYPE,
+            "distance": f"LPIPS v0.1 VGG layer {self.layer}, spatial mean; score = max over AEs of -distance",
+        }
+        return cfg
+
+    def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
+        """Training-free: nothing to fit (the runner sets the 95%-TNR threshold on clean validation reals)."""
+
+    # -- identities (cache keys) --------------------------------------------------------------------
+    def _component_identity(self, component: str | None) -> dict[str, Any]:
+        if component is None:
+            return {"random": True, "init_seed": self.init_seed}
+        record = self.weights_provenance.get(component)
+        if record is None:
+            self.weight_path(component)  # raises the standard "not resolved by the runner" error
+        if record.get("random"):
+            return {"random": True, "init_seed": self.init_seed}
+        return {"sha256": record["sha256"]}
+
+    def ae_identity(self, spec: AutoencoderSpec) -> dict[str, Any]:
+        if spec.name not in self._identities:
+            ident = {"ae": spec.name, "kind": spec.kind, "weights": self._component_identity(spec.component)}
+            if ident["weights"].get("random"):
+                ident["architecture"] = stable_hash(spec.config)
+            self._identities[spec.name] = ident
+        return self._identities[spec.name]
+
+    def lpips_identity(self) -> dict[str, Any]:
+        if "lpips" not in self._identities:
+            from baselines.lpips_layer import lin_weights_path
+
+            backbone = (self._component_identity(None) if self.lpips_backbone == "random"
+                        else self._component_identity(self.lpips_backbone))
+            self._identities["lpips"] = {"net": "vgg", "version": "0.1", "layer": self.layer, "backbone": backbone,
+                                         "lin_sha256": sha256_file(str(lin_weights_path()))}
+        return self._identities["lpips"]
+
+    def rec_key(self, spec: AutoencoderSpec, cell_key: str, seed: int) -> str:
+        sampling = {"mode": "sample", "seed": int(seed)} if self.sample_latents and spec.kind == KL else \
+            {"mode": "mean" if spec.kind == KL else "vq-unquantised"}
+        return stable_hash(["aeroblade.rec", self.version, self.ae_identity(spec),
+                            {"factor": spec.factor, "max_side": self.max_side}, sampling, DTYPE, cell_key])
+
+    def dist_key(self, rec_key: str) -> str:
+        return stable_hash(["aeroblade.dist", rec_key, self.lpips_identity()])
+
+    # -- models -------------------------------------------------------------------------------------------
+    def _load_models(self, device: str) -> None:
+        """Load (or share) the autoencoders and the LPIPS layer on ``device``.
+
+        Loaded models are shared through a weak memo keyed by their identity and device, so the four
+        published variants in one run hold one copy of each autoencoder; they are freed with the last
+        detector that uses them.
+        """
+        if self._device != device:
+            self._models, self._lpips, self._device = {}, None, device
+        for spec in self.specs:
+            if spec.name not in self._models:
+                self._models[spec.name] = _shared(["ae", self.ae_identity(spec), device],
+                                                  lambda spec=spec: self._build_autoencoder(spec, device))
+        if self._lpips is None:
+            self._lpips = _shared(["lpips", self.lpips_identity(), device], lambda: self._build_lpips(device))
+
+    def _build_autoencoder(self, spec: AutoencoderSpec, device: str):
+        import torch
+        from diffusers import AutoencoderKL, VQModel
+
+        from bench.training import seeded_torch
+
+        cls = AutoencoderKL if spec.kind == KL else VQModel
+        path = None if spec.component is None else self.weight_path(spec.component)
+        if path is None:
+            with seeded_torch(_seed_int("aeroblade.init", self.init_seed, spec.name)):
+                model = cls(**spec.config)
+        else:
+            model = cls.from_pretrained(str(path), local_files_only=True, torch_dtype=torch.float32)
+            factor = 2 ** (len(model.config.block_out_channels) - 1)
+            if factor != spec.factor:
+                raise BenchError(f"aeroblade: {path} has downsampling factor {factor}, expected {spec.factor} "
+                                 f"for {spec.description}")
+        model.eval().requires_grad_(False)
+        return model.to(device)  # float32: built so, or loaded with torch_dtype
+
+    def _build_lpips(self, device: str):
+        import torch
+
+        from baselines.lpips_layer import LPIPSLayer, build_lpips
+        from bench.training import seeded_torch
+
+        path = None if self.lpips_backbone == "random" else self.weight_path(self.lpips_backbone)
+        if path is None:
+            with seeded_torch(_seed_int("aeroblade.lpips", self.init_seed)):
+                model = build_lpips(None)
+        else:
+            model = build_lpips(torch.load(path, map_location="cpu", weights_only=True))
+        return LPIPSLayer(model, self.layer).to(device)
+
+    # -- scoring ---------------------------------------------------------------------------------------------
+    def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
+        distances = self.distances(images, ctx)
+        self.last_distances = {s.name: distances[a] for a, s in enumerate(self.specs)}
+        return Prediction(score=max_over_autoencoders(distances))
+
+    def distances(self, images: ImageSet, ctx: FitContext) -> np.ndarray:
+        """(autoencoders, images) LPIPS layer distances, from the cache where present."""
+        cache = ctx.extras.get("cache")
+        n = len(images)
+        dist = np.full((len(self.specs), n), np.nan)
+        rec_keys = [[self.rec_key(spec, images.cell_key(i), ctx.seed) for i in range(n)] for spec in self.specs]
+        if cache is not None:
+            for a in range(len(self.specs)):
+                for i in range(n):
+                    hit = cache.load_arrays(DIST_NAMESPACE, self.dist_key(rec_keys[a][i]))
+                    if hit is not None:
+                        dist[a, i] = float(hit["distance"])
+                        self.stats["distances_cached"] += 1
+        missing = [i for i in range(n) if np.isnan(dist[:, i]).any()]
+        if not missing:
+            return dist
+        self._load_models(str(ctx.device))
+        chunk = max(1, int(ctx.batch_size))
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(missing), desc="aeroblade", disable=not ctx.progress, leave=False) as bar:
+            for start in range(0, len(missing), chunk):
+                idx = missing[start:start + chunk]
+                self._compute_chunk(images, idx, dist, rec_keys, cache, ctx)
+                bar.update(len(idx))
+        return dist
+
+    def _compute_chunk(self, images: ImageSet, idx: list[int], dist: np.ndarray, rec_keys, cache,
+                       ctx: FitContext) -> None:
+        # crop each image once per distinct box (all three published autoencoders share factor 8)
+        crops: dict[tuple[int, tuple[int, int, int, int]], np.ndarray] = {}
+        shapes: dict[int, tuple[int, int]] = {}
+        for i in idx:
+            arr = np.asarray(images[i])
+            if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+                raise BenchError(f"aeroblade: expected RGB uint8 HWC images, got {arr.dtype} {arr.shape}")
+            shapes[i] = arr.shape[:2]
+            if max(arr.shape[:2]) > self.max_side:
+                self.stats["cropped_to_max_side"] += 1
+            for a, spec in enumerate(self.specs):
+                if np.isnan(dist[a, i]):
+                    box = crop_box(*arr.shape[:2], spec.factor, self.max_side)
+                    if (i, box) not in crops:
+                        t, l, h, w = box
+                        crops[(i, box)] = np.ascontiguousarray(arr[t:t + h, l:l + w])
+        for a, spec in enumerate(self.specs):
+            groups: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int]]]] = {}
+            for i in idx:
+                if np.isnan(dist[a, i]):
+                    box = crop_box(*shapes[i], spec.factor, self.max_side)
+                    groups.setdefault(box[2:], []).append((i, box))
+            for (h, w), members in groups.items():
+                for batch in _pixel_batches(members, h * w, self.batch_pixels):
+                    values = self._measure(spec, images, batch, crops, [rec_keys[a][i] for i, _ in batch],
+                                           cache, ctx)
+                    for (i, box), value in zip(batch, values):
+                        dist[a, i] = value
+                        if cache is not None:
+                            cache.save_arrays(DIST_NAMESPACE, self.dist_key(rec_keys[a][i]),
+                                              distance=np.float64(value), shape=np.array(shapes[i]),
+                                              box=np.array(box))
+
+    def _measure(self, spec: AutoencoderSpec, images: ImageSet, batch, crops, keys: list[str], cache,
+                 ctx: FitContext) -> np.ndarray:
+        """LPIPS layer distances between a same-size batch of crops and their reconstructions."""
+        import torch
+
+        device = str(ctx.device)
+        x = to_model_input([crops[(i, box)] for i, box in batch])
+        rec_u8: list = [None] * len(batch)
+        if cache is not None and self.cache_reconstructions:
+            for j, key in enumerate(keys):
+                hit = cache.load_arrays(REC_NAMESPACE, key)
+                if hit is not None and tuple(hit["reconstruction"].shape) == tuple(x.shape[1:]):
+                    rec_u8[j] = torch.from_numpy(hit["reconstruction"])
+                    self.stats["reconstructions_cached"] += 1
+        todo = [j for j in range(len(batch)) if rec_u8[j] is None]
+        with torch.inference_mode():
+            if todo:
+                gens = None
+                if spec.kind == KL and self.sample_latents:
+                    gens = [torch.Generator(device="cpu").manual_seed(
+                        _seed_int("aeroblade.latent", ctx.seed, spec.name, images.hashes[batch[j][0]]))
+                        for j in todo]
+                out = self._reconstruct(spec, x[todo].to(device), gens)
+                out = quantize_reconstruction(out).cpu()
+                self.stats["reconstructions"] += len(todo)
+                for k, j in enumerate(todo):
+                    rec_u8[j] = out[k]
+                    if cache is not None and self.cache_reconstructions:
+                        t, l, h, w = batch[j][1]
+                        cache.save_arrays(REC_NAMESPACE, keys[j], reconstruction=out[k].numpy(),
+                                          box=np.array([t, l, h, w]))
+            rec = torch.stack(rec_u8).float().div(255.0).mul(2.0).sub(1.0)
+            values = self._lpips(x.to(device), rec.to(device)).double().cpu().numpy()
+        self.stats["distances"] += len(batch)
+        return values
+
+    def _reconstruct(self, spec: AutoencoderSpec, x, generators):
+        """One autoencoder pass (a method so tests can count or stub it)."""
+        return reconstruct(self._models[spec.name], spec.kind, x, generators)

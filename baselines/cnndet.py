@@ -1,0 +1,192 @@
+"""``cnndet``: Wang et al. 2020, "CNN-generated images are surprisingly easy to spot... for now".
+
+ImageNet ResNet-50 (torchvision V1 weights) with its head replaced by one logit
+(weights ~ N(0, 0.02) as in the original), binary cross-entropy, Adam lr 1e-4,
+batch 64. Training pipeline, as in the original ``data/datasets.py``: resize the
+shorter side to 256 (bilinear), Gaussian blur with probability p (sigma ~ U[0, 3],
+scipy's ``gaussian_filter`` per channel), JPEG with probability p (quality ~
+U{30..100}, encoder cv2 or PIL chosen at random), random 224 crop, horizontal flip,
+ImageNet normalisation. Variants p = 0.5 (``cnndet.p05``) and p = 0.1 (``cnndet.p01``).
+
+Every random draw comes from the generator the training loop passes to the
+transform (derived from the run seed, the epoch and the image hash), so the
+augmentation is reproducible. albumentations is not used: its 2.x transforms
+draw from their own generator (seedable only through an integer seed on
+``Compose``), and its blur and JPEG differ from the original's (kernel-size-driven
+blur, cv2-only JPEG); the original's operations are called directly instead.
+
+Departures: at test time the image is resized (shorter side 256) and centre-cropped
+to 224 so that batches have one shape (the original scores the full image); no
+learning-rate decay on plateau (the shared loop keeps a constant rate) and at most
+10 epochs with early stopping after 3 without improvement of the validation
+accuracy, the original's selection metric.
+"""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+from torch import nn
+
+from bench.detector import Detector, DetectorInfo, FitContext, Prediction
+from bench.errors import BenchError
+from bench.imageset import ImageSet
+from bench.training import TrainConfig, predict_probs, seeded_torch, train_classifier
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+WEIGHTS = "resnet50"
+BLUR_SIGMA = (0.0, 3.0)
+JPEG_QUALITY = (30, 100)  # inclusive
+JPEG_METHODS = ("cv2", "pil")
+
+
+def resize_shorter(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize so that the shorter side is ``size`` (PIL bilinear, as torchvision's Resize(int) on a PIL image)."""
+    h, w = image.shape[:2]
+    if min(h, w) == size:
+        return image
+    if h <= w:
+        new_h, new_w = size, int(size * w / h)
+    else:
+        new_h, new_w = int(size * h / w), size
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((new_w, new_h), Image.BILINEAR))
+
+
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """The original's blur: scipy ``gaussian_filter`` on each channel (reflect borders, truncate at 4 sigma)."""
+    if sigma <= 0:
+        return image
+    return gaussian_filter(image, sigma=(sigma, sigma, 0))
+
+
+def jpeg(image: np.ndarray, quality: int, method: str) -> np.ndarray:
+    """JPEG encode/decode with OpenCV or Pillow at ``quality`` (both libjpeg, 4:2:0), as the original."""
+    if method == "cv2":
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        ok, buf = cv2.imencode(".jpg", bgr, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+        if not ok:
+            raise BenchError("cv2 could not JPEG-encode an image")
+        return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+    if method == "pil":
+        out = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(image)).save(out, format="jpeg", quality=int(quality))
+        out.seek(0)
+        with Image.open(out) as im:
+            return np.array(im.convert("RGB"))
+    raise BenchError(f"unknown JPEG method {method!r} (cv2 or pil)")
+
+
+def blur_jpeg_augment(image: np.ndarray, rng: np.random.Generator, blur_prob: float, jpeg_prob: float,
+                      sigma: tuple[float, float] = BLUR_SIGMA, quality: tuple[int, int] = JPEG_QUALITY,
+                      methods: tuple[str, ...] = JPEG_METHODS) -> np.ndarray:
+    """CNNDet's ``data_augment``: blur with probability ``blur_prob``, then JPEG with probability ``jpeg_prob``.
+
+    Pure: every draw comes from ``rng`` and the input is not modified.
+    """
+    out = image
+    if rng.random() < blur_prob:
+        out = blur(out, float(rng.uniform(*sigma)))
+    if rng.random() < jpeg_prob:
+        method = methods[int(rng.integers(len(methods)))]
+        out = jpeg(out, int(rng.integers(quality[0], quality[1] + 1)), method)
+    return out
+
+
+def crop_square(image: np.ndarray, size: int, rng: np.random.Generator | None) -> np.ndarray:
+    """A random ``size`` x ``size`` crop (drawn from ``rng``), or the centre crop when ``rng`` is None."""
+    h, w = image.shape[:2]
+    if h < size or w < size:
+        raise BenchError(f"image of {w}x{h} is smaller than the {size} px crop")
+    if rng is None:
+        top, left = (h - size) // 2, (w - size) // 2
+    else:
+        top, left = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+    return image[top:top + size, left:left + size]
+
+
+def to_normalised_tensor(image: np.ndarray) -> torch.Tensor:
+    x = (np.asarray(image, dtype=np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+def build_resnet(arch: str) -> nn.Module:
+    """The backbone with its ImageNet head (1000 classes): torchvision ResNet-50, or a tiny ResNet for tests."""
+    from torchvision.models import resnet50
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    if arch == "resnet50":
+        return resnet50()
+    if arch == "test_resnet":
+        return ResNet(BasicBlock, [1, 1, 1, 1])
+    raise BenchError(f"cnndet: arch must be 'resnet50' or 'test_resnet', got {arch!r}")
+
+
+def accuracy(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Validation metric: accuracy at P(generated) >= 0.5 (the original's model selection)."""
+    return float(np.mean((probs[:, 0] >= 0.5).astype(int) == np.asarray(y_true)))
+
+
+class CNNDet(Detector):
+    info = DetectorInfo(
+        family="cnn",
+        paper="Wang et al. 2020, CNN-generated images are surprisingly easy to spot... for now",
+        trains=True, weights=(WEIGHTS,), gpu="recommended", tasks=("binary",),
+        notes="test time: shorter side 256 + centre crop 224 (the original scores full images); "
+              "constant lr, at most 10 epochs, early stopping on validation accuracy (patience 3)",
+    )
+    version = "1"
+
+    def __init__(self, p: float = 0.5, load: int = 256, crop: int = 224, epochs: int = 10, patience: int = 3,
+                 lr: float = 1e-4, batch_size: int = 64, arch: str = "resnet50", pretrained: bool = True):
+        if not 0 <= p <= 1:
+            raise BenchError(f"cnndet: p must be in [0, 1], got {p!r}")
+        if crop > load:
+            raise BenchError(f"cnndet: crop ({crop}) must not exceed load ({load})")
+        super().__init__(p=p, load=load, crop=crop, epochs=epochs, patience=patience, lr=lr, batch_size=batch_size,
+                         arch=arch, pretrained=pretrained)
+        self.p, self.load, self.crop_size = float(p), int(load), int(crop)
+        self.arch, self.pretrained = arch, bool(pretrained)
+        self.cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam", patience=patience)
+        self.model: nn.Module | None = None
+        self.history: dict = {}
+
+    def __getstate__(self) -> dict:
+        if self.model is not None:
+            self.model.to("cpu")
+        return self.__dict__.copy()
+
+    def _build_model(self) -> nn.Module:
+        model = build_resnet(self.arch)
+        path = self.weight_path(WEIGHTS) if self.pretrained else None
+        if path is not None:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        model.fc = nn.Linear(model.fc.in_features, 1)
+        nn.init.normal_(model.fc.weight, 0.0, 0.02)
+        return model
+
+    def _transform(self, image: np.ndarray, rng) -> torch.Tensor:
+        x = resize_shorter(image, self.load)
+        if rng is not None:
+            x = blur_jpeg_augment(x, rng, self.p, self.p)
+        x = crop_square(x, self.crop_size, rng)
+        if rng is not None and rng.random() < 0.5:
+            x = x[:, ::-1]
+        return to_normalised_tensor(x)
+
+    def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
+        with seeded_torch(ctx.seed):
+            self.model = self._build_model()
+            self.history = train_classifier(self.model, train, val, train.labels, val.labels, self._transform,
+                                            self.cfg, ctx, select=accuracy, checkpoint=ctx.extras.get("checkpoint"))
+
+    def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
+        if self.model is None:
+            raise BenchError(f"{self.name}: predict() called before fit()")
+        return Prediction(score=predict_probs(self.model, images, self._transform, ctx)[:, 0])
