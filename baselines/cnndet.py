@@ -17,9 +17,10 @@ blur, cv2-only JPEG); the original's operations are called directly instead.
 
 Departures: at test time the image is resized (shorter side 256) and centre-cropped
 to 224 so that batches have one shape (the original scores the full image); no
-learning-rate decay on plateau (the shared loop keeps a constant rate) and at most
-10 epochs with early stopping after 3 without improvement of the validation
-accuracy, the original's selection metric.
+learning-rate decay on plateau (the shared loop keeps a constant rate; the original
+divides it by 10 after 5 epochs without improvement and stops below 1e-6): at most
+10 epochs, stopping after 5 without improvement of the validation accuracy (the
+original's selection metric), best epoch kept.
 """
 
 from __future__ import annotations
@@ -138,11 +139,11 @@ class CNNDet(Detector):
         paper="Wang et al. 2020, CNN-generated images are surprisingly easy to spot... for now",
         trains=True, weights=(WEIGHTS,), gpu="recommended", tasks=("binary",),
         notes="test time: shorter side 256 + centre crop 224 (the original scores full images); "
-              "constant lr, at most 10 epochs, early stopping on validation accuracy (patience 3)",
+              "constant lr, at most 10 epochs, early stopping on validation accuracy (patience 5)",
     )
     version = "1"
 
-    def __init__(self, p: float = 0.5, load: int = 256, crop: int = 224, epochs: int = 10, patience: int = 3,
+    def __init__(self, p: float = 0.5, load: int = 256, crop: int = 224, epochs: int = 10, patience: int = 5,
                  lr: float = 1e-4, batch_size: int = 64, arch: str = "resnet50", pretrained: bool = True):
         if not 0 <= p <= 1:
             raise BenchError(f"cnndet: p must be in [0, 1], got {p!r}")

@@ -255,10 +255,7 @@ def pixel_group(images, i: int) -> str:
     """What, besides the content hash, decides the pixels of item i (see the module docstring)."""
     if getattr(images, "perturbation", "none") != "none" and getattr(images, "severity", 0) == 0:
         return "none@default:0"  # severity 0 is the identity: the clean pixels
-    _, _, cell = images.cell_key(i).partition(":")
-    if getattr(images, "severity", 0) and hasattr(images, "seed"):
-        cell += f"~seed{images.seed}"
-    return cell
+    return images.cell_key(i).partition(":")[2]
 
 
 class _GroupIndex:

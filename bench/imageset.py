@@ -78,7 +78,8 @@ class ImageSet(Sequence):
         return self.cache.get(it.path, self.max_pixels, self.min_side)
 
     def cell_key(self, i: int) -> str:
-        """Identifies the exact pixels of item ``i`` in this set (content hash + perturbation)."""
+        """Identifies the exact pixels of item ``i`` in this set: content hash, perturbation table and
+        severity, and for perturbed cells the seed their random draws derive from."""
         return f"{self.hashes[i]}:{self.perturbation}@{self.table}:{self.severity}"
 
     def subset(self, indices) -> "ImageSet":
@@ -102,6 +103,10 @@ class PerturbedImageSet(ImageSet):
         self.preset = preset
         self.table = perturbation.table_preset(preset)
         self._memo: dict[int, np.ndarray] = {}
+
+    def cell_key(self, i: int) -> str:
+        key = super().cell_key(i)
+        return key if self.severity == 0 else f"{key}~seed{self.seed}"
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):

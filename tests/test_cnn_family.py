@@ -263,10 +263,13 @@ def test_interrupted_fit_resumes_to_the_same_weights(name, splits, tmp_path, mon
     monkeypatch.setattr(training, "_save_checkpoint", crash_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
         make(name, epochs=3).fit(splits["train"], splits["val"], ctx(tmp_path, checkpoint=ckpt))
-    monkeypatch.setattr(training, "_save_checkpoint", original)
     assert saves["n"] == 1 and ckpt.exists()
+    epochs_run = []
+    monkeypatch.setattr(training, "_save_checkpoint",
+                        lambda path, state: epochs_run.append(state["epoch"]) or original(path, state))
     resumed = make(name, epochs=3)
     resumed.fit(splits["train"], splits["val"], ctx(tmp_path, checkpoint=ckpt))
+    assert epochs_run == [1, 2], "the resumed fit starts after the last finished epoch"
     assert resumed.history["epoch"] == full.history["epoch"]
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys()
