@@ -216,7 +216,7 @@ class EffNetMC(Detector):
 
     # -- the error channel ---------------------------------------------------------------------------------------
     def _err_key(self, images: ImageSet, i: int) -> str:
-        return stable_hash([ERR_VERSION, self.vae_id(), self.size, images.cell_key(i), getattr(images, "seed", None)])
+        return stable_hash([ERR_VERSION, self.vae_id(), self.size, images.cell_key(i)])  # cell_key has the seed
 
     def errors(self, images: ImageSet, indices, ctx: FitContext, desc: str = "VAE errors") -> list[np.ndarray] | None:
         """The error maps (size x size, float16) of ``images[indices]``: from the cache, else computed (and cached)."""
