@@ -10,9 +10,9 @@ from bench.errors import BenchError
 
 SUITES: dict[str, dict] = {
     "ci": {
-        "detectors": ["spectral", "test_cnn"],
+        "detectors": ["spectral", "npr"],
         "dataset": "demo",
-        "perturb": "jpeg:2,4,6,8,blur:1-3,noise:1,3,5",
+        "perturb": "jpeg:2,5,8,blur:1,3,noise:1,3",
         "preset": "default",
         "seed": 0,
         "device": "cpu",
