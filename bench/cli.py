@@ -134,6 +134,12 @@ def cmd_list(args: argparse.Namespace) -> int:
                          meta.get("summary", "")])
         print(tabulate(rows, headers=["detector", "family", "weights", "trains", "gpu", "tasks", "method"]))
         print("\n'all' selects every detector except test_*; test_* models are for tests and smoke runs only.")
+        if args.verbose:
+            for name in DETECTORS.names(pattern):
+                info = DETECTORS.get(name).info
+                print(f"\n{name}\n  paper: {info.paper}\n  departures: {info.notes or 'none noted'}")
+        else:
+            print("Use -v for each detector's paper and its documented departures from it (imports the models).")
     elif args.what == "perturbations":
         from perturbations.spec import describe_perturbations
 
@@ -171,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", help="wildcard filter, e.g. 'clip_*'")
     p.add_argument("--preset", default="default", choices=["default", "imagenet-c"],
                    help="severity tables to show for perturbations")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="detectors: also print each one's paper and departures from it")
     p.set_defaults(func=cmd_list)
     data = sub.add_parser("data", help="inspect datasets").add_subparsers(dest="data_command", metavar="ACTION")
     p = data.add_parser("inspect", help="counts per label and generator, formats, sizes, and shortcut warnings")
