@@ -171,8 +171,7 @@ def add_weights_commands(subparsers: Any) -> argparse.ArgumentParser:
                     "checksum the file's sha256 is recorded (trust on first use).",
         epilog="examples:\n  bench weights import clip_vit_b16 ~/.cache/clip/ViT-B-16.pt\n"
                "  bench weights import sd_vae_sd1 /models/stable-diffusion-v1-4/vae\n"
-               "  bench weights import lpips_vgg_lin $(python -c 'import lpips,os;print(os.path.dirname("
-               "lpips.__file__))')/weights/v0.1/vgg.pth\n\n" + _EPILOG, formatter_class=fmt)
+               "  bench weights import resnet50 ~/Downloads/resnet50-0676ba61.pth\n\n" + _EPILOG, formatter_class=fmt)
     p.add_argument("name", metavar="NAME", help="component name (see `bench weights list`)")
     p.add_argument("path", metavar="PATH", help="the file (or model folder) to import")
     p.set_defaults(func=cmd_import)

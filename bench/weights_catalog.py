@@ -208,19 +208,7 @@ register_component(ComponentSpec(
     size_mb=527.8, licence="BSD-3-Clause (torchvision; trained on ImageNet)",
     paper="Simonyan & Zisserman 2015, Very Deep Convolutional Networks for Large-Scale Image Recognition",
     used_by=("aeroblade",),
-    notes="The LPIPS linear layers are the separate component lpips_vgg_lin.",
-))
-
-register_component(ComponentSpec(
-    name="lpips_vgg_lin", kind="url",
-    description="LPIPS v0.1 linear calibration layers for the VGG trunk",
-    url="https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",
-    sha256=None,
-    size_mb=0.007, licence="BSD-2-Clause",
-    paper="Zhang et al. 2018, The Unreasonable Effectiveness of Deep Features as a Perceptual Metric",
-    used_by=("aeroblade",),
-    notes="The same file ships inside the lpips pip package (lpips/weights/v0.1/vgg.pth); "
-          "'bench weights import lpips_vgg_lin <that file>' uses it without a download.",
+    notes="The LPIPS linear layers ship inside the lpips package (lpips/weights/v0.1/vgg.pth).",
 ))
 
 register_component(ComponentSpec(

@@ -439,13 +439,13 @@ def _cli(*argv: str) -> int:
 
 
 def test_cli_list_shows_names_and_status(isolated, capsys, no_network):
-    store_entry = isolated / "store" / "lpips_vgg_lin"
-    tiny_state_dict(store_entry / "vgg.pth")
+    store_entry = isolated / "store" / "effnet_b0"
+    tiny_state_dict(store_entry / "model.safetensors")
     assert _cli("weights", "list") == 0
     out = capsys.readouterr().out
     for name in component_names():
         assert name in out
-    line = next(ln for ln in out.splitlines() if ln.startswith("lpips_vgg_lin"))
+    line = next(ln for ln in out.splitlines() if ln.startswith("effnet_b0"))
     assert "present (store)" in line
     assert "missing" in next(ln for ln in out.splitlines() if ln.startswith("clip_vit_l14"))
     assert "MIT" in out and "1.7 GB" in out and str(isolated / "store") in out
@@ -453,12 +453,12 @@ def test_cli_list_shows_names_and_status(isolated, capsys, no_network):
     assert _cli("weights", "list", "--json") == 0
     data = json.loads(capsys.readouterr().out)
     status = {r["name"]: r["status"] for r in data["components"]}
-    assert status["lpips_vgg_lin"] == "present" and status["sd_vae_sd2"] == "missing"
+    assert status["effnet_b0"] == "present" and status["sd_vae_sd2"] == "missing"
 
 
 def test_cli_import_and_fetch(isolated, capsys, monkeypatch):
-    src = tiny_state_dict(isolated / "vgg.pth")
-    assert _cli("weights", "import", "lpips_vgg_lin", str(src)) == 0
+    src = tiny_state_dict(isolated / "model.safetensors")
+    assert _cli("weights", "import", "effnet_b0", str(src)) == 0
     assert "imported" in capsys.readouterr().out
     assert _cli("weights", "import", "resnet50", str(src)) == 1  # known prefix 0676ba61 does not match
     err = capsys.readouterr().err
@@ -470,5 +470,5 @@ def test_cli_import_and_fetch(isolated, capsys, monkeypatch):
     assert _cli("weights", "fetch", "clip_vit_b61") == 2
     assert "did you mean" in capsys.readouterr().err
     monkeypatch.delenv("BENCH_OFFLINE")
-    assert _cli("weights", "fetch", "lpips_vgg_lin", "--no-progress") == 0  # already in the store: no network
+    assert _cli("weights", "fetch", "effnet_b0", "--no-progress") == 0  # already in the store: no network
     assert "already in the store" in capsys.readouterr().out
