@@ -25,3 +25,16 @@ def load_plugins() -> None:
         _loaded = True
         for package in _PLUGIN_PACKAGES:
             importlib.import_module(package)
+
+
+def create_detector(name: str, **overrides):
+    """Build a registered detector the way every run does: the variant's registry kwargs, then overrides.
+
+    The one factory in front of the detector registry (as timm's ``create_model``); the instance's
+    ``name`` is its registry name, which its config and cache keys use.
+    """
+    load_plugins()
+    entry = DETECTORS.entry(name)
+    detector = entry.load()(**{**entry.meta.get("kwargs", {}), **overrides})
+    detector.name = name
+    return detector

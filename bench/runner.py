@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from bench.cache import Cache
@@ -27,7 +26,7 @@ from bench.errors import BenchError
 from bench.hashing import stable_hash
 from bench.imageset import DecodedCache, ImageSet, PerturbedImageSet
 from bench.metrics import evaluate_cell, threshold_at_tnr
-from bench.registries import DETECTORS, PERTURBATIONS, load_plugins
+from bench.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins
 from bench.report import write_leaderboards
 from bench.store import write_store
 from bench.training import resolve_device
@@ -136,9 +135,7 @@ class Runner:
             return run
         run.weights = decision.label
         try:
-            detector: Detector = entry.load()(**{**entry.meta.get("kwargs", {}),
-                                                 **self.cfg.detector_params.get(name, {})})
-            detector.name = name
+            detector: Detector = create_detector(name, **self.cfg.detector_params.get(name, {}))
             detector.weights_provenance = decision.provenance
             run.fit_key = stable_hash([detector.config(), splits.train_hash, self.cfg.seed, decision.label])
             cached = self.cache.load_object("fits", run.fit_key)

@@ -52,3 +52,13 @@ def cache(tmp_path) -> Cache:
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Cache:
     return Cache(tmp_path_factory.mktemp("shared-cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_splits(tiny_dataset, tmp_path_factory) -> dict:
+    """The tiny dataset's train/val/test splits as ImageSets."""
+    from bench.dataset import load_dataset
+    from bench.imageset import ImageSet
+
+    ds = load_dataset(str(tiny_dataset), Cache(tmp_path_factory.mktemp("splits-cache")), progress=False)
+    return {s: ImageSet(ds.split(s)) for s in ("train", "val", "test")}

@@ -20,12 +20,11 @@ import torch
 from bench import features
 from bench.cache import Cache
 from bench.config import RunConfig
-from bench.dataset import load_dataset
 from bench.detector import FitContext
 from bench.features import ClipFeatures, FeatureRows, get_backbone, rows_to_tensor
 from bench.imageset import ImageSet, PerturbedImageSet
 from bench.losses import auc_squared_hinge, cvar, cvar_auc_loss
-from bench.registries import DETECTORS, PERTURBATIONS, load_plugins
+from bench.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins
 from bench.runner import Runner, expand_detectors
 from bench.sam import SAM, disable_running_stats
 from bench.training import TrainConfig, seeded_torch, train_classifier
@@ -35,17 +34,10 @@ GENERATORS = {"real", "blocky", "grid"}
 
 
 @pytest.fixture(scope="module")
-def splits(tiny_dataset, tmp_path_factory):
-    ds = load_dataset(str(tiny_dataset), Cache(tmp_path_factory.mktemp("c")), progress=False)
-    return {s: ImageSet(ds.split(s)) for s in ("train", "val", "test")}
+def splits(tiny_splits):
+    return tiny_splits
 
 
-def make(name: str, **overrides):
-    load_plugins()
-    entry = DETECTORS.entry(name)
-    det = entry.load()(**{**entry.meta.get("kwargs", {}), **overrides})
-    det.name = name
-    return det
 
 
 def ctx_with(cache: Cache | None, seed: int = 0) -> FitContext:
@@ -231,7 +223,7 @@ def test_without_a_cache_features_are_computed_each_time(splits):
 
 @pytest.mark.parametrize("name", TEST_HEADS)
 def test_every_clip_head_fits_scores_and_attributes(name, splits, tmp_path):
-    det = make(name)
+    det = create_detector(name)
     ctx = ctx_with(Cache(tmp_path / "cache"))
     det.fit(splits["train"], splits["val"], ctx)
     pred = det.predict(splits["test"], ctx)
@@ -250,7 +242,7 @@ def test_every_clip_head_fits_scores_and_attributes(name, splits, tmp_path):
 
 
 def test_svm_binary_task_and_selection_record(splits, tmp_path):
-    det = make("test_clip.svm", task="binary", views=("orig", "hflip"), k_best=16)
+    det = create_detector("test_clip.svm", task="binary", views=("orig", "hflip"), k_best=16)
     det.fit(splits["train"], splits["val"], ctx_with(Cache(tmp_path / "c")))
     pred = det.predict(splits["test"], ctx_with(Cache(tmp_path / "c")))
     assert pred.source is None and det.classes == []
@@ -263,7 +255,7 @@ def test_text_mlp_uses_captions_and_records_the_fallback(splits, tmp_path):
     captioned = [dataclasses.replace(it, caption=f"a picture number {i}") if it.label == 1 else it
                  for i, it in enumerate(train.items)]
     features.reset_counters()
-    det = make("test_clip.text_mlp", epochs=1)
+    det = create_detector("test_clip.text_mlp", epochs=1)
     det.fit(ImageSet(captioned), splits["val"], ctx_with(Cache(tmp_path / "c")))
     record = det.config()["text"]
     n_fake = int((train.labels == 1).sum())
@@ -289,7 +281,7 @@ def test_occ_clip_prompt_tower_reproduces_clip_text_encoder():
 
 
 def test_occ_clip_few_shot_and_fgsm_replace_half_the_non_target_rows(splits, tmp_path):
-    det = make("test_clip.occ_clip", shots=6)
+    det = create_detector("test_clip.occ_clip", shots=6)
     train = splits["train"]
     idx, y = det._split(train, "grid", seed=0, few_shot=True)
     assert (y == 1).sum() == 6 and (y == 0).sum() == 6

@@ -15,28 +15,19 @@ import pytest
 import torch
 
 from bench.cache import Cache
-from bench.dataset import load_dataset
 from bench.detector import FitContext
-from bench.imageset import ImageSet, PerturbedImageSet
-from bench.registries import DETECTORS, PERTURBATIONS, load_plugins
+from bench.imageset import PerturbedImageSet
+from bench.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins
 from detectors.channels import build_channels, fft_channel, reconstruction_error, vae_autoencoder
 
 TEST_VARIANTS = ["test_effnet_mc", "test_cnndet", "test_npr"]
 
 
 @pytest.fixture(scope="module")
-def splits(tiny_dataset, tmp_path_factory):
-    ds = load_dataset(str(tiny_dataset), Cache(tmp_path_factory.mktemp("c")), progress=False)
-    return {s: ImageSet(ds.split(s)) for s in ("train", "val", "test")}
+def splits(tiny_splits):
+    return tiny_splits
 
 
-def make(name: str, **overrides):
-    """A registered detector built as the runner builds it (registry kwargs, then overrides)."""
-    load_plugins()
-    entry = DETECTORS.entry(name)
-    det = entry.load()(**{**entry.meta.get("kwargs", {}), **overrides})
-    det.name = name
-    return det
 
 
 def ctx(tmp_path=None, **extras) -> FitContext:
@@ -76,7 +67,7 @@ def test_error_channel_is_zero_for_a_perfect_autoencoder():
 
 
 def test_five_channel_input_stacks_rgb_error_and_spectrum():
-    det = make("test_effnet_mc")  # 32 px, channels rgb_err_fft
+    det = create_detector("test_effnet_mc")  # 32 px, channels rgb_err_fft
     image = cosine_image(32)
     err = np.full((32, 32), 0.25, dtype=np.float16)
     x = det.raw_input(image, err)
@@ -90,13 +81,13 @@ def test_five_channel_input_stacks_rgb_error_and_spectrum():
     flipped = det.raw_input(image, err, flip=True)
     torch.testing.assert_close(flipped[:4], x[:4].flip(-1))
     for channels, n in (("rgb", 3), ("rgb_fft", 4), ("rgb_err", 4)):
-        assert make("test_effnet_mc", channels=channels).raw_input(image, err).shape[0] == n
+        assert create_detector("test_effnet_mc", channels=channels).raw_input(image, err).shape[0] == n
     with pytest.raises(ValueError, match="error map"):
         build_channels(x[:3], None, "rgb_err")
 
 
 def test_error_maps_come_from_the_given_pixels_and_are_cached(splits, tmp_path):
-    det = make("test_effnet_mc")
+    det = create_detector("test_effnet_mc")
     c = ctx(tmp_path)
     test = splits["test"]
     maps = det.errors(test, range(4), c)
@@ -128,7 +119,7 @@ def test_stem_keeps_rgb_filters_and_extra_channels_start_from_their_mean(tmp_pat
         source = timm.create_model("test_efficientnet", pretrained=False, num_classes=1000)
     path = tmp_path / "model.safetensors"
     save_file(source.state_dict(), str(path))
-    det = make("test_effnet_mc", pretrained=True)
+    det = create_detector("test_effnet_mc", pretrained=True)
     det.weights_provenance = {"effnet_b0": {"path": str(path), "sha256": "x"}}
     model = det._build_model(3)
     w, w0 = model.conv_stem.weight.detach(), source.conv_stem.weight.detach()
@@ -148,7 +139,7 @@ def test_cnndet_loads_imagenet_weights_and_replaces_the_head(tmp_path):
     source = ResNet(BasicBlock, [1, 1, 1, 1])
     path = tmp_path / "resnet.pth"
     torch.save(source.state_dict(), path)
-    det = make("test_cnndet", pretrained=True)
+    det = create_detector("test_cnndet", pretrained=True)
     det.weights_provenance = {"resnet50": {"path": str(path), "sha256": "x"}}
     model = det._build_model()
     assert torch.equal(model.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
@@ -175,7 +166,7 @@ def test_npr_residual_is_zero_on_nearest_upsampled_images():
 
 @pytest.mark.parametrize("name", TEST_VARIANTS)
 def test_augmentation_is_seeded(name, splits):
-    det = make(name)
+    det = create_detector(name)
     det.stats = {"err": (0.0, 1.0), "fft": (0.0, 1.0)}  # effnet_mc: set by fit(), not needed by the others
     image = splits["train"][0]
     item = (image, np.zeros((32, 32), np.float16)) if name == "test_effnet_mc" else image
@@ -228,7 +219,7 @@ def test_cnndet_augmentation_really_blurs_and_compresses():
     ("test_cnndet", {}), ("test_npr", {}),
 ])
 def test_detector_trains_a_step_and_scores(name, overrides, splits, tmp_path):
-    det = make(name, epochs=1, **overrides)
+    det = create_detector(name, epochs=1, **overrides)
     c = ctx(tmp_path)
     det.fit(splits["train"], splits["val"], c)
     assert det.history["epoch"] == [0]
@@ -249,7 +240,7 @@ def test_detector_trains_a_step_and_scores(name, overrides, splits, tmp_path):
 def test_interrupted_fit_resumes_to_the_same_weights(name, splits, tmp_path, monkeypatch):
     import bench.training as training
 
-    full = make(name, epochs=3)
+    full = create_detector(name, epochs=3)
     full.fit(splits["train"], splits["val"], ctx(tmp_path))
 
     original, saves = training._save_checkpoint, {"n": 0}
@@ -262,12 +253,12 @@ def test_interrupted_fit_resumes_to_the_same_weights(name, splits, tmp_path, mon
     ckpt = tmp_path / "ckpt.pt"
     monkeypatch.setattr(training, "_save_checkpoint", crash_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
-        make(name, epochs=3).fit(splits["train"], splits["val"], ctx(tmp_path, checkpoint=ckpt))
+        create_detector(name, epochs=3).fit(splits["train"], splits["val"], ctx(tmp_path, checkpoint=ckpt))
     assert saves["n"] == 1 and ckpt.exists()
     epochs_run = []
     monkeypatch.setattr(training, "_save_checkpoint",
                         lambda path, state: epochs_run.append(state["epoch"]) or original(path, state))
-    resumed = make(name, epochs=3)
+    resumed = create_detector(name, epochs=3)
     resumed.fit(splits["train"], splits["val"], ctx(tmp_path, checkpoint=ckpt))
     assert epochs_run == [1, 2], "the resumed fit starts after the last finished epoch"
     assert resumed.history["epoch"] == full.history["epoch"]
@@ -282,12 +273,12 @@ def test_registered_variants():
     expected = {"effnet_mc": "rgb_err_fft", "effnet_mc.rgb": "rgb", "effnet_mc.rgb_fft": "rgb_fft",
                 "effnet_mc.rgb_err": "rgb_err"}
     for name, channels in expected.items():
-        det = make(name)
+        det = create_detector(name)
         assert det.channels == channels and det.arch == "efficientnet_b0" and det.size == 224
         assert "effnet_b0" in DETECTORS.entry(name).meta["weights"]
         assert ("sd_vae_sd1" in DETECTORS.entry(name).meta["weights"]) == ("err" in channels)
-    assert make("cnndet.p05").p == 0.5 and make("cnndet.p01").p == 0.1
-    assert make("cnndet.p05").arch == "resnet50"
+    assert create_detector("cnndet.p05").p == 0.5 and create_detector("cnndet.p01").p == 0.1
+    assert create_detector("cnndet.p05").arch == "resnet50"
     assert DETECTORS.entry("npr").meta["weights"] == ()
     for name in TEST_VARIANTS:
         assert DETECTORS.entry(name).meta.get("test") and DETECTORS.entry(name).meta["weights"] == ()

@@ -6,19 +6,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from bench.dataset import load_dataset
 from bench.detector import FitContext
-from bench.imageset import ImageSet
-from bench.registries import DETECTORS, load_plugins
+from bench.registries import create_detector
 from detectors.spectral import radial_profile
 
 
 @pytest.fixture(scope="module")
-def splits(tiny_dataset, tmp_path_factory):
-    from bench.cache import Cache
-
-    ds = load_dataset(str(tiny_dataset), Cache(tmp_path_factory.mktemp("c")), progress=False)
-    return {s: ImageSet(ds.split(s)) for s in ("train", "val", "test")}
+def splits(tiny_splits):
+    return tiny_splits
 
 
 def test_radial_profile_is_contrast_invariant_and_sees_high_frequencies():
@@ -32,9 +27,8 @@ def test_radial_profile_is_contrast_invariant_and_sees_high_frequencies():
 
 @pytest.mark.parametrize("name", ["spectral", "test_cnn"])
 def test_detector_fits_scores_and_attributes(name, splits):
-    load_plugins()
     ctx = FitContext(device="cpu", seed=0, workers=1, progress=False)
-    det = DETECTORS.get(name)()
+    det = create_detector(name)
     det.fit(splits["train"], splits["val"], ctx)
     pred = det.predict(splits["test"], ctx)
     assert pred.score.shape == (len(splits["test"]),)
@@ -42,6 +36,6 @@ def test_detector_fits_scores_and_attributes(name, splits):
     assert set(pred.source) <= {"real", "blocky", "grid"}
     if name == "spectral":
         assert roc_auc_score(splits["test"].labels, pred.score) > 0.9
-    again = DETECTORS.get(name)()
+    again = create_detector(name)
     again.fit(splits["train"], splits["val"], ctx)
     assert np.array_equal(again.predict(splits["test"], ctx).score, pred.score), "same seed, same scores"
