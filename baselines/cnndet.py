@@ -37,7 +37,7 @@ from torch import nn
 from bench.detector import Detector, DetectorInfo, FitContext, Prediction
 from bench.errors import BenchError
 from bench.imageset import ImageSet
-from bench.training import TrainConfig, predict_probs, seeded_torch, train_classifier
+from bench.training import CpuPickledModel, TrainConfig, predict_probs, seeded_torch, train_classifier
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -133,7 +133,7 @@ def accuracy(y_true: np.ndarray, probs: np.ndarray) -> float:
     return float(np.mean((probs[:, 0] >= 0.5).astype(int) == np.asarray(y_true)))
 
 
-class CNNDet(Detector):
+class CNNDet(CpuPickledModel, Detector):
     info = DetectorInfo(
         family="cnn",
         paper="Wang et al. 2020, CNN-generated images are surprisingly easy to spot... for now",
@@ -156,11 +156,6 @@ class CNNDet(Detector):
         self.cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam", patience=patience)
         self.model: nn.Module | None = None
         self.history: dict = {}
-
-    def __getstate__(self) -> dict:
-        if self.model is not None:
-            self.model.to("cpu")
-        return self.__dict__.copy()
 
     def _build_model(self) -> nn.Module:
         model = build_resnet(self.arch)

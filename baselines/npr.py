@@ -46,7 +46,7 @@ from torch import nn
 from bench.detector import Detector, DetectorInfo, FitContext, Prediction
 from bench.errors import BenchError
 from bench.imageset import ImageSet
-from bench.training import TrainConfig, predict_probs, seeded_torch, train_classifier
+from bench.training import CpuPickledModel, TrainConfig, predict_probs, seeded_torch, train_classifier
 from baselines.cnndet import accuracy, crop_square, to_normalised_tensor
 
 
@@ -110,7 +110,7 @@ def pad_to(image: np.ndarray, size: int) -> np.ndarray:
     return np.pad(image, ((0, max(0, size - h)), (0, max(0, size - w)), (0, 0)), mode="reflect")
 
 
-class NPR(Detector):
+class NPR(CpuPickledModel, Detector):
     info = DetectorInfo(
         family="cnn",
         paper="Tan et al. 2024, Rethinking the Up-Sampling Operations in CNN-based Generative Network for "
@@ -135,11 +135,6 @@ class NPR(Detector):
         self.cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam", patience=patience)
         self.model: nn.Module | None = None
         self.history: dict = {}
-
-    def __getstate__(self) -> dict:
-        if self.model is not None:
-            self.model.to("cpu")
-        return self.__dict__.copy()
 
     def _transform(self, image: np.ndarray, rng) -> torch.Tensor:
         x = image

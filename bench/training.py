@@ -224,3 +224,13 @@ def resize_to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
     x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(255.0)
     return nn.functional.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True,
                                      align_corners=False)[0]
+
+
+class CpuPickledModel:
+    """Mixin for detectors that hold a trained ``self.model``: the pickled copy (the runner's fit cache)
+    holds the model on the CPU, so a fit made on a GPU loads on any machine."""
+
+    def __getstate__(self) -> dict:
+        if getattr(self, "model", None) is not None:
+            self.model.to("cpu")
+        return self.__dict__.copy()

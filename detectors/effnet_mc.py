@@ -54,8 +54,8 @@ from bench.detector import Detector, DetectorInfo, FitContext, Prediction
 from bench.errors import BenchError
 from bench.hashing import stable_hash
 from bench.imageset import ImageSet
-from bench.training import (TrainConfig, macro_f1, predict_probs, resize_to_tensor, resolve_device, seeded_torch,
-                            train_classifier)
+from bench.training import (CpuPickledModel, TrainConfig, macro_f1, predict_probs, resize_to_tensor, resolve_device,
+                            seeded_torch, train_classifier)
 from detectors.channels import CHANNEL_SETS, build_channels, reconstruction_error, vae_autoencoder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -135,7 +135,7 @@ class _Inputs:
         return self.images[self.indices[j]], None if self.errors is None else self.errors[j]
 
 
-class EffNetMC(Detector):
+class EffNetMC(CpuPickledModel, Detector):
     info = DetectorInfo(
         family="cnn",
         paper="Yang et al. 2025, Team NYCU at Defactify4: Robust Detection and Source Identification of "
@@ -175,10 +175,8 @@ class EffNetMC(Detector):
 
     # -- pickling: the fitted detector is cached by the runner; the VAE is reloaded on demand ------------------
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state["_vae"] = None
-        if state.get("model") is not None:
-            state["model"].to("cpu")
         return state
 
     # -- models ------------------------------------------------------------------------------------------------

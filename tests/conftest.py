@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +63,28 @@ def tiny_splits(tiny_dataset, tmp_path_factory) -> dict:
 
     ds = load_dataset(str(tiny_dataset), Cache(tmp_path_factory.mktemp("splits-cache")), progress=False)
     return {s: ImageSet(ds.split(s)) for s in ("train", "val", "test")}
+
+
+@contextmanager
+def interrupted_after_checkpoints(n: int):
+    """Simulate a kill right after the training loop writes its n-th checkpoint.
+
+    The checkpoint is written for real, then KeyboardInterrupt is raised, so a second
+    fit with the same checkpoint path has to resume from it.
+    """
+    import bench.training as training
+
+    original = training._save_checkpoint
+    saves = {"n": 0}
+
+    def save_then_crash(path, state):
+        original(path, state)
+        saves["n"] += 1
+        if saves["n"] == n:
+            raise KeyboardInterrupt
+
+    training._save_checkpoint = save_then_crash
+    try:
+        yield saves
+    finally:
+        training._save_checkpoint = original

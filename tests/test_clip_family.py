@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from bench import features
+from conftest import interrupted_after_checkpoints
 from bench.cache import Cache
 from bench.config import RunConfig
 from bench.detector import FitContext
@@ -156,20 +157,8 @@ def test_sam_cosine_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
         return model, history
 
     full, _ = train()
-    import bench.training as training
-
-    original, saves = training._save_checkpoint, {"n": 0}
-
-    def crash_after_two(path, state):
-        original(path, state)
-        saves["n"] += 1
-        if saves["n"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "_save_checkpoint", crash_after_two)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), interrupted_after_checkpoints(2):
         train(tmp_path / "ckpt.pt")
-    monkeypatch.setattr(training, "_save_checkpoint", original)
     resumed, history = train(tmp_path / "ckpt.pt")
     assert history["epoch"] == [0, 1, 2, 3]
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):

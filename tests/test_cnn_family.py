@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import interrupted_after_checkpoints
 from bench.cache import Cache
 from bench.detector import FitContext
 from bench.imageset import PerturbedImageSet
@@ -243,18 +244,11 @@ def test_interrupted_fit_resumes_to_the_same_weights(name, splits, tmp_path, mon
     full = create_detector(name, epochs=3)
     full.fit(splits["train"], splits["val"], ctx(tmp_path))
 
-    original, saves = training._save_checkpoint, {"n": 0}
-
-    def crash_after_first_epoch(path, state):
-        original(path, state)
-        saves["n"] += 1
-        raise KeyboardInterrupt
-
     ckpt = tmp_path / "ckpt.pt"
-    monkeypatch.setattr(training, "_save_checkpoint", crash_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), interrupted_after_checkpoints(1) as saves:
         create_detector(name, epochs=3).fit(splits["train"], splits["val"], ctx(tmp_path, checkpoint=ckpt))
     assert saves["n"] == 1 and ckpt.exists()
+    original = training._save_checkpoint
     epochs_run = []
     monkeypatch.setattr(training, "_save_checkpoint",
                         lambda path, state: epochs_run.append(state["epoch"]) or original(path, state))

@@ -8,6 +8,7 @@ import torch
 from bench.dataset import load_dataset
 from bench.detector import FitContext
 from bench.imageset import ImageSet
+from conftest import interrupted_after_checkpoints
 from bench.training import TrainConfig, predict_probs, resize_to_tensor, seeded_torch, train_classifier
 
 
@@ -55,24 +56,11 @@ def test_best_epoch_weights_are_kept(data):
     assert history["best_val"] == max(history["val"])
 
 
-def test_interrupted_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
+def test_interrupted_training_resumes_to_the_same_weights(data, tmp_path):
     full, _ = train(data, 4)
     ckpt = tmp_path / "ckpt.pt"
-    import bench.training as training
-
-    original = training._save_checkpoint
-    saves = {"n": 0}
-
-    def crash_after_two(path, state):
-        original(path, state)
-        saves["n"] += 1
-        if saves["n"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "_save_checkpoint", crash_after_two)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), interrupted_after_checkpoints(2):
         train(data, 4, ckpt)
-    monkeypatch.setattr(training, "_save_checkpoint", original)
     resumed, history = train(data, 4, ckpt)
     assert history["epoch"] == [0, 1, 2, 3]
     for pa, pb in zip(full.parameters(), resumed.parameters()):
