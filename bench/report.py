@@ -215,15 +215,29 @@ def _provenance(
     hashes = sorted({str(h) for r in records if (h := ((r.get("datasets") or {}).get(dataset) or {}).get("hash"))})
     seeds = sorted({r["seed"] for r in records if r.get("seed") is not None})
     direction = "higher" if frame.attrs["higher_is_better"] else "lower"
+    protocols = sorted({p for r in records if (p := _protocol(r.get("config") or {}))})
     return "; ".join(
         [
             f"{frame.attrs['metric']} ({direction} is better) on dataset {code(dataset)}",
             _join("dataset hash", "dataset hashes", hashes, code),
+            *protocols,
             _join("weights", "weights", sorted(frame["weights"].astype(str).unique()), str),
             _join("seed", "seeds", seeds, str),
             _join("run", "runs", run_ids, code),
         ]
     )
+
+
+def _protocol(config: dict[str, Any]) -> str:
+    """The generalisation protocol of a run in words, or "" for the plain within-dataset split."""
+    parts = []
+    if config.get("train_on") and config.get("train_on") != config.get("dataset"):
+        parts.append(f"trained on {config['train_on']}")
+    if config.get("train_generators"):
+        parts.append(f"trained on generators {','.join(config['train_generators'])}")
+    if config.get("test_generators"):
+        parts.append(f"tested on generators {','.join(config['test_generators'])}")
+    return ", ".join(parts)
 
 
 def leaderboard_markdown(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]]) -> str:

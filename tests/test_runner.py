@@ -149,6 +149,8 @@ def test_held_out_generators(cfg, tmp_path, cache):
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
     assert set(scores["generator"]) == {"real", "grid"}
     assert record["config"]["train_generators"] == ["blocky"]
+    board = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "trained on generators blocky, tested on generators grid" in board  # the protocol is on the table
 
 
 def test_unknown_held_out_generator_is_a_clear_error(cfg, tmp_path, cache):
