@@ -34,10 +34,9 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from bench.detector import Detector, DetectorInfo, FitContext, Prediction
+from bench.detector import DetectorInfo
 from bench.errors import BenchError
-from bench.imageset import ImageSet
-from bench.training import CpuPickledModel, TrainConfig, predict_probs, seeded_torch, train_classifier
+from bench.training import BinaryNetDetector, TrainConfig
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -128,12 +127,7 @@ def build_resnet(arch: str) -> nn.Module:
     raise BenchError(f"cnndet: arch must be 'resnet50' or 'test_resnet', got {arch!r}")
 
 
-def accuracy(y_true: np.ndarray, probs: np.ndarray) -> float:
-    """Validation metric: accuracy at P(generated) >= 0.5 (the original's model selection)."""
-    return float(np.mean((probs[:, 0] >= 0.5).astype(int) == np.asarray(y_true)))
-
-
-class CNNDet(CpuPickledModel, Detector):
+class CNNDet(BinaryNetDetector):
     info = DetectorInfo(
         family="cnn",
         paper="Wang et al. 2020, CNN-generated images are surprisingly easy to spot... for now",
@@ -175,14 +169,3 @@ class CNNDet(CpuPickledModel, Detector):
         if rng is not None and rng.random() < 0.5:
             x = x[:, ::-1]
         return to_normalised_tensor(x)
-
-    def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
-        with seeded_torch(ctx.seed):
-            self.model = self._build_model()
-            self.history = train_classifier(self.model, train, val, train.labels, val.labels, self._transform,
-                                            self.cfg, ctx, select=accuracy, checkpoint=ctx.extras.get("checkpoint"))
-
-    def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
-        if self.model is None:
-            raise BenchError(f"{self.name}: predict() called before fit()")
-        return Prediction(score=predict_probs(self.model, images, self._transform, ctx)[:, 0])

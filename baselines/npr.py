@@ -43,11 +43,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from bench.detector import Detector, DetectorInfo, FitContext, Prediction
+from bench.detector import DetectorInfo
 from bench.errors import BenchError
-from bench.imageset import ImageSet
-from bench.training import CpuPickledModel, TrainConfig, predict_probs, seeded_torch, train_classifier
-from baselines.cnndet import accuracy, crop_square, to_normalised_tensor
+from bench.training import BinaryNetDetector, TrainConfig
+from baselines.cnndet import crop_square, to_normalised_tensor
 
 
 def npr_residual(x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +109,7 @@ def pad_to(image: np.ndarray, size: int) -> np.ndarray:
     return np.pad(image, ((0, max(0, size - h)), (0, max(0, size - w)), (0, 0)), mode="reflect")
 
 
-class NPR(CpuPickledModel, Detector):
+class NPR(BinaryNetDetector):
     info = DetectorInfo(
         family="cnn",
         paper="Tan et al. 2024, Rethinking the Up-Sampling Operations in CNN-based Generative Network for "
@@ -146,13 +145,5 @@ class NPR(CpuPickledModel, Detector):
             x = x[:, ::-1]
         return to_normalised_tensor(x)
 
-    def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
-        with seeded_torch(ctx.seed):
-            self.model = NPRNet(self.width, self.blocks)
-            self.history = train_classifier(self.model, train, val, train.labels, val.labels, self._transform,
-                                            self.cfg, ctx, select=accuracy, checkpoint=ctx.extras.get("checkpoint"))
-
-    def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
-        if self.model is None:
-            raise BenchError(f"{self.name}: predict() called before fit()")
-        return Prediction(score=predict_probs(self.model, images, self._transform, ctx)[:, 0])
+    def _build_model(self) -> nn.Module:
+        return NPRNet(self.width, self.blocks)

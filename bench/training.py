@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from bench import atomic
-from bench.detector import FitContext
+from bench.detector import Detector, FitContext, Prediction
+from bench.errors import BenchError
 from bench.imageset import ImageSet
 from bench.rng import derive_rng
 
@@ -46,6 +47,11 @@ class TrainConfig:
     sam_rho: float = 0.0  # > 0: sharpness-aware minimisation (bench.sam.SAM) around the optimiser, this radius
     schedule: str = "constant"  # "constant", or "cosine": lr annealed per epoch to `min_lr` over `epochs`
     min_lr: float = 0.0
+
+
+def accuracy(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Validation metric: accuracy at P(generated) >= 0.5 (one logit)."""
+    return float(np.mean((probs[:, 0] >= 0.5).astype(int) == np.asarray(y_true)))
 
 
 def macro_f1(y_true: np.ndarray, probs: np.ndarray) -> float:
@@ -234,3 +240,29 @@ class CpuPickledModel:
         if getattr(self, "model", None) is not None:
             self.model.to("cpu")
         return self.__dict__.copy()
+
+
+class BinaryNetDetector(CpuPickledModel, Detector):
+    """A one-logit network trained on real (0) vs generated (1) with the shared loop, selected on
+    validation accuracy. Subclasses set ``self.cfg`` and give ``_build_model()`` and
+    ``_transform(image, rng)``."""
+
+    cfg: TrainConfig
+    model: nn.Module | None = None
+
+    def _build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def _transform(self, image: np.ndarray, rng) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
+        with seeded_torch(ctx.seed):
+            self.model = self._build_model()
+            self.history = train_classifier(self.model, train, val, train.labels, val.labels, self._transform,
+                                            self.cfg, ctx, select=accuracy, checkpoint=ctx.extras.get("checkpoint"))
+
+    def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
+        if self.model is None:
+            raise BenchError(f"{self.name}: predict() called before fit()")
+        return Prediction(score=predict_probs(self.model, images, self._transform, ctx)[:, 0])

@@ -70,6 +70,20 @@ def detector():
 # --- the distance ------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def calls(monkeypatch) -> dict:
+    """Counts images passed through an autoencoder (reconstructions actually computed)."""
+    counter = {"n": 0}
+    original = Aeroblade._reconstruct
+
+    def counting(self, spec, x, generators):
+        counter["n"] += len(x)
+        return original(self, spec, x, generators)
+
+    monkeypatch.setattr(Aeroblade, "_reconstruct", counting)
+    return counter
+
+
 def test_feature_distance_matches_a_hand_computation():
     rng = np.random.default_rng(1)
     f0, f1 = rng.normal(size=(1, 3, 2, 2)), rng.normal(size=(1, 3, 2, 2))
@@ -218,15 +232,7 @@ def test_max_over_autoencoders_rule(detector, tmp_path):
 # --- the cache ---------------------------------------------------------------------------------------------
 
 
-def test_cache_is_per_autoencoder_and_image_cell(tmp_path, monkeypatch):
-    calls = {"n": 0}
-    original = Aeroblade._reconstruct
-
-    def counting(self, spec, x, generators):
-        calls["n"] += len(x)
-        return original(self, spec, x, generators)
-
-    monkeypatch.setattr(Aeroblade, "_reconstruct", counting)
+def test_cache_is_per_autoencoder_and_image_cell(tmp_path, calls):
     cache = Cache(tmp_path)
     arrays = rand_images([(32, 32)] * 3 + [(40, 24)], seed=6)
     clean = Images(arrays)
@@ -249,15 +255,7 @@ def test_cache_is_per_autoencoder_and_image_cell(tmp_path, monkeypatch):
     assert calls["n"] == 18 + 4  # the KL autoencoder only: the VQ latent is not sampled
 
 
-def test_cached_reconstructions_are_reused_by_another_lpips_backbone(tmp_path, monkeypatch):
-    calls = {"n": 0}
-    original = Aeroblade._reconstruct
-
-    def counting(self, spec, x, generators):
-        calls["n"] += len(x)
-        return original(self, spec, x, generators)
-
-    monkeypatch.setattr(Aeroblade, "_reconstruct", counting)
+def test_cached_reconstructions_are_reused_by_another_lpips_backbone(tmp_path, calls):
     cache = Cache(tmp_path)
     images = Images(rand_images([(32, 32)] * 3, seed=8))
     a = Aeroblade(**TEST_KW, cache_reconstructions=True)
@@ -308,15 +306,7 @@ def test_bad_arguments_are_clear_errors():
 # --- the runner: threshold at 95% TNR, no 0.5-threshold metrics, the cache across runs -----------------------
 
 
-def test_runner_threshold_metrics_and_rerun_without_reconstruction(tiny_dataset, tmp_path, monkeypatch):
-    calls = {"n": 0}
-    original = Aeroblade._reconstruct
-
-    def counting(self, spec, x, generators):
-        calls["n"] += len(x)
-        return original(self, spec, x, generators)
-
-    monkeypatch.setattr(Aeroblade, "_reconstruct", counting)
+def test_runner_threshold_metrics_and_rerun_without_reconstruction(tiny_dataset, tmp_path, calls):
     cfg = RunConfig(detectors=["test_aeroblade"], dataset=str(tiny_dataset), perturb="jpeg:1", bootstrap=10,
                     device="cpu", workers=1)
     cache = Cache(tmp_path / "cache")
