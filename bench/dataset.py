@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +168,3 @@ def limit_per_class(items: list[Item], limit: int | None, seed: int) -> list[Ite
     for idx in by_class.values():
         keep.update(rng.permutation(idx)[:limit].tolist() if len(idx) > limit else idx)
     return [it for i, it in enumerate(items) if i in keep]
-
-
-def with_split(items: list[Item], split: str) -> list[Item]:
-    return [replace(it, split=split) for it in items]

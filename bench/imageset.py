@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -82,13 +82,11 @@ class ImageSet(Sequence):
         severity, and for perturbed cells the seed their random draws derive from."""
         return f"{self.hashes[i]}:{self.perturbation}@{self.table}:{self.severity}"
 
+    def materialize(self, workers: int = 1) -> None:
+        """Clean images are decoded on access (and kept in the shared decoded cache): nothing to do."""
+
     def subset(self, indices) -> "ImageSet":
         return ImageSet([self.items[i] for i in indices], self.cache, self.max_pixels, self.min_side)
-
-    def batches(self, batch_size: int) -> Iterator[tuple[range, list[np.ndarray]]]:
-        for start in range(0, len(self), batch_size):
-            idx = range(start, min(start + batch_size, len(self)))
-            yield idx, [self[i] for i in idx]
 
 
 class PerturbedImageSet(ImageSet):
@@ -126,8 +124,11 @@ class PerturbedImageSet(ImageSet):
     def materialize(self, workers: int = 1, budget_bytes: int = 1 << 30) -> None:
         """Compute every perturbed image once (in threads) so that all detectors of a cell share them.
 
-        Skipped when the images would not fit in ``budget_bytes``; items are then perturbed on access.
+        Done at most once per set; skipped when the images would not fit in ``budget_bytes``, and
+        items are then perturbed on access.
         """
+        if self._memo:
+            return
         estimate = sum(it.width * it.height * 3 for it in self.items)
         if estimate > budget_bytes:
             return

@@ -121,7 +121,7 @@ class Runner:
         self.out_dir = Path(out_dir) if out_dir else Path("results/runs") / self.run_id
         self.device = str(resolve_device(cfg.device))
         self.ctx = FitContext(device=self.device, seed=cfg.seed, workers=cfg.workers, batch_size=cfg.batch_size,
-                              progress=progress, extras={"cache": cache, "weights": cfg.weights})
+                              progress=progress, extras={"cache": cache})
         self.decoded = DecodedCache()
 
     # -- fitting ----------------------------------------------------------------
@@ -171,14 +171,12 @@ class Runner:
         for perturbation, severity in grid:
             images = test if perturbation == "none" else PerturbedImageSet(
                 test, PERTURBATIONS.get(perturbation), severity, self.cfg.seed, self.cfg.preset)
-            table = getattr(images, "table", "default")
             for run in runs:
                 bar.set_postfix_str(f"{run.name} {perturbation}:{severity}")
-                key = self.cell_key(run, test_hash, perturbation, table, severity)
+                key = self.cell_key(run, test_hash, perturbation, images.table, severity)
                 cached = self.cache.load_arrays("cells", key)
                 if cached is None:
-                    if isinstance(images, PerturbedImageSet) and not images._memo:
-                        images.materialize(self.cfg.workers)
+                    images.materialize(self.cfg.workers)
                     try:
                         pred = run.detector.predict(images, self.ctx)
                     except Exception as exc:

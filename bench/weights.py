@@ -68,7 +68,6 @@ __all__ = [
     "ResolvedWeights",
     "SOURCES",
     "WeightsUnavailable",
-    "apply_offline_env",
     "describe_status",
     "fetch",
     "import_weights",
@@ -76,7 +75,6 @@ __all__ = [
     "parse_weight_overrides",
     "random_weights_allowed",
     "resolve",
-    "resolve_all",
     "sha256_path",
     "store_dir",
 ]
@@ -150,13 +148,6 @@ def is_offline() -> bool:
 def _offline_reason() -> str:
     names = [n for n in ("BENCH_OFFLINE", "HF_HUB_OFFLINE") if _truthy(os.environ.get(n))]
     return "=1, ".join(names) + "=1" if names else "offline=True"
-
-
-def apply_offline_env() -> None:
-    """In offline mode, also tell Hugging Face libraries to stay offline (call before importing them)."""
-    if is_offline():
-        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-            os.environ.setdefault(var, "1")
 
 
 def store_dir() -> Path:
@@ -566,12 +557,6 @@ def resolve(name: str | ComponentSpec, overrides: Mapping[str, str] | None = Non
     if not download:
         raise WeightsUnavailable(spec.name, reason, _fix_missing(spec))
     return fetch(spec, progress=progress, force=True)
-
-
-def resolve_all(names: Iterable[str], overrides: Mapping[str, str] | None = None, offline: bool | None = None,
-                **kwargs: Any) -> dict[str, ResolvedWeights]:
-    """Resolve every component a detector needs; the first that fails raises its WeightsUnavailable."""
-    return {n: resolve(n, overrides, offline, **kwargs) for n in names}
 
 
 # --------------------------------------------------------------------------- fetch
