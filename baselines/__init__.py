@@ -1,6 +1,6 @@
-"""Published baselines, registered lazily into bench.registries.DETECTORS (see detectors/__init__.py)."""
+"""Published baselines, registered lazily into bench.core.registries.DETECTORS (see detectors/__init__.py)."""
 
-from bench.registries import DETECTORS
+from bench.core.registries import DETECTORS
 
 # -- CNN baselines (CNNDet, NPR) -----------------------------------------------------------------
 DETECTORS.add("cnndet.p05", "baselines.cnndet:CNNDet", family="cnn",

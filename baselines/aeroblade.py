@@ -52,7 +52,7 @@ Departures, all recorded in :meth:`Aeroblade.config`:
 - **Precision.** Everything runs in float32 (the reference ran the MoVQ in
   float16 and upcast the SD VAEs to float32).
 
-Caching (``ctx.extras["cache"]``, a :class:`bench.cache.Cache`): one entry per
+Caching (``ctx.extras["cache"]``, a :class:`bench.core.cache.Cache`): one entry per
 (autoencoder, image cell) in namespace ``aeroblade_dist`` holding the distance,
 the original size and the crop box, under the key
 
@@ -86,10 +86,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from bench.detector import Detector, DetectorInfo, FitContext, Prediction
-from bench.errors import BenchError
-from bench.hashing import sha256_file, stable_hash
-from bench.imageset import ImageSet
+from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
+from bench.core.errors import BenchError
+from bench.core.hashing import sha256_file, stable_hash
+from bench.data.imageset import ImageSet
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +366,7 @@ class Aeroblade(Detector):
         import torch
         from diffusers import AutoencoderKL, VQModel
 
-        from bench.training import seeded_torch
+        from bench.nn.training import seeded_torch
 
         cls = AutoencoderKL if spec.kind == KL else VQModel
         path = None if spec.component is None else self.weight_path(spec.component)
@@ -386,7 +386,7 @@ class Aeroblade(Detector):
         import torch
 
         from baselines.lpips_layer import LPIPSLayer, build_lpips
-        from bench.training import seeded_torch
+        from bench.nn.training import seeded_torch
 
         path = None if self.lpips_backbone == "random" else self.weight_path(self.lpips_backbone)
         if path is None:

@@ -34,9 +34,9 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from bench.detector import DetectorInfo
-from bench.errors import BenchError
-from bench.training import BinaryNetDetector, TrainConfig
+from bench.core.detector import DetectorInfo
+from bench.core.errors import BenchError
+from bench.nn.training import BinaryNetDetector, TrainConfig
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)

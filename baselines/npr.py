@@ -43,10 +43,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from bench.detector import DetectorInfo
-from bench.errors import BenchError
-from bench.training import BinaryNetDetector, TrainConfig
 from baselines.cnndet import crop_square, to_normalised_tensor
+from bench.core.detector import DetectorInfo
+from bench.core.errors import BenchError
+from bench.nn.training import BinaryNetDetector, TrainConfig
 
 
 def npr_residual(x: torch.Tensor) -> torch.Tensor:

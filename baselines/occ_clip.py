@@ -45,13 +45,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.detector import DetectorInfo, FitContext, Prediction
-from bench.errors import BenchError
-from bench.features import OPENAI_MEAN, OPENAI_STD, ClipFeatures, FeatureRows, FrozenClipHead, feature_ctx, \
-    rows_to_tensor
-from bench.imageset import ImageSet
-from bench.rng import derive_rng
-from bench.training import TrainConfig, seeded_torch, train_classifier
+from bench.core.detector import DetectorInfo, FitContext, Prediction
+from bench.core.errors import BenchError
+from bench.core.rng import derive_rng
+from bench.data.imageset import ImageSet
+from bench.nn.backbones import OPENAI_MEAN, OPENAI_STD
+from bench.nn.clip_features import ClipFeatures
+from bench.nn.frozen_head import FeatureRows, FrozenClipHead, feature_ctx, rows_to_tensor
+from bench.nn.training import TrainConfig, seeded_torch, train_classifier
 
 CLASSNAMES = ("real", "fake")  # index 0: non-target, 1: target
 

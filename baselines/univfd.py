@@ -22,11 +22,11 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from bench.detector import DetectorInfo, FitContext, Prediction
-from bench.errors import BenchError
-from bench.features import FeatureRows, FrozenClipHead, feature_ctx, rows_to_tensor
-from bench.imageset import ImageSet
-from bench.training import TrainConfig, predict_probs, seeded_torch, train_classifier
+from bench.core.detector import DetectorInfo, FitContext, Prediction
+from bench.core.errors import BenchError
+from bench.data.imageset import ImageSet
+from bench.nn.frozen_head import FeatureRows, FrozenClipHead, feature_ctx, rows_to_tensor
+from bench.nn.training import TrainConfig, predict_probs, seeded_torch, train_classifier
 
 
 class UnivFD(FrozenClipHead):

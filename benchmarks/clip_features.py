@@ -32,10 +32,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cache import Cache  # noqa: E402
-from bench.dataset import load_dataset  # noqa: E402
-from bench.detector import FitContext  # noqa: E402
-from bench.imageset import ImageSet  # noqa: E402
+from bench.core.cache import Cache  # noqa: E402
+from bench.core.detector import FitContext  # noqa: E402
+from bench.data.dataset import load_dataset  # noqa: E402
+from bench.data.imageset import ImageSet  # noqa: E402
 
 REPEATS = 3
 
@@ -79,8 +79,9 @@ def heads(backbone: str, provenance: dict, tiny: bool):
 def bench_backbone(backbone: str, device: str, n: int, size: int, workdir: Path) -> None:
     import torch
 
-    from bench import features
-    from bench.features import ClipFeatures, backbone_weights, get_backbone
+    from bench.nn import clip_features
+    from bench.nn.backbones import backbone_weights, get_backbone
+    from bench.nn.clip_features import ClipFeatures
 
     spec = get_backbone(backbone)
     provenance: dict = {}
@@ -141,13 +142,13 @@ def bench_backbone(backbone: str, device: str, n: int, size: int, workdir: Path)
         det.predict(val, ctx)  # warm: first-call costs (sklearn, DataLoader) are not what is measured
 
     def timed(cell, group) -> tuple[float, int]:
-        features.reset_counters()
+        clip_features.reset_counters()
         sync()
         start = time.perf_counter()
         for det in group:
             det.predict(cell, ctx)
         sync()
-        return time.perf_counter() - start, features.forward_passes()
+        return time.perf_counter() - start, clip_features.forward_passes()
 
     ones = [timed(cells[k], dets[:1]) for k in range(1, REPEATS + 1)]  # cells[0] was used for throughput
     fives = [timed(cells[k], dets) for k in range(REPEATS + 1, 2 * REPEATS)] + [timed(cells[0], dets)]

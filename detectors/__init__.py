@@ -1,11 +1,11 @@
-"""The methods of the source papers, registered lazily into bench.registries.DETECTORS.
+"""The methods of the source papers, registered lazily into bench.core.registries.DETECTORS.
 
 Metadata given here is what ``bench list detectors`` shows without importing model
 code: ``weights`` names components of the weights catalog (bench/weights_catalog.py),
 ``test=True`` marks tiny randomly initialised variants for tests (never in 'all').
 """
 
-from bench.registries import DETECTORS
+from bench.core.registries import DETECTORS
 
 # -- weight-free ------------------------------------------------------------------------------
 DETECTORS.add("spectral", "detectors.spectral:SpectralDetector", family="frequency",

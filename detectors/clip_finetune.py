@@ -29,11 +29,11 @@ import copy
 import numpy as np
 from torch import nn
 
-from bench.detector import Detector, DetectorInfo, FitContext, Prediction
-from bench.errors import BenchError
-from bench.features import ClipFeatures
-from bench.imageset import ImageSet
-from bench.training import TrainConfig, predict_probs, seeded_torch, train_classifier
+from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
+from bench.core.errors import BenchError
+from bench.data.imageset import ImageSet
+from bench.nn.clip_features import ClipFeatures
+from bench.nn.training import TrainConfig, predict_probs, seeded_torch, train_classifier
 
 
 class _Finetuned(nn.Module):
@@ -62,7 +62,7 @@ class ClipFinetune(Detector):
                  patience: int = 3, weight_decay: float = 0.0):
         super().__init__(backbone=backbone, epochs=epochs, lr=lr, batch_size=batch_size, patience=patience,
                          weight_decay=weight_decay)
-        from bench.features import get_backbone
+        from bench.nn.backbones import get_backbone
 
         get_backbone(backbone)
         self.backbone_name = backbone

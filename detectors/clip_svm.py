@@ -41,10 +41,11 @@ from sklearn.preprocessing import Normalizer
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.svm import SVC
 
-from bench.detector import DetectorInfo, FitContext, Prediction
-from bench.errors import BenchError
-from bench.features import FrozenClipHead, View
-from bench.imageset import ImageSet
+from bench.core.detector import DetectorInfo, FitContext, Prediction
+from bench.core.errors import BenchError
+from bench.data.imageset import ImageSet
+from bench.nn.clip_features import View
+from bench.nn.frozen_head import FrozenClipHead
 
 
 def _hflip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

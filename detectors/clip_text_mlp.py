@@ -39,12 +39,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.detector import DetectorInfo, FitContext, Prediction
-from bench.errors import BenchError
-from bench.features import ClipFeatures, FeatureRows, FrozenClipHead, feature_ctx, rows_to_tensor
-from bench.imageset import ImageSet
-from bench.losses import cvar_auc_loss
-from bench.training import TrainConfig, predict_probs, seeded_torch, train_classifier
+from bench.core.detector import DetectorInfo, FitContext, Prediction
+from bench.core.errors import BenchError
+from bench.data.imageset import ImageSet
+from bench.nn.clip_features import ClipFeatures
+from bench.nn.frozen_head import FeatureRows, FrozenClipHead, feature_ctx, rows_to_tensor
+from bench.nn.losses import cvar_auc_loss
+from bench.nn.training import TrainConfig, predict_probs, seeded_torch, train_classifier
 
 COCO_CLASSES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",

@@ -50,12 +50,20 @@ from sklearn.metrics import f1_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.detector import Detector, DetectorInfo, FitContext, Prediction
-from bench.errors import BenchError
-from bench.hashing import stable_hash
-from bench.imageset import ImageSet
-from bench.training import (CpuPickledModel, TrainConfig, macro_f1, predict_probs, resize_to_tensor, resolve_device,
-                            seeded_torch, train_classifier)
+from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
+from bench.core.errors import BenchError
+from bench.core.hashing import stable_hash
+from bench.data.imageset import ImageSet
+from bench.nn.training import (
+    CpuPickledModel,
+    TrainConfig,
+    macro_f1,
+    predict_probs,
+    resize_to_tensor,
+    resolve_device,
+    seeded_torch,
+    train_classifier,
+)
 from detectors.channels import CHANNEL_SETS, build_channels, reconstruction_error, vae_autoencoder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

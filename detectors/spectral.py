@@ -22,9 +22,9 @@ from sklearn.metrics import f1_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from bench.detector import Detector, DetectorInfo, FitContext, Prediction
-from bench.errors import BenchError
-from bench.imageset import ImageSet
+from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
+from bench.core.errors import BenchError
+from bench.data.imageset import ImageSet
 
 MAX_SIDE = 512
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from bench.detector import Detector, DetectorInfo, FitContext, Prediction
-from bench.errors import BenchError
-from bench.imageset import ImageSet
-from bench.training import TrainConfig, predict_probs, resize_to_tensor, seeded_torch, train_classifier
+from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
+from bench.core.errors import BenchError
+from bench.data.imageset import ImageSet
+from bench.nn.training import TrainConfig, predict_probs, resize_to_tensor, seeded_torch, train_classifier
 
 
 def _tiny_net(n_classes: int, width: int) -> nn.Module:

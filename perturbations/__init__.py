@@ -7,7 +7,7 @@ severities 1-5 where ImageNet-C defines the perturbation; elsewhere the
 ``default`` table applies. Level 0 is always the clean image.
 
 Perturbations are applied at full resolution, before each detector's own
-resize or crop (see ``bench.imageset.PerturbedImageSet``).
+resize or crop (see ``bench.data.imageset.PerturbedImageSet``).
 
 The registry entry's ``label`` metadata is a ``str.format`` pattern that turns
 a level's parameter into a short human label for tables and plots ("q=90");
@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bench.registries import PERTURBATIONS
+from bench.core.registries import PERTURBATIONS
 from perturbations import functions
 from perturbations.base import PRESETS, Perturbation
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 PRESETS = ("default", "imagenet-c")
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 JPEG_SUBSAMPLING = 2  # Pillow's code for 4:2:0 chroma subsampling: libjpeg's and ImageNet-C's default
 WEBP_METHOD = 4  # libwebp speed/quality trade-off 0..6; 4 is Pillow's default

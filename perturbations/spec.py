@@ -17,8 +17,8 @@ import re
 
 from tabulate import tabulate
 
-from bench.errors import BenchError
-from bench.registries import PERTURBATIONS
+from bench.core.errors import BenchError
+from bench.core.registries import PERTURBATIONS
 from perturbations import Perturbation, format_param
 
 _LEVELS = re.compile(r"(\d+)(?:-(\d+))?")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.cache import Cache
+from bench.core.cache import Cache
 
 WILD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "wild-dev"
 
@@ -58,8 +58,8 @@ def shared_cache(tmp_path_factory) -> Cache:
 @pytest.fixture(scope="session")
 def tiny_splits(tiny_dataset, tmp_path_factory) -> dict:
     """The tiny dataset's train/val/test splits as ImageSets."""
-    from bench.dataset import load_dataset
-    from bench.imageset import ImageSet
+    from bench.data.dataset import load_dataset
+    from bench.data.imageset import ImageSet
 
     ds = load_dataset(str(tiny_dataset), Cache(tmp_path_factory.mktemp("splits-cache")), progress=False)
     return {s: ImageSet(ds.split(s)) for s in ("train", "val", "test")}
@@ -72,7 +72,7 @@ def interrupted_after_checkpoints(n: int):
     The checkpoint is written for real, then KeyboardInterrupt is raised, so a second
     fit with the same checkpoint path has to resume from it.
     """
-    import bench.training as training
+    import bench.nn.training as training
 
     original = training._save_checkpoint
     saves = {"n": 0}

@@ -16,14 +16,14 @@ import torch.nn.functional as F
 from baselines.aeroblade import (AUTOENCODERS, DIST_NAMESPACE, REC_NAMESPACE, Aeroblade, crop_box,
                                  max_over_autoencoders, quantize_reconstruction)
 from baselines.lpips_layer import LPIPSLayer, build_lpips, feature_distance, load_vgg16_features
-from bench.cache import Cache
-from bench.config import RunConfig
-from bench.detector import FitContext
-from bench.errors import BenchError
-from bench.imageset import ImageSet
-from bench.metrics import threshold_at_tnr
-from bench.runner import Runner
-from bench.training import seeded_torch
+from bench.core.cache import Cache
+from bench.core.detector import FitContext
+from bench.core.errors import BenchError
+from bench.data.imageset import ImageSet
+from bench.nn.training import seeded_torch
+from bench.run.config import RunConfig
+from bench.run.metrics import threshold_at_tnr
+from bench.run.runner import Runner
 
 TEST_KW = {"autoencoders": ("test_kl", "test_vq"), "lpips_backbone": "random"}
 
@@ -322,7 +322,7 @@ def test_runner_threshold_metrics_and_rerun_without_reconstruction(tiny_dataset,
     assert not metrics & {"acc", "real_acc", "fake_acc", "balanced_acc", "ece", "brier"}
 
     # the threshold is the 95%-TNR point of the clean real validation scores
-    from bench.runner import build_splits
+    from bench.run.runner import build_splits
 
     splits = build_splits(cfg, cache, progress=False)
     val = ImageSet(splits.val)

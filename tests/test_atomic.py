@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from bench import atomic
+from bench.core import atomic
 
 
 def test_atomic_write_replaces_and_uses_normal_permissions(tmp_path):

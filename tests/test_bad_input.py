@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.dataset import load_dataset, probe_rows
-from bench.errors import ImageSkip
-from bench.images import decode_bytes, decode_image
-from bench.manifest import Row
+from bench.core.errors import ImageSkip
+from bench.data.dataset import load_dataset, probe_rows
+from bench.data.images import decode_bytes, decode_image
+from bench.data.manifest import Row
 from conftest import textured
 
 

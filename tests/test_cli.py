@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "bench.cli.main", *args], capture_output=True, text=True)
 
 
 def test_help_lists_commands_and_run_examples():

@@ -17,18 +17,20 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import features
+from bench.nn import backbones, clip_features
 from conftest import interrupted_after_checkpoints
-from bench.cache import Cache
-from bench.config import RunConfig
-from bench.detector import FitContext
-from bench.features import ClipFeatures, FeatureRows, get_backbone, rows_to_tensor
-from bench.imageset import ImageSet, PerturbedImageSet
-from bench.losses import auc_squared_hinge, cvar, cvar_auc_loss
-from bench.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins
-from bench.runner import Runner, expand_detectors
-from bench.sam import SAM, disable_running_stats
-from bench.training import TrainConfig, seeded_torch, train_classifier
+from bench.core.cache import Cache
+from bench.core.detector import FitContext
+from bench.core.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins
+from bench.data.imageset import ImageSet, PerturbedImageSet
+from bench.nn.backbones import get_backbone
+from bench.nn.clip_features import ClipFeatures
+from bench.nn.frozen_head import FeatureRows, rows_to_tensor
+from bench.nn.losses import auc_squared_hinge, cvar, cvar_auc_loss
+from bench.nn.sam import SAM, disable_running_stats
+from bench.nn.training import TrainConfig, seeded_torch, train_classifier
+from bench.run.config import RunConfig
+from bench.run.runner import Runner, expand_detectors
 
 TEST_HEADS = ["test_clip.svm", "test_clip.finetune", "test_clip.text_mlp", "test_clip.univfd", "test_clip.occ_clip"]
 GENERATORS = {"real", "blocky", "grid"}
@@ -53,7 +55,7 @@ def tiny_extractor(cache: Cache | None, seed: int = 0) -> ClipFeatures:
 
 
 def test_backbones_are_data_and_match_the_weights_catalog():
-    from bench.weights_catalog import get_spec
+    from bench.weights.catalog import get_spec
 
     for name in ("clip_vit_b16", "clip_vit_l14"):
         spec = get_backbone(name)
@@ -169,42 +171,42 @@ def test_sam_cosine_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
 
 def test_feature_cache_one_forward_pass_per_image_and_cell(splits, tmp_path):
-    features.reset_counters()
+    clip_features.reset_counters()
     cache = Cache(tmp_path / "cache")
     test = splits["test"]
     first = tiny_extractor(cache).images(test)
     assert first.shape == (len(test), 32) and first.dtype == np.float32
-    assert features.forward_passes() == len(test)
-    assert set(features.FORWARD.values()) == {1}
+    assert clip_features.forward_passes() == len(test)
+    assert set(clip_features.FORWARD.values()) == {1}
     # a second extractor, and a "new process" (no in-memory index, no loaded model): nothing recomputed
-    features._INDEXES.clear()
-    features._MODELS.clear()
+    clip_features._INDEXES.clear()
+    backbones._MODELS.clear()
     again = tiny_extractor(cache).images(test)
-    assert features.forward_passes() == len(test)
+    assert clip_features.forward_passes() == len(test)
     np.testing.assert_array_equal(first, again)
     # another test set sharing half the images computes only the other half
     mixed = test.subset(range(len(test) // 2)).items + splits["val"].items[:5]
     tiny_extractor(cache).images(ImageSet(mixed))
-    assert features.forward_passes() == len(test) + 5
+    assert clip_features.forward_passes() == len(test) + 5
     # another cell (perturbation) of the same images is new pixels: one more pass each, once
     jpeg = PerturbedImageSet(test, PERTURBATIONS.get("jpeg"), 3, seed=0)
     tiny_extractor(cache).images(jpeg)
     tiny_extractor(cache).images(jpeg)
-    assert features.forward_passes() == 2 * len(test) + 5
+    assert clip_features.forward_passes() == 2 * len(test) + 5
     # another run seed changes a perturbed cell's pixels, and a random backbone's weights
     tiny_extractor(cache).images(PerturbedImageSet(test, PERTURBATIONS.get("jpeg"), 3, seed=1))
-    assert features.forward_passes() == 3 * len(test) + 5
+    assert clip_features.forward_passes() == 3 * len(test) + 5
     assert tiny_extractor(cache, seed=1).identity != tiny_extractor(cache).identity
     files = list((tmp_path / "cache" / "clip_features").rglob("*.npz"))
     assert len(files) == 4  # one chunk per computation, not one file per image
 
 
 def test_without_a_cache_features_are_computed_each_time(splits):
-    features.reset_counters()
+    clip_features.reset_counters()
     a = tiny_extractor(None).images(splits["val"])
     b = tiny_extractor(None).images(splits["val"])
     np.testing.assert_allclose(a, b, atol=1e-6)
-    assert features.forward_passes() == 2 * len(splits["val"])
+    assert clip_features.forward_passes() == 2 * len(splits["val"])
 
 
 # --------------------------------------------------------------------------- every head
@@ -243,7 +245,7 @@ def test_text_mlp_uses_captions_and_records_the_fallback(splits, tmp_path):
     train = splits["train"]
     captioned = [dataclasses.replace(it, caption=f"a picture number {i}") if it.label == 1 else it
                  for i, it in enumerate(train.items)]
-    features.reset_counters()
+    clip_features.reset_counters()
     det = create_detector("test_clip.text_mlp", epochs=1)
     det.fit(ImageSet(captioned), splits["val"], ctx_with(Cache(tmp_path / "c")))
     record = det.config()["text"]
@@ -251,7 +253,7 @@ def test_text_mlp_uses_captions_and_records_the_fallback(splits, tmp_path):
     assert record["train"]["generated"] == {"caption": n_fake, "fallback": 0}
     assert record["train"]["real"]["caption"] == 0 and record["caption_shortcut_risk"] is True
     assert "COCO" in record["fallback"]
-    n_texts = len(features.TEXT_FORWARD)
+    n_texts = len(clip_features.TEXT_FORWARD)
     assert n_texts == n_fake + 80  # each caption once, plus the fallback prompt bank once
 
 
@@ -303,38 +305,38 @@ def test_runner_heads_share_one_forward_pass_per_image_and_cell(tiny_dataset, tm
     def run(out):
         return Runner(cfg, tmp_path / out, cache, progress=False, log=lambda *_: None).run()
 
-    features.reset_counters()
+    clip_features.reset_counters()
     record = run("a")
     assert {d: r["status"] for d, r in record["detectors"].items()} == {"test_clip.svm": "ok",
                                                                          "test_clip.univfd": "ok"}
     scores = pd.read_parquet(tmp_path / "a" / "scores.parquet")
     test_hashes = set(scores["sha256"])
     per_cell: Counter = Counter()
-    for (identity, group, sha), n in features.FORWARD.items():
+    for (identity, group, sha), n in clip_features.FORWARD.items():
         assert identity.startswith("test_tiny_clip@random")
         if sha in test_hashes:
             assert n == 1, (group, sha)
             per_cell[group] += 1
     assert len(per_cell) == 2 and set(per_cell.values()) == {len(test_hashes)}  # clean + jpeg, every test image
 
-    features.reset_counters()
+    clip_features.reset_counters()
     run("b")  # the same run again
-    assert features.forward_passes() == 0
+    assert clip_features.forward_passes() == 0
 
     cfg.detectors = ["test_clip.text_mlp"]  # a new head on the same backbone: fits and scores from the cache
     record = run("c")
     assert record["detectors"]["test_clip.text_mlp"]["status"] == "ok"
     assert "text" in record["detectors"]["test_clip.text_mlp"]["config"]  # the text source is in run.json
-    assert features.forward_passes() == 0
+    assert clip_features.forward_passes() == 0
 
     # without the runner's fit and cell caches, in a "new process": refit and rescore, still no forward pass
     shutil.rmtree(cache.root / "fits")
     shutil.rmtree(cache.root / "cells")
-    features._INDEXES.clear()
-    features._MODELS.clear()
+    clip_features._INDEXES.clear()
+    backbones._MODELS.clear()
     cfg.detectors = ["test_clip.svm", "test_clip.univfd"]
     run("d")
-    assert features.forward_passes() == 0
+    assert clip_features.forward_passes() == 0
     cols = ["detector", "image_id", "perturbation", "severity", "score", "pred_source"]
     same = [pd.read_parquet(tmp_path / out / "scores.parquet")[cols].sort_values(cols[:4]).reset_index(drop=True)
             for out in ("a", "d")]

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from conftest import interrupted_after_checkpoints
-from bench.cache import Cache
-from bench.detector import FitContext
-from bench.imageset import PerturbedImageSet
-from bench.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins
+from bench.core.cache import Cache
+from bench.core.detector import FitContext
+from bench.core.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins
+from bench.data.imageset import PerturbedImageSet
 from detectors.channels import build_channels, fft_channel, reconstruction_error, vae_autoencoder
 
 TEST_VARIANTS = ["test_effnet_mc", "test_cnndet", "test_npr"]
@@ -93,7 +93,7 @@ def test_error_maps_come_from_the_given_pixels_and_are_cached(splits, tmp_path):
     test = splits["test"]
     maps = det.errors(test, range(4), c)
     assert len(maps) == 4 and maps[0].shape == (32, 32) and maps[0].dtype == np.float16
-    from bench.training import resize_to_tensor
+    from bench.nn.training import resize_to_tensor
 
     x = torch.stack([resize_to_tensor(test[i], 32) for i in range(4)])
     with torch.no_grad():
@@ -239,7 +239,7 @@ def test_detector_trains_a_step_and_scores(name, overrides, splits, tmp_path):
 
 @pytest.mark.parametrize("name", TEST_VARIANTS)
 def test_interrupted_fit_resumes_to_the_same_weights(name, splits, tmp_path, monkeypatch):
-    import bench.training as training
+    import bench.nn.training as training
 
     full = create_detector(name, epochs=3)
     full.fit(splits["train"], splits["val"], ctx(tmp_path))
@@ -279,8 +279,8 @@ def test_registered_variants():
 
 
 def test_runner_fits_caches_and_scores_the_test_variants(tiny_dataset, tmp_path):
-    from bench.config import RunConfig
-    from bench.runner import Runner
+    from bench.run.config import RunConfig
+    from bench.run.runner import Runner
 
     cfg = RunConfig(detectors=TEST_VARIANTS, dataset=str(tiny_dataset), perturb="noise:1", device="cpu",
                     workers=1, bootstrap=0)

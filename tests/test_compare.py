@@ -8,10 +8,17 @@ import json
 import pandas as pd
 import pytest
 
-from bench.cli_report import add_report_commands
-from bench.compare import compare_dirs, compare_runs, format_summary, format_table, parse_tolerances, save_baseline
-from bench.errors import BenchError
-from bench.schema import RESULTS_CSV, RESULTS_PARQUET, RUN_JSON
+from bench.cli.report import add_report_commands
+from bench.core.errors import BenchError
+from bench.report.compare import (
+    compare_dirs,
+    compare_runs,
+    format_summary,
+    format_table,
+    parse_tolerances,
+    save_baseline,
+)
+from bench.run.schema import RESULTS_CSV, RESULTS_PARQUET, RUN_JSON
 from fixtures.report_store import results_frame, run_record, write_run
 
 CELL = dict(detector="cnndet.blur_jpeg_0.5", generator="all", perturbation="jpeg", severity=3)
@@ -180,8 +187,8 @@ def test_cli_baseline_save_then_compare(tmp_path, capsys):
 
 
 def test_cli_compare_unreadable_input_exits_2(tmp_path, capsys):
-    """Through ``bench.cli.main``: CI reads 1 as "regressed", so an invalid comparison must exit 2."""
-    from bench.cli import main
+    """Through ``bench.cli.main.main``: CI reads 1 as "regressed", so an invalid comparison must exit 2."""
+    from bench.cli.main import main
 
     run = str(write_run(tmp_path / "run"))
     assert main(["compare", run, "--baseline", str(tmp_path / "nowhere")]) == 2

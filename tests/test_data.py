@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.dataset import load_dataset
-from bench.errors import BenchError
-from bench.inspect_data import inspect_report, shortcut_warnings
-from bench.manifest import read_csv_manifest, read_manifest
+from bench.core.errors import BenchError
+from bench.data.dataset import load_dataset
+from bench.data.inspect_data import inspect_report, shortcut_warnings
+from bench.data.manifest import read_csv_manifest, read_manifest
 from conftest import WILD_DEV, textured, write_png
 
 

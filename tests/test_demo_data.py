@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import demo_data
-from bench.demo_data import DEMO_VERSION, GENERATORS, IMAGE_SIZE, IMAGES_PER_CLASS, build_demo, demo_dataset_path
-from bench.manifest import read_csv_manifest
+from bench.data import demo_data
+from bench.data.demo_data import DEMO_VERSION, GENERATORS, IMAGE_SIZE, IMAGES_PER_CLASS, build_demo, demo_dataset_path
+from bench.data.manifest import read_csv_manifest
 
 # Digest of the decoded pixels of the whole seed-0 dataset. If you change the
 # generator on purpose, bump DEMO_VERSION and record the new digest here; if it
@@ -123,7 +123,7 @@ def test_incomplete_folder_and_stale_temporaries_are_replaced(tmp_path, monkeypa
 
 
 def test_registered_as_synthetic_dataset():
-    from bench.registries import DATASETS, load_plugins
+    from bench.core.registries import DATASETS, load_plugins
 
     load_plugins()
     entry = DATASETS.entry("demo")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from bench.detector import FitContext
-from bench.registries import create_detector
+from bench.core.detector import FitContext
+from bench.core.registries import create_detector
 from detectors.spectral import radial_profile
 
 

@@ -13,7 +13,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from bench.metrics import (
+from bench.run.metrics import (
     METRICS,
     _attribution_batch,
     _binary_batch,

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from bench.errors import BenchError
-from bench.registries import PERTURBATIONS
-from bench.registry import UnknownNameError
-from bench.rng import cell_rng
+from bench.core.errors import BenchError
+from bench.core.registries import PERTURBATIONS
+from bench.core.registry import UnknownNameError
+from bench.core.rng import cell_rng
 from perturbations import PRESETS, Perturbation, functions, param_label, param_value
 from perturbations.spec import describe_perturbations, parse_perturb_spec
 

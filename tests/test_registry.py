@@ -1,7 +1,7 @@
 import pytest
 
-from bench.errors import BenchError
-from bench.registry import Registry, UnknownNameError
+from bench.core.errors import BenchError
+from bench.core.registry import Registry, UnknownNameError
 
 
 def make():
@@ -62,7 +62,7 @@ def test_project_registries_list_without_heavy_imports():
     import subprocess
     import sys
 
-    code = ("import sys; from bench.registries import DETECTORS, load_plugins; load_plugins(); "
+    code = ("import sys; from bench.core.registries import DETECTORS, load_plugins; load_plugins(); "
             "print(DETECTORS.names()); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert "spectral" in out[0]

@@ -8,9 +8,9 @@ import matplotlib.text
 import pandas as pd
 import pytest
 
-from bench.cli_report import add_report_commands
-from bench.errors import BenchError
-from bench.figures import (
+from bench.cli.report import add_report_commands
+from bench.core.errors import BenchError
+from bench.report.figures import (
     PALETTE,
     PANEL_WIDTH_IN,
     attribution_detectors,
@@ -19,15 +19,9 @@ from bench.figures import (
     plot_generator_heatmap,
     plot_robustness_curves,
 )
-from bench.report import (
-    leaderboard_frame,
-    leaderboard_html,
-    leaderboard_latex,
-    leaderboard_markdown,
-    load_runs,
-    write_leaderboards,
-    write_report,
-)
+from bench.report.leaderboard import leaderboard_frame, leaderboard_html, leaderboard_latex, leaderboard_markdown
+from bench.report.runs import load_runs
+from bench.report.write import write_leaderboards, write_report
 from fixtures.report_store import ATTRIBUTION_DETECTOR, PERTURBATIONS, results_frame, run_record, scores_frame, write_run
 
 GOLDEN_MARKDOWN = """\

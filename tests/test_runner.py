@@ -13,18 +13,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cache import Cache
-from bench.config import RunConfig
-from bench.errors import BenchError
-from bench.runner import Runner
-from bench.schema import RESULT_COLUMNS, SCORE_COLUMNS
+from bench.core.cache import Cache
+from bench.core.errors import BenchError
+from bench.report.write import write_leaderboards
+from bench.run.config import RunConfig
+from bench.run.runner import Runner
+from bench.run.schema import RESULT_COLUMNS, SCORE_COLUMNS
 from detectors.spectral import SpectralDetector
 
 VALUE_COLS = ["detector", "generator", "perturbation", "severity", "metric", "value", "ci_low", "ci_high", "n"]
 
 
 def run(cfg: RunConfig, out: Path, cache: Cache) -> dict:
-    return Runner(cfg, out, cache, progress=False, log=lambda *_: None).run()
+    """A run as ``bench run --no-report`` does it: the runner, then the leaderboards."""
+    record = Runner(cfg, out, cache, progress=False, log=lambda *_: None).run()
+    write_leaderboards([out])
+    return record
 
 
 def values(out: Path) -> pd.DataFrame:
@@ -115,7 +119,7 @@ def test_interrupted_run_resumes_with_only_missing_cells(cfg, tmp_path, cache, m
 
 @pytest.mark.slow
 def test_kill_9_then_resume_gives_identical_numbers(tiny_dataset, tmp_path):
-    args = [sys.executable, "-m", "bench.cli", "run", "--detectors", "test_cnn", "--dataset", str(tiny_dataset),
+    args = [sys.executable, "-m", "bench.cli.main", "run", "--detectors", "test_cnn", "--dataset", str(tiny_dataset),
             "--perturb", "jpeg,blur,noise", "--bootstrap", "10", "--device", "cpu", "--workers", "1",
             "--quiet", "--no-report", "--cache-dir", str(tmp_path / "cache")]
     proc = subprocess.Popen(args + ["--out", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
@@ -178,7 +182,7 @@ def test_config_round_trip_reproduces_the_run(cfg, tmp_path, cache):
     run(cfg, tmp_path / "a", cache)
     stored = json.loads((tmp_path / "a" / "run.json").read_text())["config"]
     assert RunConfig.from_dict(stored) == cfg
-    from bench.cli import main
+    from bench.cli.main import main
 
     assert main(["run", "--config", str(tmp_path / "a" / "run.json"), "--out", str(tmp_path / "b"),
                  "--cache-dir", str(cache.root), "--quiet", "--no-report"]) == 0

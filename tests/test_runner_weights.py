@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from bench import weights as W
-from bench.config import RunConfig
-from bench.detector import Detector, DetectorInfo, Prediction
-from bench.errors import BenchError
-from bench.hashing import sha256_file
-from bench.registries import DETECTORS, load_plugins
-from bench.runner import Runner
-from bench.weights_catalog import COMPONENTS, ComponentSpec, register_component
+from bench.core.detector import Detector, DetectorInfo, Prediction
+from bench.core.errors import BenchError
+from bench.core.hashing import sha256_file
+from bench.core.registries import DETECTORS, load_plugins
+from bench.report.write import write_leaderboards
+from bench.run.config import RunConfig
+from bench.run.runner import Runner
+from bench.weights.catalog import COMPONENTS, ComponentSpec, register_component
 
 COMPONENT = "tiny_linear_rt"
 NAME = "probe_pretrained"
@@ -60,7 +61,10 @@ def cfg(tiny_dataset, **kw) -> RunConfig:
 
 
 def run(config, out, cache):
-    return Runner(config, out, cache, progress=False, log=lambda *_: None).run()
+    """A run as ``bench run --no-report`` does it: the runner, then the leaderboards."""
+    record = Runner(config, out, cache, progress=False, log=lambda *_: None).run()
+    write_leaderboards([out])
+    return record
 
 
 def test_missing_weights_skip_with_fix_command_and_others_continue(tiny_dataset, tmp_path, cache):

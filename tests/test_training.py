@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.dataset import load_dataset
-from bench.detector import FitContext
-from bench.imageset import ImageSet
+from bench.core.detector import FitContext
+from bench.data.dataset import load_dataset
+from bench.data.imageset import ImageSet
 from conftest import interrupted_after_checkpoints
-from bench.training import TrainConfig, predict_probs, resize_to_tensor, seeded_torch, train_classifier
+from bench.nn.training import TrainConfig, predict_probs, resize_to_tensor, seeded_torch, train_classifier
 
 
 @pytest.fixture(scope="module")
 def data(tiny_dataset, tmp_path_factory):
-    from bench.cache import Cache
+    from bench.core.cache import Cache
 
     ds = load_dataset(str(tiny_dataset), Cache(tmp_path_factory.mktemp("c")), progress=False)
     return ImageSet(ds.split("train")), ImageSet(ds.split("val"))
@@ -50,7 +50,7 @@ def test_best_epoch_weights_are_kept(data):
     model, history = train(data, 3)
     _, val_set = data
     probs = predict_probs(model, val_set, transform, FitContext(device="cpu", progress=False))
-    from bench.training import macro_f1
+    from bench.nn.training import macro_f1
 
     assert macro_f1(val_set.labels, probs) == pytest.approx(history["best_val"])
     assert history["best_val"] == max(history["val"])

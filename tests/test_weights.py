@@ -16,12 +16,13 @@ import pytest
 import torch
 
 from bench import weights as W
-from bench.errors import BenchError
-from bench.hashing import sha256_file
-from bench.weights_catalog import ComponentSpec, component_names, get_spec
+from bench.core.errors import BenchError
+from bench.core.hashing import sha256_file
+from bench.weights import download, locations
+from bench.weights.catalog import ComponentSpec, component_names, get_spec
 
 URL = "https://example.invalid/weights/tiny_linear-0123abcd.pt"
-REAL_PROBE = W._host_reachable.__wrapped__  # the uncached reachability probe
+REAL_PROBE = download._host_reachable.__wrapped__  # the uncached reachability probe
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +35,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(W, "_host_reachable", lambda host, port=443: True)  # downloads are faked per test
+    monkeypatch.setattr(download, "_host_reachable", lambda host, port=443: True)  # downloads are faked per test
     return tmp_path
 
 
@@ -205,7 +206,7 @@ def test_import_good_checksum_full_and_prefix(isolated):
     for expected in (digest, digest[:8]):
         got = W.import_weights(url_spec(sha256=expected), src)
         assert got.verification == "catalog" and got.sha256 == digest
-        prov = json.loads((got.path.parent / W.PROVENANCE_FILE).read_text())
+        prov = json.loads((got.path.parent / locations.PROVENANCE_FILE).read_text())
         assert prov["sha256"] == digest and prov["method"] == "import" and prov["file"] == "tiny.pt"
     with pytest.raises(BenchError, match="does not exist"):
         W.import_weights(url_spec(), isolated / "missing.pt")
@@ -268,10 +269,10 @@ def test_failed_download_is_weights_unavailable(monkeypatch, no_network):
     no_network.clear()
 
     # the reachability probe fails fast, before any download
-    for var in W._PROXY_VARS:
+    for var in download._PROXY_VARS:
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(W, "_host_reachable", REAL_PROBE)
-    monkeypatch.setattr(W, "_download_url", lambda *a: pytest.fail("download attempted"))
+    monkeypatch.setattr(download, "_host_reachable", REAL_PROBE)
+    monkeypatch.setattr(download, "_download_url", lambda *a: pytest.fail("download attempted"))
     with pytest.raises(W.WeightsUnavailable, match="cannot reach example.invalid"):
         W.resolve(url_spec(), offline=False, progress=False)
     assert no_network
@@ -287,7 +288,7 @@ def test_fetch_url_verifies_and_installs_atomically(isolated, monkeypatch):
         assert url == URL
         Path(dst).write_bytes(src.read_bytes())
 
-    monkeypatch.setattr(W, "_download_url", fake_download)
+    monkeypatch.setattr(download, "_download_url", fake_download)
     with pytest.raises(W.ChecksumMismatch) as err:
         W.fetch(url_spec(sha256="c" * 64), progress=False)
     assert "c" * 64 in str(err.value) and digest in str(err.value)
@@ -305,7 +306,7 @@ def test_fetch_url_verifies_and_installs_atomically(isolated, monkeypatch):
 
 def test_resolve_downloads_when_online(isolated, monkeypatch):
     src = tiny_state_dict(isolated / "server" / "tiny.pt")
-    monkeypatch.setattr(W, "_download_url", lambda url, dst, progress: Path(dst).write_bytes(src.read_bytes()))
+    monkeypatch.setattr(download, "_download_url", lambda url, dst, progress: Path(dst).write_bytes(src.read_bytes()))
     got = W.resolve(url_spec(), offline=False, progress=False)
     assert got.source == "download" and got.verification == "unverified"
     assert W.resolve(url_spec(), offline=True).verification == "pinned"
@@ -395,7 +396,7 @@ def test_catalog_declares_the_project_components():
 
 
 def test_registered_detectors_only_name_declared_components():
-    from bench.registries import DETECTORS, load_plugins
+    from bench.core.registries import DETECTORS, load_plugins
 
     load_plugins()
     declared = set(component_names())
@@ -430,7 +431,7 @@ def test_catalog_agrees_with_installed_libraries():
 
 
 def _cli(*argv: str) -> int:
-    from bench.cli_weights import add_weights_commands
+    from bench.cli.weights import add_weights_commands
 
     parser = argparse.ArgumentParser(prog="bench")
     add_weights_commands(parser.add_subparsers(dest="command"))

@@ -1,0 +1,215 @@
+"""The ``bench`` command line.
+
+Heavy modules (torch, pandas, detectors) are imported inside the handlers, so
+``bench --help`` and ``bench list`` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.core.errors import BenchError
+
+RUN_EXAMPLES = """examples:
+  bench run                                         # default benchmark on the demo data
+  bench run --detectors all --perturb jpeg,blur,noise --dataset ../shared/data/wild-dev
+  bench run --detectors spectral --perturb jpeg:1-3,blur --limit 20    # quick smoke run
+  bench run --train-on demo --dataset path/to/other_dataset           # cross-dataset
+  bench run --train-generators sd15,dalle2 --test-generators gpt-image --dataset DIR
+  bench run --config results/runs/<run>/run.json                       # reproduce a run
+"""
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_run_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="run detectors over a perturbation grid and write the result store",
+        description="Fit each detector on the clean training split, fix a threshold on clean validation data, "
+                    "score every (perturbation, severity) cell of the test split, and write results, scores, "
+                    "run.json, the leaderboard and the report. Finished work is cached: rerunning the same "
+                    "command (also after an interruption) recomputes only what is missing.",
+        epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML run config (or a run.json) to start from; flags override it")
+    p.add_argument("--suite", choices=["ci"], help="a fixed, named configuration (ci: small and fast, for gating)")
+    p.add_argument("--detectors", type=_csv, help="comma-separated names or wildcards; 'all' = every non-test "
+                                                   "detector (default: all)")
+    p.add_argument("--dataset", help="registered dataset name (e.g. demo), a folder or a CSV manifest "
+                                     "(default: demo)")
+    p.add_argument("--train-on", help="train on this dataset and evaluate on every image of --dataset")
+    p.add_argument("--train-generators", type=_csv, help="train only on these generators (plus real images)")
+    p.add_argument("--test-generators", type=_csv, help="test only on these generators (plus real images)")
+    p.add_argument("--perturb", help="perturbations and levels: 'jpeg,blur:1-3,noise', 'all' or 'none' "
+                                     "(default: jpeg,blur,noise)")
+    p.add_argument("--preset", choices=["default", "imagenet-c"], help="severity tables (default: default)")
+    p.add_argument("--seed", type=int, help="seed for splits, perturbations, training and bootstrap (default: 0)")
+    p.add_argument("--limit", type=int, help="at most N images per generator class and split (smoke runs)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train and score (default: auto)")
+    p.add_argument("--workers", type=int, help="threads/workers for decoding and perturbing (default: 2)")
+    p.add_argument("--batch-size", type=int, help="batch size for network detectors (default: 32)")
+    p.add_argument("--bootstrap", type=int, help="bootstrap replicates for 95%% intervals (default: 200; 0 = none)")
+    p.add_argument("--weights", action="append", metavar="NAME=PATH",
+                   help="use a local file or folder for a pretrained component (repeatable)")
+    p.add_argument("--random-weights", action="store_true", default=None,
+                   help="allow randomly initialised backbones when weights are missing (rows are marked "
+                        "weights=random and left out of leaderboards)")
+    p.add_argument("--strict", action="store_true", default=None,
+                   help="fail instead of skipping a detector whose weights are missing or that fails")
+    p.add_argument("--out", help="output directory (default: results/runs/<run id>)")
+    p.add_argument("--cache-dir", help="cache directory (default: $BENCH_CACHE_DIR or the user cache dir)")
+    p.add_argument("--no-report", action="store_true", help="write the store and leaderboard only, no figures")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
+
+
+def run_config_from_args(args: argparse.Namespace):
+    from bench.run.config import RunConfig, load_config_file
+    from bench.run.suites import suite_config
+
+    data: dict = {}
+    if args.suite:
+        data.update(suite_config(args.suite))
+    if args.config:
+        data.update(load_config_file(args.config))
+    flags = {"detectors": args.detectors, "dataset": args.dataset, "train_on": args.train_on,
+             "train_generators": args.train_generators, "test_generators": args.test_generators,
+             "perturb": args.perturb, "preset": args.preset, "seed": args.seed, "limit": args.limit,
+             "device": args.device, "workers": args.workers, "batch_size": args.batch_size,
+             "bootstrap": args.bootstrap, "random_weights": args.random_weights, "strict": args.strict}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if args.weights:
+        from bench.weights import parse_weight_overrides
+
+        data["weights"] = {**data.get("weights", {}), **parse_weight_overrides(args.weights)}
+    return RunConfig.from_dict(data)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.core.cache import Cache
+    from bench.report.write import write_leaderboards
+    from bench.run.runner import Runner
+    from bench.run.schema import LEADERBOARD_MD
+
+    cfg = run_config_from_args(args)
+    runner = Runner(cfg, Path(args.out) if args.out else None, Cache(args.cache_dir), progress=not args.quiet)
+    record = runner.run()
+    out = runner.out_dir
+    write_leaderboards([out])
+    print()
+    print((out / LEADERBOARD_MD).read_text())
+    if not args.no_report:
+        from bench.report.write import write_report
+
+        paths = write_report([out])
+        print(f"\nreport: {len(paths)} files, open {out / 'report.html'}")
+    print(f"results: {out}")
+    statuses = [d["status"] for d in record["detectors"].values()]
+    skipped = [name for name, d in record["detectors"].items() if d["status"] == "skipped"]
+    if skipped:
+        print(f"skipped ({len(skipped)}, weights unavailable; reasons above and in run.json, "
+              f"`bench weights list` shows what is missing): {', '.join(skipped)}", file=sys.stderr)
+    for name, det in record["detectors"].items():
+        if det["status"] == "failed":
+            print(f"failed: {name}: {det['reason']}", file=sys.stderr)
+    if record["n_skipped_images"]:
+        print(f"{record['n_skipped_images']} image(s) skipped (reasons in run.json)", file=sys.stderr)
+    return 1 if "failed" in statuses else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from bench.core.registries import DATASETS, DETECTORS, load_plugins
+
+    load_plugins()
+    pattern = args.pattern or "*"
+    if args.what == "detectors":
+        rows = []
+        for name in DETECTORS.names(pattern):
+            meta = DETECTORS.entry(name).meta
+            rows.append([name, meta.get("family", ""), ", ".join(meta.get("weights", ())) or "-",
+                         "yes" if meta.get("trains") else "no", meta.get("gpu", ""), ",".join(meta.get("tasks", ())),
+                         meta.get("summary", "")])
+        print(tabulate(rows, headers=["detector", "family", "weights", "trains", "gpu", "tasks", "method"]))
+        print("\n'all' selects every detector except test_*; test_* models are for tests and smoke runs only.")
+        if args.verbose:
+            for name in DETECTORS.names(pattern):
+                info = DETECTORS.get(name).info
+                print(f"\n{name}\n  paper: {info.paper}\n  departures: {info.notes or 'none noted'}")
+        else:
+            print("Use -v for each detector's paper and its documented departures from it (imports the models).")
+    elif args.what == "perturbations":
+        from perturbations.spec import describe_perturbations
+
+        print(describe_perturbations(args.preset))
+    else:
+        rows = [[n, DATASETS.entry(n).meta.get("description", "")] for n in DATASETS.names(pattern)]
+        print(tabulate(rows, headers=["dataset", "description"]))
+        print("\nAny folder or CSV manifest can also be passed to --dataset (see README, 'Data').")
+    return 0
+
+
+def cmd_data_inspect(args: argparse.Namespace) -> int:
+    from bench.core.cache import Cache
+    from bench.data.dataset import load_dataset
+    from bench.data.inspect_data import inspect_report
+
+    dataset = load_dataset(args.path, Cache(args.cache_dir), seed=args.seed, workers=args.workers,
+                           progress=not args.quiet)
+    print(inspect_report(dataset))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bench.cli.report import add_report_commands
+    from bench.cli.weights import add_weights_commands
+
+    parser = argparse.ArgumentParser(
+        prog="bench", description="Robustness benchmark for detectors of AI-generated images: run detectors over "
+                                  "a grid of perturbations, score both real-vs-generated and source attribution, "
+                                  "and write leaderboards, robustness curves and regression checks.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_run_command(sub)
+    p = sub.add_parser("list", help="list detectors, perturbations (with severity tables) or datasets")
+    p.add_argument("what", choices=["detectors", "perturbations", "datasets"])
+    p.add_argument("pattern", nargs="?", help="wildcard filter, e.g. 'clip_*'")
+    p.add_argument("--preset", default="default", choices=["default", "imagenet-c"],
+                   help="severity tables to show for perturbations")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="detectors: also print each one's paper and departures from it")
+    p.set_defaults(func=cmd_list)
+    data = sub.add_parser("data", help="inspect datasets").add_subparsers(dest="data_command", metavar="ACTION")
+    p = data.add_parser("inspect", help="counts per label and generator, formats, sizes, and shortcut warnings")
+    p.add_argument("path", help="dataset folder, CSV manifest or registered name")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split shown (default: 0)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--cache-dir")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_data_inspect)
+    add_report_commands(sub)
+    add_weights_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished cells are cached; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

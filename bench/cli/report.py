@@ -1,0 +1,144 @@
+"""Argparse wiring for ``bench report``, ``bench compare`` and ``bench baseline save``.
+
+The handlers import the report and compare modules when they run, not when
+the parser is built, so that ``bench --help`` stays fast (no pandas, no
+matplotlib). Options left unset fall back to the library's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+COMPARE_EPILOG = """\
+exit codes:
+  0  every reference cell is present and none got worse by more than its tolerance
+  1  a metric got worse than the reference by more than its tolerance
+  2  invalid comparison: reference cells missing from the run, a dataset hash
+     that differs from the reference, or unreadable inputs
+
+"worse" follows each metric's higher_is_better: a rising EER or ECE is a drop.
+"""
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the user set, so that the library defaults apply to the others."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report.write import write_report
+
+    paths = write_report(args.run_dirs, args.out, include_random=args.include_random, **_given(metric=args.metric))
+    for path in paths:
+        print(path)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Exit 0, 1 or 2 (COMPARE_EPILOG); a BenchError (unreadable input) reaches ``bench.cli.main.main``, which exits 2."""
+    from bench.report.compare import compare_dirs, format_summary, format_table, parse_tolerances
+
+    tolerances = parse_tolerances(args.tol)
+    defaults = _given(default_tol=args.default_tol)
+    result = compare_dirs(args.run, args.baseline, tolerances, metrics=args.metrics, **defaults)
+    print(format_table(result, args.show))
+    print(format_summary(result))
+    return result.exit_code
+
+
+def cmd_baseline_save(args: argparse.Namespace) -> int:
+    from bench.report.compare import save_baseline
+    from bench.run.schema import RUN_JSON
+
+    target = save_baseline(args.run, args.name, **_given(reference_root=args.root))
+    print(f"saved reference {args.name!r} to {target}; commit it to make it the reference")
+    git = json.loads((target / RUN_JSON).read_text(encoding="utf-8")).get("git") or {}
+    if git.get("dirty"):
+        print("warning: the run came from a working tree with uncommitted changes", file=sys.stderr)
+    return 0
+
+
+def _add_report(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write leaderboards, figures and report.html from one or more runs",
+        description=(
+            "Write leaderboard.md, leaderboard.tex (booktabs), leaderboard.html, figures/ (robustness "
+            "curves, per-generator heatmaps, confusion matrices; PNG and PDF) and a self-contained "
+            "report.html. Several runs are merged (e.g. one run per detector); a cell present in "
+            "more than one run is taken from the later one."
+        ),
+    )
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directory or stored reference")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default: the first RUN_DIR)")
+    parser.add_argument("--metric", help="metric of the leaderboard and heatmap (default: roc_auc)")
+    parser.add_argument(
+        "--include-random", action="store_true",
+        help="keep random-weight sanity detectors in tables and figures (left out by default)",
+    )
+    parser.set_defaults(func=cmd_report)
+
+
+def _add_compare(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="check a run against a stored reference; non-zero exit on regression",
+        description=(
+            "Match cells on (detector, dataset, generator, perturbation, severity, metric),\n"
+            "print the differences worst first and a summary line, and exit 0, 1 or 2."
+        ),
+        epilog=COMPARE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run", metavar="RUN", help="run directory (or stored reference) to check")
+    parser.add_argument(
+        "--baseline", required=True, metavar="REF", help="reference (or run) directory, e.g. results/reference/ci"
+    )
+    parser.add_argument(
+        "--tol", metavar="SPEC",
+        help="largest allowed drop per metric, e.g. roc_auc=0.02,acc=0.03",
+    )
+    parser.add_argument(
+        "--default-tol", type=float, metavar="X",
+        help="largest allowed drop for metrics not named in --tol (default: 0.02)",
+    )
+    parser.add_argument(
+        "--metrics", type=_comma_list, metavar="LIST",
+        help="only check these metrics, comma-separated (default: all)",
+    )
+    parser.add_argument(
+        "--show", type=int, default=25, metavar="N",
+        help="print the N worst cells (default: 25; 0 prints all)",
+    )
+    parser.set_defaults(func=cmd_compare)
+
+
+def _add_baseline(subparsers: Any) -> None:
+    parser = subparsers.add_parser("baseline", help="manage stored reference runs")
+    actions = parser.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
+    save = actions.add_parser(
+        "save",
+        help="store a run as reference NAME",
+        description=(
+            "Copy results.parquet, results.csv and run.json (not the scores) of RUN into ROOT/NAME, "
+            "replacing a reference of that name. Commit the folder so that `bench compare` can use it."
+        ),
+    )
+    save.add_argument("run", metavar="RUN", help="finished run directory")
+    save.add_argument("name", metavar="NAME", help="reference name, e.g. ci")
+    save.add_argument("--root", metavar="DIR", help="folder of references (default: results/reference)")
+    save.set_defaults(func=cmd_baseline_save)
+
+
+def add_report_commands(subparsers: Any) -> None:
+    """Add ``report``, ``compare`` and ``baseline`` to the ``bench`` subparsers."""
+    _add_report(subparsers)
+    _add_compare(subparsers)
+    _add_baseline(subparsers)

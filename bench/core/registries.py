@@ -1,0 +1,40 @@
+"""The three registries of the benchmark and the packages that fill them.
+
+Detectors, baselines, perturbations and datasets register lazily (``"module:attr"``
+strings with metadata), so listing them imports no model code.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from bench.core.registry import Registry
+
+DETECTORS: Registry = Registry("detector")
+PERTURBATIONS: Registry = Registry("perturbation")
+DATASETS: Registry = Registry("dataset")
+
+_PLUGIN_PACKAGES = ("perturbations", "detectors", "baselines", "bench.data.datasets")
+_loaded = False
+
+
+def load_plugins() -> None:
+    """Import the packages whose ``__init__`` registers entries (once)."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for package in _PLUGIN_PACKAGES:
+            importlib.import_module(package)
+
+
+def create_detector(name: str, **overrides):
+    """Build a registered detector the way every run does: the variant's registry kwargs, then overrides.
+
+    The one factory in front of the detector registry (as timm's ``create_model``); the instance's
+    ``name`` is its registry name, which its config and cache keys use.
+    """
+    load_plugins()
+    entry = DETECTORS.entry(name)
+    detector = entry.load()(**{**entry.meta.get("kwargs", {}), **overrides})
+    detector.name = name
+    return detector

@@ -1,0 +1,170 @@
+"""A dataset: manifest rows that decoded cleanly, their splits, and a content hash.
+
+Loading a dataset probes every image once: the bytes are hashed (sha256), the
+image is fully decoded (so truncated files are found now, not mid-run) and a
+64-bit difference hash is kept to group near-duplicates. Probe results are
+cached per (path, size, mtime). Unusable images become recorded skips.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from bench.core.cache import Cache
+from bench.core.errors import BenchError, ImageSkip
+from bench.core.hashing import sha256_bytes, stable_hash
+from bench.data.images import MAX_PIXELS, MIN_SIDE, decode_bytes, probe_bytes
+from bench.data.manifest import Row, Skip, read_manifest
+from bench.data.split import assign_splits
+
+PROBE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Item(Row):
+    sha256: str = ""
+    width: int = 0
+    height: int = 0
+    format: str = ""
+    mode: str = ""
+    dhash: int = 0
+    metadata: bool = False  # EXIF or text chunks (e.g. a generator's workflow) present in the file
+
+
+@dataclass
+class Dataset:
+    name: str
+    source: str
+    items: list[Item]
+    skips: list[Skip] = field(default_factory=list)
+    synthetic: bool = False
+
+    @property
+    def hash(self) -> str:
+        """Content hash: image bytes, labels, generators and splits (not paths)."""
+        return stable_hash(sorted((it.sha256, it.label, it.generator, it.split or "") for it in self.items))
+
+    @property
+    def generators(self) -> list[str]:
+        return sorted({it.generator for it in self.items if it.label == 1})
+
+    def split(self, name: str) -> list[Item]:
+        return [it for it in self.items if it.split == name]
+
+    def summary(self) -> dict:
+        counts: dict[str, dict[str, int]] = {}
+        for it in self.items:
+            counts.setdefault(it.generator, {}).setdefault(it.split or "-", 0)
+            counts[it.generator][it.split or "-"] += 1
+        return {"name": self.name, "source": self.source, "hash": self.hash, "n_images": len(self.items),
+                "n_skipped": len(self.skips), "counts": counts, "synthetic": self.synthetic}
+
+
+def _dhash(arr: np.ndarray) -> int:
+    grey = Image.fromarray(arr).convert("L").resize((9, 8), Image.Resampling.BILINEAR)
+    g = np.asarray(grey, dtype=np.int16)
+    bits = (g[:, 1:] > g[:, :-1]).flatten()
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+def _probe_file(path: str, max_pixels: int, min_side: int) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return {"skip": "file not found"}
+    except IsADirectoryError:
+        return {"skip": "path is a directory"}
+    except OSError as exc:
+        return {"skip": f"cannot read file: {exc.strerror or exc}"}
+    try:
+        info = probe_bytes(data, max_pixels, min_side)
+        arr = decode_bytes(data, max_pixels, min_side)
+    except ImageSkip as exc:
+        return {"skip": str(exc)}
+    return {"sha256": sha256_bytes(data), "width": info.width, "height": info.height,
+            "format": info.format, "mode": info.mode, "dhash": _dhash(arr), "metadata": info.metadata}
+
+
+def probe_rows(rows: list[Row], cache: Cache, workers: int = 2, max_pixels: int = MAX_PIXELS,
+               min_side: int = MIN_SIDE, progress: bool = True) -> tuple[list[Item], list[Skip]]:
+    """Probe every row (cached by path, size and mtime); return usable items and skips."""
+
+    def key(row: Row) -> str:
+        try:
+            st = os.stat(row.path)
+            stamp = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = None
+        return stable_hash([PROBE_VERSION, row.path, stamp, max_pixels, min_side])
+
+    keys = [key(r) for r in rows]
+    results: list[dict | None] = [cache.load_json("probe", k) for k in keys]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = pool.map(lambda i: _probe_file(rows[i].path, max_pixels, min_side), todo)
+            for i, res in zip(todo, tqdm(futures, total=len(todo), desc="probing images", disable=not progress,
+                                         leave=False)):
+                results[i] = res
+                if "skip" not in res or res["skip"] != "file not found":
+                    cache.save_json("probe", keys[i], res)
+    items: list[Item] = []
+    skips: list[Skip] = []
+    for row, res in zip(rows, results):
+        assert res is not None
+        if "skip" in res:
+            skips.append(Skip(row.id, res["skip"]))
+        else:
+            items.append(Item(**row.__dict__, **res))
+    return items, skips
+
+
+def resolve_source(spec: str, cache: Cache) -> tuple[str, Path, bool]:
+    """Map a registered dataset name or a path to (name, path, synthetic)."""
+    from bench.core.registries import DATASETS, load_plugins
+
+    load_plugins()
+    if spec in DATASETS:
+        entry = DATASETS.entry(spec)
+        return spec, Path(entry.load()(cache.root)), bool(entry.meta.get("synthetic", False))
+    path = Path(spec).expanduser()
+    if not path.exists():
+        known = ", ".join(DATASETS.names())
+        raise BenchError(f"dataset {spec!r} is neither a registered dataset ({known}) nor an existing path")
+    name = path.stem if path.is_file() and path.name != "manifest.csv" else (path.parent.name if path.is_file() else path.name)
+    return name, path, False
+
+
+def load_dataset(spec: str, cache: Cache, seed: int = 0, workers: int = 2, max_pixels: int = MAX_PIXELS,
+                 min_side: int = MIN_SIDE, progress: bool = True) -> Dataset:
+    name, path, synthetic = resolve_source(spec, cache)
+    rows, skips = read_manifest(path)
+    items, probe_skips = probe_rows(rows, cache, workers, max_pixels, min_side, progress)
+    items, split_skips = assign_splits(items, seed)
+    dataset = Dataset(name, str(path), items, skips + probe_skips + split_skips, synthetic)
+    if not any(it.label == 0 for it in items) or not any(it.label == 1 for it in items):
+        raise BenchError(f"dataset {name!r} needs both real and generated images; "
+                         f"usable: {len(items)}, skipped: {len(dataset.skips)}")
+    return dataset
+
+
+def limit_per_class(items: list[Item], limit: int | None, seed: int) -> list[Item]:
+    """At most ``limit`` items per generator class (a seeded choice), keeping the original order."""
+    if not limit:
+        return items
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        by_class.setdefault(it.generator, []).append(i)
+    keep: set[int] = set()
+    for idx in by_class.values():
+        keep.update(rng.permutation(idx)[:limit].tolist() if len(idx) > limit else idx)
+    return [it for i, it in enumerate(items) if i in keep]

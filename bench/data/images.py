@@ -1,0 +1,106 @@
+"""Decode any image file into RGB uint8 (H, W, 3), or say in one line why not.
+
+Every image in the benchmark passes through :func:`decode_image`, so the modes
+that silently go wrong elsewhere are handled here once: EXIF orientation is
+applied, 16-bit and 32-bit integer images are rescaled (not clipped) to 8 bits,
+grayscale/CMYK/palette images are converted to RGB, an alpha channel is
+discarded, and images that are truncated, empty, not images, smaller than
+``min_side`` or larger than ``max_pixels`` raise :class:`ImageSkip` with the
+reason.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from bench.core.errors import ImageSkip
+
+MIN_SIDE = 16
+MAX_PIXELS = 64_000_000
+
+# Decompression-bomb protection is ours (max_pixels); PIL's own check would
+# raise a different error type before we can give a clear reason.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    format: str
+    mode: str
+    metadata: bool  # EXIF or text chunks present
+
+
+def _to_uint8_rgb(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img).astype(np.float64)
+        top = 65535.0 if (mode.startswith("I;16") or arr.max(initial=0) > 255) else 255.0
+        grey = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode == "F":
+        raise ImageSkip("floating-point image (mode F) has no defined 8-bit range")
+    if mode == "P":
+        img = img.convert("RGBA")  # honours palette transparency before it is dropped
+    if mode == "CMYK":
+        img = img.convert("RGB")
+    rgb = img.convert("RGB")  # L, LA, RGBA, RGBX, YCbCr, 1 ...
+    return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def probe_bytes(data: bytes, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> ImageInfo:
+    """Read only the header: format, mode and size, with the size limits applied."""
+    if not data:
+        raise ImageSkip("empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+            text = getattr(img, "text", None) or {}
+            info = ImageInfo(w, h, img.format or "unknown", img.mode, bool(text) or len(img.getexif()) > 0)
+    except UnidentifiedImageError:
+        raise ImageSkip("not a readable image file") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageSkip(f"corrupt or truncated image: {exc}") from None
+    if w * h > max_pixels:
+        raise ImageSkip(f"too large: {w}x{h} exceeds {max_pixels} pixels (raise --max-pixels to allow)")
+    if min(w, h) < min_side:
+        raise ImageSkip(f"too small: {w}x{h}, shorter side below {min_side} px")
+    return info
+
+
+def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
+    """Decode image bytes to an RGB uint8 array with EXIF orientation applied."""
+    probe_bytes(data, max_pixels, min_side)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                arr = _to_uint8_rgb(img)
+    except ImageSkip:
+        raise
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageSkip(f"corrupt or truncated image: {exc}") from None
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ImageSkip(f"decoded to unexpected shape {arr.shape}")
+    return arr
+
+
+def decode_image(path: str, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise ImageSkip("file not found") from None
+    except IsADirectoryError:
+        raise ImageSkip("path is a directory") from None
+    except OSError as exc:
+        raise ImageSkip(f"cannot read file: {exc.strerror or exc}") from None
+    return decode_bytes(data, max_pixels, min_side)

@@ -1,0 +1,326 @@
+"""The shared, on-disk CLIP feature cache: each backbone's features computed once per image and cell.
+
+:class:`ClipFeatures` turns an image set into ``encode_image`` embeddings
+(float32, not normalised; each head normalises as its paper does), batched, with
+the backbone's own preprocessing (open_clip's eval transform: bicubic resize of
+the short side, centre crop, CLIP mean/std), on the GPU under fp16 autocast when
+there is one. Every embedding goes into the cache (``ctx.extras["cache"]``), so
+all heads on one backbone share one forward pass per image and grid cell, and a
+re-run computes none.
+
+Cache layout and keys. An embedding is identified by
+
+* the backbone identity ``<backbone>@<weights sha256[:16] | random-s<seed>>-<fp32|fp16>-v<FEATURE_VERSION>``
+  (random-init backbones depend on the seed; GPU fp16 features differ slightly
+  from CPU fp32 ones, so they are kept apart);
+* the pixel group: everything in ``ImageSet.cell_key(i)`` after the content hash
+  (``<perturbation>@<table>:<severity>``), plus the run seed for perturbed
+  severities (the perturbation's randomness depends on it) and, for training
+  views (augmentations), ``+<view>~s<seed>``;
+* the image's content hash (sha256).
+
+Files live at ``<cache>/clip_features/<identity>/<group>/<hash of keys>.npz``,
+each holding up to :data:`CHUNK` rows (``keys`` = content hashes, ``feats``). A
+lookup reads the ``keys`` of every file in the group folder (memoised in
+process), loads the rows it needs and computes only the missing ones, so a
+different test set in the same cell reuses every image it shares, a killed run
+keeps the chunks it finished, and the number of files grows with (images /
+CHUNK) per cell, not with images. Without a cache in ``ctx.extras`` features are
+computed and not stored.
+
+Text embeddings (captions, prompts) are cached the same way in the group
+``text``, keyed by the sha256 of the text.
+
+:data:`FORWARD` counts images through each backbone's image encoder, per
+(identity, group, hash) and in total; :data:`TEXT_FORWARD` counts texts. Tests
+assert with them that each image and cell costs one forward pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from bench.core.cache import Cache
+from bench.core.detector import Detector, FitContext
+from bench.core.hashing import stable_hash
+from bench.core.rng import derive_rng
+from bench.nn.backbones import BackboneSpec, ClipBackbone, backbone_weights, get_backbone, load_backbone
+
+
+FEATURE_VERSION = "1"  # bump when preprocessing or what is stored changes
+CHUNK = 4096  # rows per cache file
+NAMESPACE = "clip_features"
+
+
+# --------------------------------------------------------------------------- forward-pass counters
+
+FORWARD: Counter = Counter()  # (identity, group, hash) -> images through the image encoder
+TEXT_FORWARD: Counter = Counter()  # (identity, text sha256) -> texts through the text encoder
+
+
+def forward_passes(identity: str | None = None) -> int:
+    """Images passed through a backbone's image encoder in this process (all backbones when None)."""
+    return sum(n for (ident, *_), n in FORWARD.items() if identity is None or ident == identity)
+
+
+def reset_counters() -> None:
+    FORWARD.clear()
+    TEXT_FORWARD.clear()
+
+
+# --------------------------------------------------------------------------- views (training augmentations)
+
+
+@dataclass(frozen=True)
+class View:
+    """A deterministic augmentation applied before preprocessing: ``fn(image_uint8_hwc, rng) -> image``.
+
+    Its rng comes from (seed, "clip-view", name, image content hash), so a view's pixels, and
+    therefore its cached embedding, are the same in every run with that seed.
+    """
+
+    name: str
+    fn: Callable[[np.ndarray, np.random.Generator], np.ndarray]
+    seed: int = 0
+
+
+# --------------------------------------------------------------------------- the extractor
+
+
+def _safe(text: str) -> str:
+    clean = re.sub(r"[^A-Za-z0-9._@=+~-]", "_", text)
+    return f"{clean[:80]}-{stable_hash(text, 8)}"
+
+
+def pixel_group(images, i: int) -> str:
+    """What, besides the content hash, decides the pixels of item i (see the module docstring)."""
+    if getattr(images, "perturbation", "none") != "none" and getattr(images, "severity", 0) == 0:
+        return "none@default:0"  # severity 0 is the identity: the clean pixels
+    return images.cell_key(i).partition(":")[2]
+
+
+class _GroupIndex:
+    """Which cached file holds which key, for one group folder (files are immutable once written)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.seen: set[str] = set()
+        self.where: dict[str, tuple[str, int]] = {}
+
+    def refresh(self) -> None:
+        if not self.folder.is_dir():
+            return
+        for entry in os.scandir(self.folder):
+            if entry.name.endswith(".npz") and not entry.name.startswith(".") and entry.name not in self.seen:
+                try:
+                    with np.load(entry.path, allow_pickle=False) as data:
+                        keys = data["keys"]
+                except (OSError, ValueError, KeyError):
+                    continue  # unreadable: recompute what it held
+                self.seen.add(entry.name)
+                for row, key in enumerate(keys.tolist()):
+                    self.where.setdefault(key, (entry.name, row))
+
+    def add(self, name: str, keys: Sequence[str]) -> None:
+        self.seen.add(name)
+        for row, key in enumerate(keys):
+            self.where.setdefault(key, (name, row))
+
+    def forget(self) -> None:
+        self.seen.clear()
+        self.where.clear()
+
+
+_INDEXES: dict[Path, _GroupIndex] = {}
+_INDEX_LOCK = threading.Lock()
+
+
+def _index(folder: Path) -> _GroupIndex:
+    with _INDEX_LOCK:
+        idx = _INDEXES.get(folder)
+        if idx is None:
+            idx = _INDEXES[folder] = _GroupIndex(folder)
+        return idx
+
+
+class ClipFeatures:
+    """Embeddings of one backbone, cached; the model is loaded only when something is missing."""
+
+    def __init__(self, spec: BackboneSpec, path: Path | None, weights_sha: str, init_seed: int,
+                 device: str = "cpu", cache: Cache | None = None, batch_size: int = 32, workers: int = 0,
+                 progress: bool = False):
+        from bench.nn.training import resolve_device
+
+        self.spec, self.path, self.init_seed = spec, path, int(init_seed)
+        self.device = str(resolve_device(device))
+        self.cache, self.batch_size, self.workers, self.progress = cache, max(1, batch_size), workers, progress
+        weights = f"random-s{self.init_seed}" if weights_sha == "random" else weights_sha[:16]
+        precision = "fp16" if self.device.startswith("cuda") else "fp32"
+        self.identity = f"{spec.name}@{weights}-{precision}-v{FEATURE_VERSION}"
+
+    @classmethod
+    def for_detector(cls, detector: Detector, backbone: str, ctx: FitContext, init_seed: int) -> "ClipFeatures":
+        spec = get_backbone(backbone)
+        path, sha = backbone_weights(detector, spec)
+        return cls(spec, path, sha, init_seed, ctx.device, ctx.extras.get("cache"), ctx.batch_size, ctx.workers,
+                   ctx.progress)
+
+    # -- the model, on demand ---------------------------------------------------------------
+    def backbone(self) -> ClipBackbone:
+        return load_backbone(self.spec, self.path, self.init_seed, self.identity, self.device)
+
+    def _autocast(self):
+        import torch
+
+        if self.device.startswith("cuda"):
+            return torch.autocast(device_type="cuda", dtype=torch.float16)
+        return torch.autocast(device_type="cpu", enabled=False)
+
+    # -- cache plumbing ---------------------------------------------------------------------
+    def _folder(self, group: str) -> Path | None:
+        if self.cache is None:
+            return None
+        return self.cache.path(f"{NAMESPACE}/{_safe(self.identity)}/{_safe(group)}", "x", "npz").parent
+
+    def _lookup(self, group: str, keys: list[str]) -> dict[str, np.ndarray]:
+        folder = self._folder(group)
+        if folder is None or not keys:
+            return {}
+        idx = _index(folder)
+        if any(k not in idx.where for k in keys):
+            idx.refresh()
+        by_file: dict[str, list[tuple[str, int]]] = {}
+        for k in keys:
+            if k in idx.where:
+                name, row = idx.where[k]
+                by_file.setdefault(name, []).append((k, row))
+        out: dict[str, np.ndarray] = {}
+        for name, pairs in by_file.items():
+            try:
+                with np.load(folder / name, allow_pickle=False) as data:
+                    feats = data["feats"]
+            except (OSError, ValueError, KeyError):  # removed or damaged since indexed: recompute
+                idx.forget()
+                continue
+            for k, row in pairs:
+                out[k] = feats[row]
+        return out
+
+    def _store(self, group: str, keys: list[str], feats: np.ndarray) -> None:
+        folder = self._folder(group)
+        if folder is None or not keys:
+            return
+        name = stable_hash(sorted(keys), 24)
+        namespace = str(folder.relative_to(self.cache.root))  # type: ignore[union-attr]
+        self.cache.save_arrays(namespace, name, keys=np.array(keys, dtype=str),  # type: ignore[union-attr]
+                               feats=np.ascontiguousarray(feats, dtype=np.float32))
+        _index(folder).add(f"{name}.npz", keys)
+
+    # -- images -----------------------------------------------------------------------------
+    def images(self, images, view: View | None = None) -> np.ndarray:
+        """``encode_image`` embeddings [len(images), embed_dim] in input order (float32)."""
+        n = len(images)
+        out = np.zeros((n, self.spec.embed_dim), dtype=np.float32)
+        if n == 0:
+            return out
+        groups: dict[str, list[int]] = {}
+        for i in range(n):
+            group = pixel_group(images, i) + (f"+{view.name}~s{view.seed}" if view is not None else "")
+            groups.setdefault(group, []).append(i)
+        for group, idx in groups.items():
+            keys = [images.hashes[i] for i in idx]
+            found = self._lookup(group, sorted(set(keys)))
+            missing: dict[str, int] = {}
+            for i, k in zip(idx, keys):
+                if k not in found and k not in missing:
+                    missing[k] = i
+            if missing:
+                found.update(self._compute(images, group, missing, view))
+            for i, k in zip(idx, keys):
+                out[i] = found[k]
+        return out
+
+    def _pixels(self, images, i: int, view: View | None) -> np.ndarray:
+        image = images[i]
+        if view is not None:
+            image = view.fn(image, derive_rng(view.seed, "clip-view", view.name, images.hashes[i]))
+        return image
+
+    def _compute(self, images, group: str, missing: dict[str, int], view: View | None) -> dict[str, np.ndarray]:
+        import torch
+        from PIL import Image
+        from tqdm.auto import tqdm
+
+        bb = self.backbone()
+        items = list(missing.items())
+        result: dict[str, np.ndarray] = {}
+        pending_keys: list[str] = []
+        pending: list[np.ndarray] = []
+
+        def prep(pair):
+            return bb.preprocess(Image.fromarray(np.ascontiguousarray(self._pixels(images, pair[1], view))))
+
+        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+            bar = tqdm(total=len(items), desc=f"{self.spec.name} features", leave=False, disable=not self.progress)
+            for start in range(0, len(items), self.batch_size):
+                chunk = items[start : start + self.batch_size]
+                x = torch.stack(list(pool.map(prep, chunk))).to(bb.device)
+                with torch.no_grad(), self._autocast():
+                    feats = bb.model.encode_image(x).float().cpu().numpy()
+                for (k, _), f in zip(chunk, feats):
+                    result[k] = f
+                    FORWARD[(self.identity, group, k)] += 1
+                    pending_keys.append(k)
+                    pending.append(f)
+                if len(pending_keys) >= CHUNK:
+                    self._store(group, pending_keys, np.stack(pending))
+                    pending_keys, pending = [], []
+                bar.update(len(chunk))
+            bar.close()
+        if pending_keys:
+            self._store(group, pending_keys, np.stack(pending))
+        return result
+
+    # -- texts ------------------------------------------------------------------------------
+    def texts(self, texts: Sequence[str]) -> np.ndarray:
+        """``encode_text`` embeddings [len(texts), embed_dim] (float32); texts longer than the context are cut."""
+        import torch
+
+        n = len(texts)
+        out = np.zeros((n, self.spec.embed_dim), dtype=np.float32)
+        if n == 0:
+            return out
+        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+        found = self._lookup("text", sorted(set(keys)))
+        missing: dict[str, str] = {}
+        for k, t in zip(keys, texts):
+            if k not in found:
+                missing.setdefault(k, t)
+        if missing:
+            bb = self.backbone()
+            todo = list(missing.items())
+            new_keys, new_feats = [], []
+            for start in range(0, len(todo), max(self.batch_size, 64)):
+                chunk = todo[start : start + max(self.batch_size, 64)]
+                tokens = bb.tokenizer([t for _, t in chunk]).to(bb.device)
+                with torch.no_grad(), self._autocast():
+                    feats = bb.model.encode_text(tokens).float().cpu().numpy()
+                for (k, _), f in zip(chunk, feats):
+                    found[k] = f
+                    TEXT_FORWARD[(self.identity, k)] += 1
+                    new_keys.append(k)
+                    new_feats.append(f)
+            self._store("text", new_keys, np.stack(new_feats))
+        for i, k in enumerate(keys):
+            out[i] = found[k]
+        return out

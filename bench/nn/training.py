@@ -1,0 +1,268 @@
+"""The one training loop for every detector that trains a network.
+
+Seeded (model init, shuffling, augmentation and dropout all draw from
+generators derived from the run seed), on the GPU when there is one (bf16
+autocast there) and on the CPU otherwise, with DataLoader workers, validation
+each epoch, early stopping and model selection on a declared validation metric,
+checkpoints that resume after an interruption, and a progress bar with loss and
+validation metric.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import io
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from bench.core import atomic
+from bench.core.detector import Detector, FitContext, Prediction
+from bench.core.errors import BenchError
+from bench.core.rng import derive_rng
+from bench.data.imageset import ImageSet
+
+# transform(image_uint8_hwc, rng_or_None) -> float tensor CHW; rng is None at evaluation time.
+Transform = Callable[[np.ndarray, "np.random.Generator | None"], torch.Tensor]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"  # "adam", "adamw" or "sgd" (with `momentum`)
+    patience: int = 3  # epochs without validation improvement before stopping
+    momentum: float = 0.9  # sgd only
+    sam_rho: float = 0.0  # > 0: sharpness-aware minimisation (bench.nn.sam.SAM) around the optimiser, this radius
+    schedule: str = "constant"  # "constant", or "cosine": lr annealed per epoch to `min_lr` over `epochs`
+    min_lr: float = 0.0
+
+
+def accuracy(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Validation metric: accuracy at P(generated) >= 0.5 (one logit)."""
+    return float(np.mean((probs[:, 0] >= 0.5).astype(int) == np.asarray(y_true)))
+
+
+def macro_f1(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Validation metric: macro F1 of the arg-max class (or of p >= 0.5 for one logit)."""
+    pred = (probs[:, 0] >= 0.5).astype(int) if probs.shape[1] == 1 else probs.argmax(axis=1)
+    return float(f1_score(y_true, pred, average="macro"))
+
+
+class _TorchView(Dataset):
+    """Images of an ImageSet as tensors; augmentation draws from a per-(seed, epoch, index) generator."""
+
+    def __init__(self, images: ImageSet, targets: np.ndarray, transform: Transform, seed: int, train: bool):
+        self.images, self.targets, self.transform = images, targets, transform
+        self.seed, self.train, self.epoch = seed, train, 0
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        rng = derive_rng(self.seed, "augment", self.epoch, self.images.hashes[i]) if self.train else None
+        return self.transform(self.images[i], rng), self.targets[i]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
+        device_type="cpu", enabled=False)
+
+
+def predict_probs(model: nn.Module, images: ImageSet, transform: Transform, ctx: FitContext,
+                  desc: str = "scoring") -> np.ndarray:
+    """Class probabilities (softmax, or sigmoid for a single logit), in input order."""
+    device = resolve_device(ctx.device)
+    loader = DataLoader(_TorchView(images, np.zeros(len(images), dtype=np.int64), transform, ctx.seed, False),
+                        batch_size=ctx.batch_size, shuffle=False, num_workers=ctx.workers)
+    model.eval().to(device)
+    out = []
+    with torch.no_grad():
+        for x, _ in tqdm(loader, desc=desc, leave=False, disable=not ctx.progress):
+            with _autocast(device):
+                logits = model(x.to(device)).float()
+            out.append((torch.sigmoid(logits) if logits.shape[1] == 1 else logits.softmax(dim=1)).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 1))
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic.write_bytes(path, buf.getvalue())
+
+
+def _make_optimizer(params: list, cfg: TrainConfig) -> torch.optim.Optimizer:
+    base = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+            "sgd": functools.partial(torch.optim.SGD, momentum=cfg.momentum)}.get(cfg.optimizer)
+    if base is None:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r} (adam, adamw or sgd)")
+    if cfg.sam_rho > 0:
+        from bench.nn.sam import SAM
+
+        return SAM(params, base, rho=cfg.sam_rho, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return base(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_targets: np.ndarray,
+                     val_targets: np.ndarray, transform: Transform, cfg: TrainConfig, ctx: FitContext,
+                     select: Callable[[np.ndarray, np.ndarray], float] = macro_f1,
+                     checkpoint: Path | None = None,
+                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                     epoch_hook: Callable[[int, nn.Module], None] | None = None) -> dict:
+    """Train ``model`` in place; keep the weights of the best validation epoch. Returns a history dict.
+
+    One output unit means binary cross-entropy on 0/1 targets; more means cross-entropy on class
+    indices; ``loss_fn(logits, targets)`` replaces either. With ``cfg.sam_rho > 0`` every update is a
+    SAM step (two forward/backward passes, BatchNorm statistics updated by the first only).
+    ``epoch_hook(epoch, model)`` runs before each epoch (e.g. to regenerate adversarial examples in
+    ``train``). ``train``/``val`` need only ``len``, indexing and ``hashes`` (precomputed feature
+    rows work too). With ``checkpoint`` set, the state after every epoch is written atomically there
+    and a later call with the same path resumes from the last finished epoch.
+    """
+    device = resolve_device(ctx.device)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = _make_optimizer(params, cfg)
+    sam = hasattr(optimizer, "first_step")
+    if cfg.schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown schedule {cfg.schedule!r} (constant or cosine)")
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(getattr(optimizer, "base_optimizer", optimizer),
+                                                            T_max=max(1, cfg.epochs), eta_min=cfg.min_lr)
+                 if cfg.schedule == "cosine" else None)
+    view = _TorchView(train, train_targets, transform, ctx.seed, True)
+    history = {"epoch": [], "loss": [], "val": []}
+    best = {"score": -np.inf, "state": copy.deepcopy(model.state_dict()), "epoch": -1}
+    start_epoch = 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+        torch.set_rng_state(state["torch_rng"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+    bar = tqdm(range(start_epoch, cfg.epochs), desc="training", leave=False, disable=not ctx.progress,
+               initial=start_epoch, total=cfg.epochs)
+    for epoch in bar:
+        view.epoch = epoch
+        if epoch_hook is not None:
+            epoch_hook(epoch, model)
+        loader = DataLoader(view, batch_size=cfg.batch_size, shuffle=True, num_workers=ctx.workers,
+                            generator=torch.Generator().manual_seed(ctx.seed * 1000 + epoch), drop_last=False)
+        model.train()
+        losses = []
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+
+            def batch_loss() -> torch.Tensor:
+                with _autocast(device):
+                    logits = model(x).float()
+                if loss_fn is not None:
+                    return loss_fn(logits, y)
+                return (nn.functional.binary_cross_entropy_with_logits(logits[:, 0], y.float())
+                        if logits.shape[1] == 1 else nn.functional.cross_entropy(logits, y))
+
+            loss = batch_loss()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if sam:
+                from bench.nn.sam import disable_running_stats
+
+                optimizer.first_step(zero_grad=True)
+                with disable_running_stats(model):
+                    batch_loss().backward()
+                optimizer.second_step(zero_grad=True)
+            else:
+                optimizer.step()
+            losses.append(float(loss.detach()))
+        if scheduler is not None:
+            scheduler.step()
+        score = select(val_targets, predict_probs(model, val, transform, ctx, "validating")) if len(val) else 0.0
+        history["epoch"].append(epoch)
+        history["loss"].append(float(np.mean(losses)) if losses else float("nan"))
+        history["val"].append(score)
+        if score > best["score"]:
+            best = {"score": score, "state": copy.deepcopy(model.state_dict()), "epoch": epoch}
+        bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", val=f"{score:.3f}")
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                          "history": history, "best": best, "epoch": epoch,
+                                          "torch_rng": torch.get_rng_state(),
+                                          "scheduler": scheduler.state_dict() if scheduler is not None else None})
+        if epoch - best["epoch"] >= cfg.patience:
+            break
+    model.load_state_dict(best["state"])
+    model.to("cpu").eval()
+    return {**history, "best_epoch": best["epoch"], "best_val": best["score"]}
+
+
+@contextmanager
+def seeded_torch(seed: int) -> Iterator[None]:
+    """Run a block with torch's global RNG seeded, restoring the caller's state afterwards.
+
+    Model initialisation and dropout use torch's global generator; forking it keeps
+    a detector's training reproducible without changing anyone else's random state.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def resize_to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 HWC -> float CHW in [0, 1], resized (antialiased) to size x size."""
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(255.0)
+    return nn.functional.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True,
+                                     align_corners=False)[0]
+
+
+class CpuPickledModel:
+    """Mixin for detectors that hold a trained ``self.model``: the pickled copy (the runner's fit cache)
+    holds the model on the CPU, so a fit made on a GPU loads on any machine."""
+
+    def __getstate__(self) -> dict:
+        if getattr(self, "model", None) is not None:
+            self.model.to("cpu")
+        return self.__dict__.copy()
+
+
+class BinaryNetDetector(CpuPickledModel, Detector):
+    """A one-logit network trained on real (0) vs generated (1) with the shared loop, selected on
+    validation accuracy. Subclasses set ``self.cfg`` and give ``_build_model()`` and
+    ``_transform(image, rng)``."""
+
+    cfg: TrainConfig
+    model: nn.Module | None = None
+
+    def _build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def _transform(self, image: np.ndarray, rng) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
+        with seeded_torch(ctx.seed):
+            self.model = self._build_model()
+            self.history = train_classifier(self.model, train, val, train.labels, val.labels, self._transform,
+                                            self.cfg, ctx, select=accuracy, checkpoint=ctx.extras.get("checkpoint"))
+
+    def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
+        if self.model is None:
+            raise BenchError(f"{self.name}: predict() called before fit()")
+        return Prediction(score=predict_probs(self.model, images, self._transform, ctx)[:, 0])

@@ -1,0 +1,208 @@
+"""Leaderboards from the result store: one frame per dataset (clean value with its CI, the mean
+over severities of each perturbation, the mean over every perturbed cell), rendered as Markdown,
+LaTeX (booktabs) and HTML, each with a provenance header.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench.core.errors import BenchError
+from bench.report.figures import ALL_GENERATORS, CLEAN
+from bench.report.runs import drop_random
+
+
+MEAN_PERTURBED = "mean_perturbed"
+FRAME_FIXED = ["detector", "weights", "clean", "clean_ci_low", "clean_ci_high"]
+LEGEND = (
+    "Clean: value ± half-width of the 95% bootstrap CI. "
+    "Perturbation columns: mean over severities ≥ 1. Mean perturbed: mean over every perturbed cell."
+)
+EMPTY_LEGEND = "No detector besides random-weight ones (sanity checks); pass --include-random to list them."
+
+
+# ---------------------------------------------------------------- leaderboard frame
+
+
+def _only_dataset(cells: pd.DataFrame, dataset: str | None) -> str:
+    datasets = sorted(cells["dataset"].unique())
+    if dataset is None and len(datasets) == 1:
+        return datasets[0]
+    if dataset in datasets:
+        return dataset
+    raise BenchError(f"choose a dataset: the results hold {', '.join(datasets) or 'none'} (got {dataset!r})")
+
+
+def _metric_rows(results_df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    cells = results_df[(results_df["metric"] == metric) & (results_df["generator"] == ALL_GENERATORS)]
+    if cells.empty:
+        available = ", ".join(sorted(results_df["metric"].unique())) or "none"
+        raise BenchError(f"no {metric!r} results; available metrics: {available}")
+    return cells
+
+
+def _aggregate(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per detector: weights, clean value and CI, mean per perturbation, mean over all perturbed cells."""
+    weights = cells.groupby("detector")["weights"].first()
+    clean = cells[cells["perturbation"] == CLEAN].set_index("detector")[["value", "ci_low", "ci_high"]]
+    parts = [weights, clean.set_axis(["clean", "clean_ci_low", "clean_ci_high"], axis=1)]
+    perturbed = cells[(cells["perturbation"] != CLEAN) & (cells["severity"] > 0)]
+    if not perturbed.empty:
+        per_perturbation = perturbed.pivot_table(index="detector", columns="perturbation", values="value")
+        per_perturbation.columns.name = None
+        parts += [per_perturbation, perturbed.groupby("detector")["value"].mean().rename(MEAN_PERTURBED)]
+    return pd.concat(parts, axis=1).rename_axis("detector").reset_index()
+
+
+def leaderboard_frame(
+    results_df: pd.DataFrame, metric: str = "roc_auc", dataset: str | None = None, include_random: bool = False
+) -> pd.DataFrame:
+    """One row per detector, best clean value first (ties: name).
+
+    Columns: detector, weights, clean, clean_ci_low, clean_ci_high, one column
+    per perturbation (mean over its severities > 0) and ``mean_perturbed``
+    (mean over every perturbed cell). Only the ``generator == "all"`` rows
+    count. ``attrs`` carries metric, dataset and higher_is_better for the renderers.
+    """
+    cells = _metric_rows(results_df, metric)
+    dataset = _only_dataset(cells, dataset)
+    cells = cells[cells["dataset"] == dataset]
+    higher_is_better = bool(cells["higher_is_better"].iloc[0])
+    if not include_random:
+        cells = drop_random(cells)  # may leave no row: a run of random-weight detectors only
+    frame = _aggregate(cells).sort_values(
+        ["clean", "detector"], ascending=[not higher_is_better, True], na_position="last", ignore_index=True
+    )
+    frame.attrs = {"metric": metric, "dataset": dataset, "higher_is_better": higher_is_better}
+    return frame
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _fmt(value: float, missing: str) -> str:
+    return missing if pd.isna(value) else f"{value:.3f}"
+
+
+def _clean_cell(row: pd.Series, pm: str, missing: str) -> str:
+    half_width = (row["clean_ci_high"] - row["clean_ci_low"]) / 2
+    value = _fmt(row["clean"], missing)
+    return value if pd.isna(half_width) or pd.isna(row["clean"]) else f"{value} {pm} {half_width:.3f}"
+
+
+def _table(
+    frame: pd.DataFrame, arrows: tuple[str, str], pm: str, missing: str, escape: Callable[[str], str]
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and display cells, shared by every output format; ``arrows`` = (lower, higher) is better."""
+    arrow = arrows[frame.attrs["higher_is_better"]]
+    value_columns = [c for c in frame.columns if c not in FRAME_FIXED]
+    names = {MEAN_PERTURBED: "Mean perturbed"}
+    headers = ["Detector", "Weights", f"Clean {arrow}"] + [f"{escape(names.get(c, c))} {arrow}" for c in value_columns]
+    rows = [
+        [escape(row["detector"]), escape(row["weights"]), _clean_cell(row, pm, missing)]
+        + [_fmt(row[c], missing) for c in value_columns]
+        for _, row in frame.iterrows()
+    ]
+    return headers, rows
+
+
+def _legend(frame: pd.DataFrame) -> str:
+    return LEGEND if len(frame) else EMPTY_LEGEND
+
+
+def _join(singular: str, plural: str, values: Sequence[Any], code: Callable[[str], str]) -> str:
+    """'seed: 0' / 'seeds: 0, 1' / 'seed: unknown'."""
+    if not values:
+        return f"{singular}: unknown"
+    return f"{plural if len(values) > 1 else singular}: " + ", ".join(code(str(v)) for v in values)
+
+
+def _contributing_runs(frame: pd.DataFrame, results_df: pd.DataFrame) -> list[str]:
+    attrs = frame.attrs
+    rows = results_df[(results_df["dataset"] == attrs["dataset"]) & (results_df["metric"] == attrs["metric"])]
+    return sorted(rows["run_id"].astype(str).unique())
+
+
+def _provenance(
+    frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]], code: Callable[[str], str]
+) -> str:
+    """Which data (name + hash), weights, seed and run the table came from, in one line."""
+    dataset = frame.attrs["dataset"]
+    run_ids = _contributing_runs(frame, results_df)
+    records = [r for r in run_records if str(r.get("run_id")) in run_ids]
+    hashes = sorted({str(h) for r in records if (h := ((r.get("datasets") or {}).get(dataset) or {}).get("hash"))})
+    seeds = sorted({r["seed"] for r in records if r.get("seed") is not None})
+    direction = "higher" if frame.attrs["higher_is_better"] else "lower"
+    protocols = sorted({p for r in records if (p := _protocol(r.get("config") or {}))})
+    return "; ".join(
+        [
+            f"{frame.attrs['metric']} ({direction} is better) on dataset {code(dataset)}",
+            _join("dataset hash", "dataset hashes", hashes, code),
+            *protocols,
+            _join("weights", "weights", sorted(frame["weights"].astype(str).unique()), str),
+            _join("seed", "seeds", seeds, str),
+            _join("run", "runs", run_ids, code),
+        ]
+    )
+
+
+def _protocol(config: dict[str, Any]) -> str:
+    """The generalisation protocol of a run in words, or "" for the plain within-dataset split."""
+    parts = []
+    if config.get("train_on") and config.get("train_on") != config.get("dataset"):
+        parts.append(f"trained on {config['train_on']}")
+    if config.get("train_generators"):
+        parts.append(f"trained on generators {','.join(config['train_generators'])}")
+    if config.get("test_generators"):
+        parts.append(f"tested on generators {','.join(config['test_generators'])}")
+    return ", ".join(parts)
+
+
+def leaderboard_markdown(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]]) -> str:
+    """Provenance line, pipe table (tabulate), legend line."""
+    headers, rows = _table(frame, ("↓", "↑"), "±", "–", str)
+    table = tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True, colalign=_alignment(headers))
+    return f"{_provenance(frame, results_df, run_records, lambda s: f'`{s}`')}\n\n{table}\n\n{_legend(frame)}\n"
+
+
+def _alignment(headers: list[str]) -> tuple[str, ...]:
+    return ("left", "left") + ("right",) * (len(headers) - 2)
+
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+    "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(char, char) for char in text)
+
+
+def leaderboard_latex(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]]) -> str:
+    """A booktabs tabular to ``\\input`` into a table environment; provenance and legend as comments."""
+    headers, rows = _table(frame, (r"$\downarrow$", r"$\uparrow$"), r"$\pm$", "--", latex_escape)
+    lines = [
+        f"% {_provenance(frame, results_df, run_records, str)}",
+        f"% {_legend(frame)}",
+        r"\begin{tabular}{ll" + "r" * (len(headers) - 2) + "}",
+        r"\toprule",
+        " & ".join(headers) + r" \\",
+        r"\midrule",
+        *(" & ".join(row) + r" \\" for row in rows),
+        r"\bottomrule",
+        r"\end{tabular}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def leaderboard_html(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]]) -> str:
+    """An HTML fragment (provenance, table, legend) for report.html and leaderboard.html."""
+    headers, rows = _table(frame, ("↓", "↑"), "±", "–", str)
+    table = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True, colalign=_alignment(headers))
+    provenance = _provenance(frame, results_df, run_records, lambda s: f"<code>{html.escape(s)}</code>")
+    return f'<p class="provenance">{provenance}</p>\n{table}\n<p class="note">{html.escape(_legend(frame))}</p>'

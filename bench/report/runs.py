@@ -1,0 +1,72 @@
+"""Read stored runs back for reporting: ``results.parquet``, ``scores.parquet`` and ``run.json``
+(see :mod:`bench.run.schema`), several runs concatenated with later duplicates of a cell winning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from bench.core.errors import BenchError
+from bench.run.schema import RESULT_COLUMNS, RESULTS_PARQUET, RUN_JSON, SCORE_COLUMNS, SCORES_PARQUET
+
+
+log = logging.getLogger(__name__)
+
+# A cell of the grid: what identifies one number across runs (run_id and weights excluded).
+CELL_KEYS = ["detector", "dataset", "generator", "perturbation", "severity", "metric"]
+SCORE_KEYS = ["detector", "dataset", "image_id", "perturbation", "severity"]
+RANDOM_WEIGHTS = "random"
+
+
+# ---------------------------------------------------------------- loading
+
+
+def read_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """One run or reference directory. A reference keeps no scores: an empty scores table stands in.
+
+    run.json is written last (bench.run.store), so a directory without it is an unfinished run.
+    """
+    run_dir = Path(run_dir)
+    for required in (RESULTS_PARQUET, RUN_JSON):
+        if not (run_dir / required).is_file():
+            raise BenchError(f"{run_dir}: no {required}; expected a finished run directory or a stored reference")
+    results = pd.read_parquet(run_dir / RESULTS_PARQUET)
+    scores_path = run_dir / SCORES_PARQUET
+    scores = pd.read_parquet(scores_path) if scores_path.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)
+    record = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
+    return results, scores, record
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """Concatenate, skipping empty tables (pandas would otherwise guess their dtypes)."""
+    non_empty = [frame for frame in frames if not frame.empty]
+    return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame(columns=columns)
+
+
+def _keep_last(frame: pd.DataFrame, keys: list[str], what: str) -> pd.DataFrame:
+    """When runs overlap, the later run given wins; say so, since the earlier numbers disappear."""
+    duplicated = frame.duplicated(keys, keep="last")
+    if duplicated.any():
+        log.warning("%d %s appear in more than one run; keeping those of the later run", int(duplicated.sum()), what)
+    return frame[~duplicated].reset_index(drop=True)
+
+
+def load_runs(run_dirs: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
+    """Merge several runs (e.g. one per detector) into one results table, one scores table and their records."""
+    loaded = [read_run(run_dir) for run_dir in run_dirs]
+    if not loaded:
+        raise BenchError("no run directory given")
+    results = _keep_last(_concat([r for r, _, _ in loaded], RESULT_COLUMNS), CELL_KEYS, "result cells")
+    scores = _keep_last(_concat([s for _, s, _ in loaded], SCORE_COLUMNS), SCORE_KEYS, "scores")
+    return results, scores, [record for _, _, record in loaded]
+
+
+def drop_random(results_df: pd.DataFrame) -> pd.DataFrame:
+    """Random-weight detectors are sanity checks (chance level), not contenders."""
+    return results_df[results_df["weights"] != RANDOM_WEIGHTS]
