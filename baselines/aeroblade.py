@@ -80,12 +80,23 @@ built from its published architecture with random weights (smoke runs only).
 from __future__ import annotations
 
 import logging
-import weakref
-from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
 
+from baselines.aeroblade_models import (
+    AUTOENCODERS,
+    KL,
+    AutoencoderSpec,
+    crop_box,
+    max_over_autoencoders,
+    pixel_batches,
+    quantize_reconstruction,
+    reconstruct,
+    seed_int,
+    shared_model,
+    to_model_input,
+)
 from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
 from bench.core.errors import BenchError
 from bench.core.hashing import sha256_file, stable_hash
@@ -93,139 +104,12 @@ from bench.data.imageset import ImageSet
 
 log = logging.getLogger(__name__)
 
-KL, VQ = "kl", "vq"
 DIST_NAMESPACE = "aeroblade_dist"
 REC_NAMESPACE = "aeroblade_rec"
 DTYPE = "float32"
 
-# Architectures (diffusers config keys). The pretrained ones are only used to build a randomly initialised
-# stand-in under --random-weights; a resolved component is loaded from its own config.json.
-SD_VAE_CONFIG: dict[str, Any] = {  # CompVis/stable-diffusion-v1-4 and stabilityai/stable-diffusion-2-base "vae"
-    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
-    "act_fn": "silu", "sample_size": 512, "block_out_channels": (128, 256, 512, 512),
-    "down_block_types": ("DownEncoderBlock2D",) * 4, "up_block_types": ("UpDecoderBlock2D",) * 4,
-}
-MOVQ_CONFIG: dict[str, Any] = {  # kandinsky-community/kandinsky-2-1 "movq"
-    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
-    "act_fn": "silu", "sample_size": 32, "norm_type": "spatial", "num_vq_embeddings": 16384, "vq_embed_dim": 4,
-    "block_out_channels": (128, 256, 256, 512),
-    "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "AttnDownEncoderBlock2D"),
-    "up_block_types": ("AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"),
-}
-TINY_KL_CONFIG: dict[str, Any] = {
-    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 1, "norm_num_groups": 8,
-    "sample_size": 32, "block_out_channels": (16, 32),
-    "down_block_types": ("DownEncoderBlock2D",) * 2, "up_block_types": ("UpDecoderBlock2D",) * 2,
-}
-TINY_VQ_CONFIG: dict[str, Any] = {  # SpatialNorm hard-codes 32 groups: channels are multiples of 32
-    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 1, "norm_num_groups": 8,
-    "sample_size": 32, "norm_type": "spatial", "num_vq_embeddings": 12, "vq_embed_dim": 4,
-    "block_out_channels": (32, 64),
-    "down_block_types": ("DownEncoderBlock2D", "AttnDownEncoderBlock2D"),
-    "up_block_types": ("AttnUpDecoderBlock2D", "UpDecoderBlock2D"),
-}
-
-
-@dataclass(frozen=True)
-class AutoencoderSpec:
-    """One autoencoder AEROBLADE can use: its weights component (None: always random) and its architecture."""
-
-    name: str
-    kind: str  # KL (diffusers AutoencoderKL) or VQ (diffusers VQModel)
-    component: str | None
-    config: dict[str, Any] = field(compare=False, hash=False)
-    description: str = ""
-
-    @property
-    def factor(self) -> int:
-        """Spatial downsampling factor: one halving per encoder block but the last."""
-        return 2 ** (len(self.config["block_out_channels"]) - 1)
-
-
-AUTOENCODERS: dict[str, AutoencoderSpec] = {s.name: s for s in (
-    AutoencoderSpec("sd1", KL, "sd_vae_sd1", SD_VAE_CONFIG, "Stable Diffusion 1.x VAE"),
-    AutoencoderSpec("sd2", KL, "sd_vae_sd2", SD_VAE_CONFIG, "Stable Diffusion 2 VAE"),
-    AutoencoderSpec("kd21", VQ, "kandinsky21_movq", MOVQ_CONFIG, "Kandinsky 2.1 MoVQ"),
-    AutoencoderSpec("test_kl", KL, None, TINY_KL_CONFIG, "tiny random AutoencoderKL (tests)"),
-    AutoencoderSpec("test_vq", VQ, None, TINY_VQ_CONFIG, "tiny random VQModel, spatial norm (tests)"),
-)}
-
 #: Keyword arguments that change how fast scores are computed, never which scores: left out of config().
 _NON_SEMANTIC = ("batch_pixels", "cache_reconstructions")
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-def crop_box(height: int, width: int, factor: int, max_side: int) -> tuple[int, int, int, int]:
-    """(top, left, h, w) of the centred crop AEROBLADE measures: sides <= max_side and multiples of factor."""
-    h = min(height, max_side) // factor * factor
-    w = min(width, max_side) // factor * factor
-    if h < factor or w < factor:
-        raise BenchError(f"aeroblade: a {height}x{width} image is smaller than the autoencoder's "
-                         f"downsampling factor {factor}")
-    return (height - h) // 2, (width - w) // 2, h, w
-
-
-def max_over_autoencoders(distances: np.ndarray) -> np.ndarray:
-    """AEROBLADE's rule: score = max over autoencoders (rows) of the negated distance = -min distance."""
-    distances = np.asarray(distances, dtype=np.float64)
-    if distances.ndim != 2 or distances.shape[0] == 0:
-        raise ValueError("distances must be (autoencoders, images)")
-    return (-distances).max(axis=0)
-
-
-def to_model_input(images_u8: Iterable[np.ndarray]):
-    """uint8 HWC images of one size -> float32 NCHW tensor in [-1, 1] (the reference: /255, then *2-1)."""
-    import torch
-
-    arr = np.stack([np.asarray(im) for im in images_u8])
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div(255.0).mul(2.0).sub(1.0)
-
-
-def quantize_reconstruction(rec):
-    """Decoder output in [-1, 1] -> uint8 NCHW as the reference stores it: clamp to [0, 1], x.mul(255).byte()."""
-    import torch
-
-    return (rec / 2 + 0.5).clamp(0, 1).mul(255).to(torch.uint8)
-
-
-def reconstruct(model, kind: str, x, generators=None):
-    """decode(encode(x)) for x in [-1, 1] (N, 3, H, W); H, W multiples of the model's factor.
-
-    KL: the latent is a posterior sample drawn with ``generators`` (one CPU ``torch.Generator`` per image),
-    or the posterior mean when ``generators`` is None. VQ: the encoder output is decoded without quantisation.
-    """
-    if kind == KL:
-        posterior = model.encode(x).latent_dist
-        z = posterior.mode() if generators is None else posterior.sample(generator=list(generators))
-        return model.decode(z).sample
-    if kind == VQ:
-        return model.decode(model.encode(x).latents, force_not_quantize=True).sample
-    raise ValueError(f"unknown autoencoder kind {kind!r}")
-
-
-def _seed_int(*parts: Any) -> int:
-    return int(stable_hash(list(parts), 15), 16)
-
-
-_SHARED_MODELS: "weakref.WeakValueDictionary[str, Any]" = weakref.WeakValueDictionary()
-
-
-def _shared(identity: Any, build):
-    """The model of that identity already loaded by another detector in this process, else ``build()``."""
-    key = stable_hash(identity, 32)
-    model = _SHARED_MODELS.get(key)
-    if model is None:
-        model = build()
-        _SHARED_MODELS[key] = model
-    return model
-
-
-def _pixel_batches(members: list, pixels_each: int, budget: int) -> Iterable[list]:
-    per = max(1, budget // max(1, pixels_each))
-    for start in range(0, len(members), per):
-        yield members[start:start + per]
 
 
 # --------------------------------------------------------------------------- the detector
@@ -357,10 +241,10 @@ class Aeroblade(Detector):
             self._models, self._lpips, self._device = {}, None, device
         for spec in self.specs:
             if spec.name not in self._models:
-                self._models[spec.name] = _shared(["ae", self.ae_identity(spec), device],
+                self._models[spec.name] = shared_model(["ae", self.ae_identity(spec), device],
                                                   lambda spec=spec: self._build_autoencoder(spec, device))
         if self._lpips is None:
-            self._lpips = _shared(["lpips", self.lpips_identity(), device], lambda: self._build_lpips(device))
+            self._lpips = shared_model(["lpips", self.lpips_identity(), device], lambda: self._build_lpips(device))
 
     def _build_autoencoder(self, spec: AutoencoderSpec, device: str):
         import torch
@@ -371,7 +255,7 @@ class Aeroblade(Detector):
         cls = AutoencoderKL if spec.kind == KL else VQModel
         path = None if spec.component is None else self.weight_path(spec.component)
         if path is None:
-            with seeded_torch(_seed_int("aeroblade.init", self.init_seed, spec.name)):
+            with seeded_torch(seed_int("aeroblade.init", self.init_seed, spec.name)):
                 model = cls(**spec.config)
         else:
             model = cls.from_pretrained(str(path), local_files_only=True, torch_dtype=torch.float32)
@@ -390,7 +274,7 @@ class Aeroblade(Detector):
 
         path = None if self.lpips_backbone == "random" else self.weight_path(self.lpips_backbone)
         if path is None:
-            with seeded_torch(_seed_int("aeroblade.lpips", self.init_seed)):
+            with seeded_torch(seed_int("aeroblade.lpips", self.init_seed)):
                 model = build_lpips(None)
         else:
             model = build_lpips(torch.load(path, map_location="cpu", weights_only=True))
@@ -454,7 +338,7 @@ class Aeroblade(Detector):
                     box = crop_box(*shapes[i], spec.factor, self.max_side)
                     groups.setdefault(box[2:], []).append((i, box))
             for (h, w), members in groups.items():
-                for batch in _pixel_batches(members, h * w, self.batch_pixels):
+                for batch in pixel_batches(members, h * w, self.batch_pixels):
                     values = self._measure(spec, images, batch, crops, [rec_keys[a][i] for i, _ in batch],
                                            cache, ctx)
                     for (i, box), value in zip(batch, values):
@@ -484,7 +368,7 @@ class Aeroblade(Detector):
                 gens = None
                 if spec.kind == KL and self.sample_latents:
                     gens = [torch.Generator(device="cpu").manual_seed(
-                        _seed_int("aeroblade.latent", ctx.seed, spec.name, images.hashes[batch[j][0]]))
+                        seed_int("aeroblade.latent", ctx.seed, spec.name, images.hashes[batch[j][0]]))
                         for j in todo]
                 out = self._reconstruct(spec, x[todo].to(device), gens)
                 out = quantize_reconstruction(out).cpu()

@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.aeroblade import (AUTOENCODERS, DIST_NAMESPACE, REC_NAMESPACE, Aeroblade, crop_box,
-                                 max_over_autoencoders, quantize_reconstruction)
+from baselines.aeroblade import DIST_NAMESPACE, REC_NAMESPACE, Aeroblade
+from baselines.aeroblade_models import AUTOENCODERS, crop_box, max_over_autoencoders, quantize_reconstruction
 from baselines.lpips_layer import LPIPSLayer, build_lpips, feature_distance, load_vgg16_features
 from bench.core.cache import Cache
 from bench.core.detector import FitContext
