@@ -1,4 +1,8 @@
-"""Published baselines, registered lazily into bench.core.registries.DETECTORS (see detectors/__init__.py)."""
+"""Published baselines, registered lazily into bench.core.registries.DETECTORS (see detectors/__init__.py).
+
+May import: bench.core, bench.data, bench.weights, bench.nn and baselines itself; never bench.run,
+bench.report or bench.cli (tests/test_layering.py).
+"""
 
 from bench.core.registries import DETECTORS
 

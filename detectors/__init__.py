@@ -1,8 +1,11 @@
 """The methods of the source papers, registered lazily into bench.core.registries.DETECTORS.
 
 Metadata given here is what ``bench list detectors`` shows without importing model
-code: ``weights`` names components of the weights catalog (bench/weights_catalog.py),
+code: ``weights`` names components of the weights catalog (bench/weights/catalog.py),
 ``test=True`` marks tiny randomly initialised variants for tests (never in 'all').
+
+May import: bench.core, bench.data, bench.weights, bench.nn and detectors itself; never bench.run,
+bench.report or bench.cli (tests/test_layering.py).
 """
 
 from bench.core.registries import DETECTORS

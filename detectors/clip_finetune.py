@@ -6,7 +6,7 @@ embedding), add one linear layer over the training generators (``"real"``
 included), and train every weight with Adam for about 12 epochs with
 cross-entropy. The epoch kept is the one with the best validation macro F1
 (early stopping after ``patience`` epochs without improvement); checkpoints after
-every epoch let an interrupted fit resume (the shared loop, bench/training.py).
+every epoch let an interrupted fit resume (the shared loop, bench/nn/training.py).
 On a GPU the loop runs under bf16 autocast. Scores: P(generated) = 1 - P(real);
 the arg-max class is the predicted source, so one model serves both tasks.
 

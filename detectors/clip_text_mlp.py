@@ -9,7 +9,7 @@ Model-Generated Images" (arXiv 2404.12908) and its reference code:
   then Linear(1536 -> 1) (Kaiming-uniform init), one logit = P(generated);
 - loss: ``gamma * CVaR_alpha(BCE) + (1 - gamma) * AUC squared hinge`` with
   alpha = 0.8 (mean of the worst 80 % of the batch's BCE), margin 0.6, power 2,
-  gamma = 0.5 (bench/losses.py);
+  gamma = 0.5 (bench/nn/losses.py);
 - optimiser: SAM (rho 0.05) around AdamW (lr 1e-3, weight decay 0.01), cosine
   learning-rate schedule, BatchNorm statistics updated by SAM's first pass only.
 

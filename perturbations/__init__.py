@@ -12,6 +12,9 @@ resize or crop (see ``bench.data.imageset.PerturbedImageSet``).
 The registry entry's ``label`` metadata is a ``str.format`` pattern that turns
 a level's parameter into a short human label for tables and plots ("q=90");
 tuple parameters fill the pattern's fields in order.
+
+May import: bench.core only (it sits beside bench.data and bench.weights, which it does not
+import; tests/test_layering.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Write and read a run's result store (file names and columns: bench/schema.py).
+"""Write and read a run's result store (file names and columns: bench/run/schema.py).
 
 Every file is written atomically (temporary file + rename) and run.json last,
 so a run directory whose run.json exists is complete.

@@ -1,7 +1,7 @@
 """Pretrained weights: one resolver, a local store, offline mode, provenance.
 
-Layer: imports only :mod:`bench.core` (never data, perturbations or anything above). The
-modules, by job: :mod:`~bench.weights.catalog` (what each component is and where it comes
+May import: bench.core only (not its siblings bench.data and perturbations, nor anything above).
+The modules, by job: :mod:`~bench.weights.catalog` (what each component is and where it comes
 from), :mod:`~bench.weights.locations` (store and library cache folders, offline mode),
 :mod:`~bench.weights.records` (results and errors), :mod:`~bench.weights.checksums`,
 :mod:`~bench.weights.store`, :mod:`~bench.weights.resolver`, :mod:`~bench.weights.download`,
