@@ -16,8 +16,8 @@ from bench.report.compare import (
     format_summary,
     format_table,
     parse_tolerances,
-    save_baseline,
 )
+from bench.report.reference import save_baseline
 from bench.run.schema import RESULTS_CSV, RESULTS_PARQUET, RUN_JSON
 from fixtures.report_store import results_frame, run_record, write_run
 

@@ -207,3 +207,39 @@ def test_limit_is_per_class_and_split(cfg, tmp_path, cache):
     cfg.detectors = ["spectral"]
     record = run(cfg, tmp_path / "out", cache)
     assert record["splits"] == {"train": 9, "val": 9, "test": 9}
+
+
+def test_unloadable_fit_in_the_cache_is_recomputed(cfg, tmp_path, cache):
+    """A truncated fit (or one pickled before a module moved) is a cache miss, not a failed detector."""
+    first = run(cfg, tmp_path / "a", cache)
+    fit = cache.path("fits", first["detectors"]["test_cnn"]["fit_key"], "pkl")
+    fit.write_bytes(fit.read_bytes()[:100])
+    second = run(cfg, tmp_path / "b", cache)
+    assert second["detectors"]["test_cnn"]["status"] == "ok"
+    assert fit.stat().st_size > 100  # stored again
+    pd.testing.assert_frame_equal(values(tmp_path / "a"), values(tmp_path / "b"))
+
+
+def test_train_seed_changes_training_only(cfg, tmp_path, cache):
+    """--train-seed redraws the network's training; split, perturbations and the seeded sklearn fit stay."""
+    cfg.detectors = ["spectral", "test_cnn"]
+    base = run(cfg, tmp_path / "s0", cache)
+    other = run(RunConfig(**{**cfg.to_dict(), "train_seed": 7}), tmp_path / "s7", cache)
+    assert (base["train_seed"], other["train_seed"]) == (0, 7)
+    assert base["dataset_hash"] == other["dataset_hash"] and base["train_hash"] == other["train_hash"]
+    assert base["detectors"]["test_cnn"]["fit_key"] != other["detectors"]["test_cnn"]["fit_key"]
+    a, b = values(tmp_path / "s0"), values(tmp_path / "s7")
+    spectral = a["detector"] == "spectral"
+    pd.testing.assert_frame_equal(a[spectral], b[spectral])
+    assert not a[~spectral]["value"].equals(b[~spectral]["value"])
+
+
+def test_run_record_names_the_machine(cfg, tmp_path, cache):
+    cfg.detectors = ["spectral"]
+    machine = run(cfg, tmp_path / "out", cache)["machine"]
+    import torch
+
+    assert machine["arch"] and machine["cpu"] and machine["torch_threads"] == torch.get_num_threads()
+    assert machine["isa"] == torch.backends.cpu.get_cpu_capability()
+    assert machine["blas"] and all({"library", "version", "architecture", "threads"} <= set(lib)
+                                   for lib in machine["blas"])

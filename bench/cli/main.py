@@ -47,6 +47,8 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
                                      "(default: jpeg,blur,noise)")
     p.add_argument("--preset", choices=["default", "imagenet-c"], help="severity tables (default: default)")
     p.add_argument("--seed", type=int, help="seed for splits, perturbations, training and bootstrap (default: 0)")
+    p.add_argument("--train-seed", type=int, help="seed for training randomness only (init, shuffling, "
+                                                   "augmentation; default: --seed); see `bench baseline save --band`")
     p.add_argument("--limit", type=int, help="at most N images per generator class and split (smoke runs)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train and score (default: auto)")
     p.add_argument("--workers", type=int, help="threads/workers for decoding and perturbing (default: 2)")
@@ -77,7 +79,8 @@ def run_config_from_args(args: argparse.Namespace):
         data.update(load_config_file(args.config))
     flags = {"detectors": args.detectors, "dataset": args.dataset, "train_on": args.train_on,
              "train_generators": args.train_generators, "test_generators": args.test_generators,
-             "perturb": args.perturb, "preset": args.preset, "seed": args.seed, "limit": args.limit,
+             "perturb": args.perturb, "preset": args.preset, "seed": args.seed, "train_seed": args.train_seed,
+             "limit": args.limit,
              "device": args.device, "workers": args.workers, "batch_size": args.batch_size,
              "bootstrap": args.bootstrap, "random_weights": args.random_weights, "strict": args.strict}
     data.update({k: v for k, v in flags.items() if v is not None})

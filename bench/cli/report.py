@@ -13,9 +13,17 @@ import sys
 from typing import Any
 
 COMPARE_EPILOG = """\
+how cells are judged (the reference decides; see README, "Gating your CI"):
+  exact      detectors whose numbers did not move under any training seed of the
+             reference's band: any drop fails
+  band       trained networks: --band-metrics must stay above the training-seed
+             band minus the tolerance
+  ungated    a trained network's other metrics: listed, not judged
+  tolerance  a reference saved without a band: any metric may drop by the tolerance
+
 exit codes:
-  0  every reference cell is present and none got worse by more than its tolerance
-  1  a metric got worse than the reference by more than its tolerance
+  0  every reference cell is present and none regressed
+  1  a cell regressed
   2  invalid comparison: reference cells missing from the run, a dataset hash
      that differs from the reference, or unreadable inputs
 
@@ -43,22 +51,24 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Exit 0, 1 or 2 (COMPARE_EPILOG); a BenchError (unreadable input) reaches ``bench.cli.main.main``, which exits 2."""
-    from bench.report.compare import compare_dirs, format_summary, format_table, parse_tolerances
+    from bench.report.compare import compare_dirs, format_modes, format_summary, format_table, parse_tolerances
 
     tolerances = parse_tolerances(args.tol)
-    defaults = _given(default_tol=args.default_tol)
+    defaults = _given(default_tol=args.default_tol, band_metrics=args.band_metrics)
     result = compare_dirs(args.run, args.baseline, tolerances, metrics=args.metrics, **defaults)
     print(format_table(result, args.show))
+    print(format_modes(result))
     print(format_summary(result))
     return result.exit_code
 
 
 def cmd_baseline_save(args: argparse.Namespace) -> int:
-    from bench.report.compare import save_baseline
+    from bench.report.reference import save_baseline
     from bench.run.schema import RUN_JSON
 
-    target = save_baseline(args.run, args.name, **_given(reference_root=args.root))
-    print(f"saved reference {args.name!r} to {target}; commit it to make it the reference")
+    target = save_baseline(args.run, args.name, band_runs=args.band or (), **_given(reference_root=args.root))
+    band = f" with a seed band of {len(args.band) + 1} runs" if args.band else ""
+    print(f"saved reference {args.name!r}{band} to {target}; commit it to make it the reference")
     git = json.loads((target / RUN_JSON).read_text(encoding="utf-8")).get("git") or {}
     if git.get("dirty"):
         print("warning: the run came from a working tree with uncommitted changes", file=sys.stderr)
@@ -114,6 +124,10 @@ def _add_compare(subparsers: Any) -> None:
         help="only check these metrics, comma-separated (default: all)",
     )
     parser.add_argument(
+        "--band-metrics", type=_comma_list, metavar="LIST",
+        help="metrics gated against the seed band for trained networks (default: roc_auc,ap)",
+    )
+    parser.add_argument(
         "--show", type=int, default=25, metavar="N",
         help="print the N worst cells (default: 25; 0 prints all)",
     )
@@ -128,12 +142,21 @@ def _add_baseline(subparsers: Any) -> None:
         help="store a run as reference NAME",
         description=(
             "Copy results.parquet, results.csv and run.json (not the scores) of RUN into ROOT/NAME, "
-            "replacing a reference of that name. Commit the folder so that `bench compare` can use it."
+            "replacing a reference of that name. Commit the folder so that `bench compare` can use it.\n\n"
+            "example (the CI reference: one run per training seed, the first one is the reference):\n"
+            "  for s in 0 1 2 3 4 5 6 7; do bench run --suite ci --train-seed $s --out runs/ci-s$s; done\n"
+            "  bench baseline save runs/ci-s0 ci --band runs/ci-s{1,2,3,4,5,6,7}"
         ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     save.add_argument("run", metavar="RUN", help="finished run directory")
     save.add_argument("name", metavar="NAME", help="reference name, e.g. ci")
     save.add_argument("--root", metavar="DIR", help="folder of references (default: results/reference)")
+    save.add_argument(
+        "--band", nargs="+", metavar="RUN",
+        help="runs of the same configuration under other --train-seed values: store the per-cell spread over "
+             "all the seeds, so that trained networks are gated within it and the others exactly",
+    )
     save.set_defaults(func=cmd_baseline_save)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import pickle
 from pathlib import Path
@@ -18,6 +19,8 @@ import numpy as np
 from platformdirs import user_cache_dir
 
 from bench.core import atomic
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -52,11 +55,21 @@ class Cache:
         atomic.write_bytes(self.path(namespace, key, "pkl"), pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
     def load_object(self, namespace: str, key: str) -> Any | None:
+        """The stored object, or None when there is none or it cannot be loaded any more.
+
+        An entry that fails to unpickle (truncated, or naming a class that has moved since
+        it was written) is removed, so that the caller recomputes and stores it again.
+        """
         p = self.path(namespace, key, "pkl")
         if not p.exists():
             return None
-        with open(p, "rb") as fh:
-            return pickle.load(fh)
+        try:
+            with open(p, "rb") as fh:
+                return pickle.load(fh)
+        except Exception as exc:  # any failure to load a cache entry means: recompute it
+            log.warning("cache entry %s cannot be loaded (%s: %s); recomputing it", p, type(exc).__name__, exc)
+            p.unlink(missing_ok=True)
+            return None
 
     # -- json -------------------------------------------------------------------
     def save_json(self, namespace: str, key: str, obj: Any) -> None:

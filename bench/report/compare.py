@@ -1,11 +1,29 @@
-"""Regression check against a stored reference run, and ``baseline save`` to store one.
+"""Regression check against a stored reference run.
 
 Cells are matched on (detector, dataset, generator, perturbation, severity,
 metric). The delta is signed so that negative means worse, whatever the
-metric's direction (``higher_is_better`` of the reference). Exit codes, for CI:
+metric's direction (``higher_is_better`` of the reference). Each cell is judged
+in one of four modes:
 
-    0  every reference cell is present and none got worse by more than its tolerance
-    1  some metric got worse by more than its tolerance
+``exact``
+    the reference's seed band shows the detector's numbers do not depend on
+    training randomness (bench.report.band): any drop at all is a regression
+    (beyond 1e-9, far below what one image changes in any metric: probabilities
+    from another BLAS build may differ in their last bits).
+``band``
+    a trained network: the run may fall anywhere the reference's training
+    seeds make plausible, minus the tolerance (bench.report.band.band_floor).
+    Only ``band_metrics`` (ranking metrics by default) are gated this way.
+``ungated``
+    the other metrics of a band detector (thresholded and calibration
+    metrics swing with training randomness on small test sets): listed, not judged.
+``tolerance``
+    a reference without a band: the run may drop by at most the tolerance.
+
+Exit codes, for CI:
+
+    0  every reference cell is present and none regressed
+    1  some cell regressed
     2  the comparison is invalid: reference cells missing from the run (or NaN
        there), or a dataset hash that differs from the reference's run.json
 
@@ -17,42 +35,45 @@ from __future__ import annotations
 
 import math
 import os
-import re
-import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from bench.core import atomic
 from bench.core.errors import BenchError
+from bench.report.band import band_floor, exact_detectors
 from bench.report.runs import CELL_KEYS, read_run
-from bench.run.schema import RESULTS_CSV, RESULTS_PARQUET, RUN_JSON
+from bench.report.reference import read_band
+from bench.run import provenance
 
 DEFAULT_TOLERANCE = 0.02
-DEFAULT_REFERENCE_ROOT = "results/reference"
+DEFAULT_BAND_METRICS = ("roc_auc", "ap")
 EXIT_OK, EXIT_REGRESSED, EXIT_INVALID = 0, 1, 2
 # A drop of exactly the tolerance passes; float noise must not turn it into a failure.
 _EPS = 1e-9
 # "Worst first": what invalidates the check, then regressions, then the rest.
-STATUS_ORDER = {"missing": 0, "regressed": 1, "ok": 2, "new": 3}
+STATUS_ORDER = {"missing": 0, "regressed": 1, "improved": 2, "ok": 3, "ungated": 4, "new": 5}
+MODES = ("exact", "band", "ungated", "tolerance")
 
 
 @dataclass
 class CompareResult:
-    """Per-cell comparison (``cells``) and dataset hash mismatches; ``exit_code`` is the CI verdict.
+    """Per-cell comparison (``cells``), dataset hash mismatches, machines and band; ``exit_code`` is the CI verdict.
 
-    ``cells`` columns: the cell keys, higher_is_better, ref_value, run_value,
-    delta (negative = worse), tolerance and status: ok, regressed, missing
-    (in the reference, not in the run) or new (in the run only; never fails).
-    Sorted worst first.
+    ``cells`` columns: the cell keys, higher_is_better, mode, ref_value, run_value,
+    delta (negative = worse), tolerance, limit (the worst value that still passes;
+    NaN when not gated) and status: ok, improved (an exact cell got better), regressed,
+    missing (in the reference, not in the run), ungated, or new (in the run only; never
+    fails). Sorted worst first. ``machine_differences``: how the run's machine and package
+    versions differ from the reference's; ``band_seeds``: the training seeds of the reference's band.
     """
 
     cells: pd.DataFrame
     hash_mismatches: list[str] = field(default_factory=list)
+    machine_differences: list[str] = field(default_factory=list)
+    band_seeds: list[int] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return int((self.cells["status"] == status).sum())
@@ -89,11 +110,37 @@ def _cells(results_df: pd.DataFrame, metrics: Iterable[str] | None, what: str) -
     return cells[CELL_KEYS + ["higher_is_better", "value"]]
 
 
+def _modes(merged: pd.DataFrame, band: pd.DataFrame | None, band_metrics: Iterable[str]) -> np.ndarray:
+    if band is None:
+        return np.full(len(merged), "tolerance", dtype=object)
+    exact = merged["detector"].isin(exact_detectors(band))
+    banded = merged["detector"].isin(set(band["detector"])) & ~exact
+    gated = merged["metric"].isin(list(band_metrics))
+    return np.select([exact, banded & gated, banded], ["exact", "band", "ungated"], default="tolerance")
+
+
+def _limits(merged: pd.DataFrame, band: pd.DataFrame | None) -> pd.Series:
+    """The worst value that passes, per cell, in the metric's own units (NaN where nothing is gated)."""
+    sign = np.where(merged["higher_is_better"], 1.0, -1.0)
+    limit = pd.Series(merged["ref_value"] - sign * merged["tolerance"], index=merged.index)
+    limit[merged["mode"] == "exact"] = merged["ref_value"]
+    limit[merged["mode"] == "ungated"] = np.nan
+    in_band = merged["mode"] == "band"
+    if in_band.any():
+        stats = merged.loc[in_band, CELL_KEYS].merge(band, on=CELL_KEYS, how="left")
+        stats.index = merged.index[in_band]
+        limit[in_band] = band_floor(stats, merged.loc[in_band, "tolerance"])
+    return limit
+
+
 def _status(merged: pd.DataFrame) -> np.ndarray:
     missing = (merged["_merge"] == "left_only") | (merged["ref_value"].notna() & merged["run_value"].isna())
+    sign = np.where(merged["higher_is_better"], 1.0, -1.0)
+    below_limit = sign * (merged["run_value"] - merged["limit"]) < -_EPS
+    improved = (merged["mode"] == "exact") & (merged["delta"] > _EPS)
     return np.select(
-        [missing, merged["_merge"] == "right_only", merged["delta"] < -(merged["tolerance"] + _EPS)],
-        ["missing", "new", "regressed"],
+        [missing, merged["_merge"] == "right_only", below_limit, merged["mode"] == "ungated", improved],
+        ["missing", "new", "regressed", "ungated", "improved"],
         default="ok",
     )
 
@@ -120,12 +167,16 @@ def compare_runs(
     metrics: Iterable[str] | None = None,
     run_record: dict[str, Any] | None = None,
     ref_record: dict[str, Any] | None = None,
+    band: pd.DataFrame | None = None,
+    band_metrics: Iterable[str] = DEFAULT_BAND_METRICS,
 ) -> CompareResult:
     """Compare a run's results table with a reference's, cell by cell.
 
-    ``tolerances`` maps metric -> largest allowed drop (``default_tol`` for the
-    others). ``metrics`` restricts the check. With both run records given, the
-    dataset hashes are checked too.
+    ``tolerances`` maps metric -> largest allowed drop beyond the reference (or below
+    its seed band) (``default_tol`` for the others; exact cells allow none).
+    ``metrics`` restricts the check. ``band`` is the reference's seed band
+    (bench.report.band), which decides each detector's mode. With both run records
+    given, the dataset hashes and machines are checked too.
     """
     metrics = None if metrics is None else list(metrics)
     ref = _cells(ref_df, metrics, "reference")
@@ -136,13 +187,20 @@ def compare_runs(
     merged["higher_is_better"] = direction.astype(bool)
     difference = merged["run_value"] - merged["ref_value"]
     merged["delta"] = difference.where(merged["higher_is_better"], -difference)
+    merged["mode"] = _modes(merged, band, band_metrics)
     merged["tolerance"] = merged["metric"].map(tolerances).fillna(default_tol).astype(float)
+    merged.loc[merged["mode"] == "exact", "tolerance"] = 0.0
+    merged["limit"] = _limits(merged, band)
     merged["status"] = _status(merged)
     merged["_order"] = merged["status"].map(STATUS_ORDER)
     cells = merged.sort_values(["_order", "delta", *CELL_KEYS], na_position="first", ignore_index=True)
-    cells = cells[CELL_KEYS + ["higher_is_better", "ref_value", "run_value", "delta", "tolerance", "status"]]
-    hashes = _hash_mismatches(run_record, ref_record) if run_record is not None and ref_record is not None else []
-    return CompareResult(cells, hashes)
+    cells = cells[CELL_KEYS + ["higher_is_better", "mode", "ref_value", "run_value", "delta", "tolerance", "limit",
+                               "status"]]
+    result = CompareResult(cells)
+    if run_record is not None and ref_record is not None:
+        result.hash_mismatches = _hash_mismatches(run_record, ref_record)
+        result.machine_differences = provenance.machine_differences(ref_record, run_record)
+    return result
 
 
 def compare_dirs(
@@ -151,13 +209,16 @@ def compare_dirs(
     tolerances: dict[str, float],
     default_tol: float = DEFAULT_TOLERANCE,
     metrics: Iterable[str] | None = None,
+    band_metrics: Iterable[str] = DEFAULT_BAND_METRICS,
 ) -> CompareResult:
-    """``compare_runs`` on two run or reference directories, dataset hashes included."""
+    """``compare_runs`` on two run or reference directories: dataset hashes, machines and seed band included."""
     run_df, _, run_record = read_run(run_dir)
     ref_df, _, ref_record = read_run(ref_dir)
-    return compare_runs(
-        run_df, ref_df, tolerances, default_tol, metrics=metrics, run_record=run_record, ref_record=ref_record
-    )
+    band, seeds = read_band(ref_dir)
+    result = compare_runs(run_df, ref_df, tolerances, default_tol, metrics=metrics, run_record=run_record,
+                          ref_record=ref_record, band=band, band_metrics=band_metrics)
+    result.band_seeds = seeds
+    return result
 
 
 def format_table(result: CompareResult, limit: int | None = None) -> str:
@@ -166,12 +227,12 @@ def format_table(result: CompareResult, limit: int | None = None) -> str:
     table = tabulate(
         [
             [row.status, row.detector, row.dataset, row.generator, row.perturbation, row.severity, row.metric,
-             _number(row.ref_value, ".4f"), _number(row.run_value, ".4f"), _number(row.delta, "+.4f"),
-             _number(row.tolerance, ".4f")]
+             row.mode, _number(row.ref_value, ".4f"), _number(row.run_value, ".4f"), _number(row.delta, "+.4f"),
+             _number(row.tolerance, ".4f"), _number(row.limit, ".4f")]
             for row in shown.itertuples()
         ],
-        headers=["status", "detector", "dataset", "generator", "perturbation", "severity", "metric",
-                 "reference", "run", "delta", "tolerance"],
+        headers=["status", "detector", "dataset", "generator", "perturbation", "severity", "metric", "mode",
+                 "reference", "run", "delta", "tolerance", "limit"],
         disable_numparse=True,
     )
     hidden = len(result.cells) - len(shown)
@@ -182,10 +243,47 @@ def _number(value: float, spec: str) -> str:
     return "-" if pd.isna(value) else format(value + 0.0, spec)  # + 0.0: "-0.0000" would read as a drop
 
 
+def format_modes(result: CompareResult) -> str:
+    """How each detector's cells were judged (one line per mode in use), and on which machines."""
+    checked = result.cells[result.cells["status"] != "new"]
+    lines = []
+    if result.machine_differences:
+        lines.append("the run and the reference come from different machines or package versions: "
+                     + "; ".join(result.machine_differences))
+        lines.append("  exact cells must still match (their numbers do not depend on floating-point order at the "
+                     "precision compared); trained networks are judged against their training-seed band")
+    else:
+        lines.append("same machine and package versions as the reference")
+    if result.band_seeds:
+        lines.append(f"seed band of the reference: {len(result.band_seeds)} training seeds "
+                     f"({', '.join(map(str, result.band_seeds))})")
+    for mode in MODES:
+        cells = checked[checked["mode"] == mode]
+        if cells.empty:
+            continue
+        detectors = ", ".join(sorted(cells["detector"].unique()))
+        if mode == "exact":
+            lines.append(f"exact: {len(cells)} cells ({detectors}): identical under every training seed, "
+                         "so any drop fails")
+        elif mode == "band":
+            gap = (cells["ref_value"] - cells["limit"]).abs()
+            metrics = ", ".join(sorted(cells["metric"].unique()))
+            lines.append(f"band: {len(cells)} cells ({detectors}; {metrics}): must stay above the training-seed "
+                         f"band minus the tolerance; median margin below the reference {gap.median():.3f}")
+        elif mode == "ungated":
+            lines.append(f"ungated: {len(cells)} cells ({detectors}): metrics that vary with training "
+                         "randomness beyond use as a gate (--band-metrics adds them)")
+        else:
+            lines.append(f"tolerance: {len(cells)} cells ({detectors}): may drop by at most the tolerance")
+    return "\n".join(lines)
+
+
 def format_summary(result: CompareResult) -> str:
     """One line for CI logs: the verdict, the counts, and the exit code."""
     in_reference = len(result.cells) - result.count("new")
-    parts = [f"{in_reference} reference cells", f"{result.count('regressed')} regressed beyond tolerance"]
+    parts = [f"{in_reference} reference cells", f"{result.count('regressed')} regressed"]
+    if result.count("improved"):
+        parts.append(f"{result.count('improved')} exact cells improved (save a new reference to keep them)")
     if result.count("missing"):
         parts.append(f"{result.count('missing')} missing from the run")
     if result.count("new"):
@@ -193,37 +291,3 @@ def format_summary(result: CompareResult) -> str:
     parts += [f"dataset hash differs ({mismatch})" for mismatch in result.hash_mismatches]
     verdict = {EXIT_OK: "OK", EXIT_REGRESSED: "REGRESSION", EXIT_INVALID: "INVALID"}[result.exit_code]
     return f"{verdict}: " + "; ".join(parts) + f" (exit {result.exit_code})"
-
-
-def _check_name(name: str) -> None:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise BenchError(f"bad baseline name {name!r}: use letters, digits, '.', '_' or '-' (no path separators)")
-
-
-def _copy(source: Path, target: Path) -> None:
-    with atomic.atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
-
-
-def save_baseline(
-    run_dir: str | os.PathLike, name: str, reference_root: str | os.PathLike = DEFAULT_REFERENCE_ROOT
-) -> Path:
-    """Store a run's results as the reference NAME: results.parquet, results.csv and run.json, not the scores.
-
-    The CSV is kept (written from the parquet if the run lacks it) so that a
-    change of reference reads as a plain diff in code review. Replaces an
-    existing reference of the same name.
-    """
-    _check_name(name)
-    source = Path(run_dir)
-    for required in (RESULTS_PARQUET, RUN_JSON):
-        if not (source / required).is_file():
-            raise BenchError(f"{source}: no {required}; is this a finished run directory?")
-    target = Path(reference_root) / name
-    for file_name in (RESULTS_PARQUET, RUN_JSON):
-        _copy(source / file_name, target / file_name)
-    if (source / RESULTS_CSV).is_file():
-        _copy(source / RESULTS_CSV, target / RESULTS_CSV)
-    else:
-        atomic.write_text(target / RESULTS_CSV, pd.read_parquet(source / RESULTS_PARQUET).to_csv(index=False))
-    return target

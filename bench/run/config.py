@@ -27,6 +27,10 @@ class RunConfig:
     perturb: str = "jpeg,blur,noise"
     preset: str = "default"
     seed: int = 0
+    # Training randomness alone (model init, shuffling, augmentation, dropout); None = ``seed``. Split,
+    # perturbations and bootstrap keep following ``seed``, so runs that differ only here measure how much
+    # a detector's numbers depend on its training draw (bench baseline save --band).
+    train_seed: int | None = None
     limit: int | None = None  # images per generator class and split, for smoke runs
     device: str = "auto"
     workers: int = 2
@@ -39,6 +43,10 @@ class RunConfig:
     weights: dict[str, str] = field(default_factory=dict)  # weight component -> local path overrides
     random_weights: bool = False
     strict: bool = False
+
+    @property
+    def training_seed(self) -> int:
+        return self.seed if self.train_seed is None else self.train_seed
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -64,6 +72,8 @@ class RunConfig:
             raise BenchError("limit must be a positive number of images per class")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise BenchError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.train_seed is not None and (not isinstance(self.train_seed, int) or self.train_seed < 0):
+            raise BenchError(f"train_seed must be a non-negative integer, got {self.train_seed!r}")
         if self.bootstrap < 0:
             raise BenchError("bootstrap must be >= 0")
         if not 0.5 <= self.val_tnr < 1:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 PACKAGES = ("aigi-bench", "torch", "torchvision", "open_clip_torch", "timm", "diffusers", "albumentations",
-            "scikit-learn", "numpy", "pandas", "pillow", "opencv-python-headless", "seaborn")
+            "scikit-learn", "scipy", "numpy", "pandas", "pillow", "opencv-python-headless", "seaborn")
 
 
 def git_state(cwd: str | Path | None = None) -> dict:
@@ -43,3 +45,60 @@ def device_description(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{device}: {torch.cuda.get_device_name(0)}"
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def machine_record() -> dict[str, Any]:
+    """The facts that decide floating-point results on the CPU: processor, instruction set, threads, BLAS.
+
+    ``isa`` is the vector instruction set torch's kernels dispatch to (it follows
+    ATEN_CPU_CAPABILITY); ``blas`` lists torch's BLAS and every BLAS/OpenMP library loaded
+    in the process (threadpoolctl), with the kernel family OpenBLAS chose.
+    """
+    import torch
+    from threadpoolctl import threadpool_info
+
+    libraries = [
+        {"library": lib.get("internal_api"), "version": lib.get("version"), "architecture": lib.get("architecture"),
+         "threads": lib.get("num_threads")}
+        for lib in threadpool_info()
+    ]
+    return {
+        "cpu": _cpu_model(),
+        "arch": platform.machine(),
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_blas": _torch_blas(),
+        "blas": sorted(libraries, key=lambda lib: str(lib["library"])),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _torch_blas() -> str | None:
+    import torch
+
+    match = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    return match.group(1) if match else None
+
+
+MACHINE_FIELDS = ("cpu", "arch", "isa", "torch_threads", "torch_blas", "blas")
+VERSION_FIELDS = ("python", "torch", "numpy", "scipy", "scikit-learn", "pillow")
+
+
+def machine_differences(reference: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    """One line per machine fact or package version that differs between a reference's run.json and a run's."""
+    ref_machine, run_machine = reference.get("machine") or {}, run.get("machine") or {}
+    lines = [f"machine {key}: reference {ref_machine.get(key)!r}, run {run_machine.get(key)!r}"
+             for key in MACHINE_FIELDS if ref_machine.get(key) != run_machine.get(key)]
+    ref_versions, run_versions = reference.get("versions") or {}, run.get("versions") or {}
+    lines += [f"version of {key}: reference {ref_versions.get(key)}, run {run_versions.get(key)}"
+              for key in VERSION_FIELDS if ref_versions.get(key) != run_versions.get(key)]
+    return lines

@@ -1,7 +1,7 @@
 """The runner: detectors x dataset x perturbations x severities -> scored cells -> result store.
 
-Each detector is fitted once on the clean training split (cached by its config
-and the training data's hash); a decision threshold is fixed on clean
+Each detector is fitted once on the clean training split (cached by its config,
+the training data's hash and the training seed); a decision threshold is fixed on clean
 validation data; every grid cell's scores are cached by (fit, test data,
 perturbation table, severity, seed). A second identical run recomputes
 nothing, and a run killed at any point resumes with only the missing cells.
@@ -119,8 +119,8 @@ class Runner:
         self.run_id = f"{self.started.strftime('%Y%m%dT%H%M%SZ')}-{self.config_hash}"
         self.out_dir = Path(out_dir) if out_dir else Path("results/runs") / self.run_id
         self.device = str(resolve_device(cfg.device))
-        self.ctx = FitContext(device=self.device, seed=cfg.seed, workers=cfg.workers, batch_size=cfg.batch_size,
-                              progress=progress, extras={"cache": cache})
+        self.ctx = FitContext(device=self.device, seed=cfg.training_seed, workers=cfg.workers,
+                              batch_size=cfg.batch_size, progress=progress, extras={"cache": cache})
         self.decoded = DecodedCache()
 
     # -- fitting ----------------------------------------------------------------
@@ -137,7 +137,8 @@ class Runner:
         try:
             detector: Detector = create_detector(name, **self.cfg.detector_params.get(name, {}))
             detector.weights_provenance = decision.provenance
-            run.fit_key = stable_hash([detector.config(), splits.train_hash, self.cfg.seed, decision.label])
+            run.fit_key = stable_hash([detector.config(), splits.train_hash, self.cfg.seed, self.cfg.training_seed,
+                                       decision.label])
             cached = self.cache.load_object("fits", run.fit_key)
             if cached is None:
                 started = time.perf_counter()
@@ -257,7 +258,7 @@ class Runner:
         return record
 
     def run_record(self, runs: list[DetectorRun], splits: Splits, grid: list[tuple[str, int]]) -> dict:
-        from bench.run.provenance import device_description, git_state, package_versions
+        from bench.run.provenance import device_description, git_state, machine_record, package_versions
 
         datasets = {splits.test_dataset.name: splits.test_dataset.summary()}
         if splits.train_dataset is not splits.test_dataset:
@@ -276,7 +277,8 @@ class Runner:
             "date": self.started.isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "git": git_state(), "versions": package_versions(), "device": device_description(self.device),
-            "seed": self.cfg.seed, "config": self.cfg.to_dict(), "config_hash": self.config_hash,
+            "seed": self.cfg.seed, "train_seed": self.cfg.training_seed, "machine": machine_record(),
+            "config": self.cfg.to_dict(), "config_hash": self.config_hash,
             "datasets": datasets, "dataset_hash": splits.test_dataset.hash, "train_hash": splits.train_hash,
             "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
             "perturbation_stage": PERTURBATION_STAGE, "perturbation_tables": tables,

@@ -4,12 +4,17 @@
 (run, detector, dataset, generator, perturbation, severity, metric).
 ``scores.parquet``: one row per (detector, image, perturbation, severity).
 ``run.json``: the run record (see README, "Result schema").
+A stored reference (bench baseline save) may add ``band.parquet`` / ``band.csv``
+(per cell: the spread of its value over training seeds) and ``band.json`` (those seeds).
 """
 
 RESULTS_PARQUET = "results.parquet"
 RESULTS_CSV = "results.csv"
 SCORES_PARQUET = "scores.parquet"
 RUN_JSON = "run.json"
+BAND_PARQUET = "band.parquet"
+BAND_CSV = "band.csv"
+BAND_JSON = "band.json"
 LEADERBOARD_MD = "leaderboard.md"
 
 RESULT_COLUMNS = [

@@ -1,0 +1,186 @@
+"""The seed-band gate: band construction and checks, exact vs band vs ungated cells, references with a band."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bench.core.errors import BenchError
+from bench.report.band import ALPHA, band_floor, build_band, check_band_runs, exact_detectors
+from bench.report.compare import compare_dirs, compare_runs, format_modes, format_summary
+from bench.report.reference import read_band, save_baseline
+from bench.run.schema import BAND_CSV, BAND_JSON, BAND_PARQUET
+from fixtures.report_store import results_frame, run_record, write_run
+
+NETWORK = "cnndet.blur_jpeg_0.5"  # plays a trained network: its numbers move with the training seed
+SEEDS = [0, 1, 2, 3, 4]
+# Per-seed shifts of the network's every value: mean 0, sample sd 0.01.
+SHIFTS = np.array([-0.0126491106, -0.0063245553, 0.0, 0.0063245553, 0.0126491106])
+
+
+def seed_run(seed: int) -> pd.DataFrame:
+    frame = results_frame(f"seed-{seed}")
+    frame.loc[frame["detector"] == NETWORK, "value"] += SHIFTS[SEEDS.index(seed)]
+    return frame
+
+
+def seed_record(seed: int, **changes) -> dict:
+    record = run_record(f"seed-{seed}")
+    record["config"] = {"seed": 0, "train_seed": seed, "perturb": "jpeg,blur", **changes}
+    record["dataset_hash"] = "3f2a9c1b0d4e5f60"
+    return record
+
+
+@pytest.fixture
+def band() -> pd.DataFrame:
+    return build_band([seed_run(s) for s in SEEDS])
+
+
+def cell(frame: pd.DataFrame, detector: str = NETWORK, metric: str = "roc_auc", generator: str = "all",
+         perturbation: str = "jpeg", severity: int = 2) -> pd.Series:
+    return ((frame["detector"] == detector) & (frame["metric"] == metric) & (frame["generator"] == generator)
+            & (frame["perturbation"] == perturbation) & (frame["severity"] == severity))
+
+
+def test_band_statistics(band):
+    row = band[cell(band)].iloc[0]
+    reference = results_frame()
+    value = reference[cell(reference)]["value"].iloc[0]
+    assert row["n_seeds"] == 5
+    assert row["mean"] == pytest.approx(value)
+    assert row["sd"] == pytest.approx(0.01, rel=1e-6)
+    assert (row["min"], row["max"]) == (pytest.approx(value - 0.0126491106), pytest.approx(value + 0.0126491106))
+
+
+def test_floor_is_a_student_t_prediction_bound_minus_the_tolerance(band):
+    row = band[cell(band)]
+    floor = band_floor(row, pd.Series([0.02], index=row.index)).iloc[0]
+    t = stats.t.ppf(1 - ALPHA, 4)
+    assert floor == pytest.approx(row["mean"].iloc[0] - t * 0.01 * np.sqrt(1 + 1 / 5) - 0.02, rel=1e-6)
+    lower_is_better = band[cell(band, metric="ece")]
+    ceiling = band_floor(lower_is_better, pd.Series([0.0], index=lower_is_better.index)).iloc[0]
+    assert ceiling > lower_is_better["max"].iloc[0]  # for ECE the limit lies above the band
+
+
+def test_floor_is_never_above_the_worst_seed():
+    constant_but_one = build_band([results_frame(), results_frame(), results_frame()])
+    worst = results_frame()
+    worst.loc[cell(worst), "value"] -= 0.3
+    band = build_band([results_frame(), results_frame(), worst])
+    row = band[cell(band)]
+    assert band_floor(row, pd.Series([0.0], index=row.index)).iloc[0] <= row["min"].iloc[0]
+    assert exact_detectors(constant_but_one) == set(results_frame()["detector"])
+
+
+def test_exact_detectors_are_those_no_seed_moved(band):
+    assert exact_detectors(band) == set(results_frame()["detector"]) - {NETWORK}
+
+
+def test_band_runs_must_differ_only_in_the_training_seed():
+    assert check_band_runs([seed_record(s) for s in SEEDS]) == SEEDS
+    with pytest.raises(BenchError, match="at least 3 runs"):
+        check_band_runs([seed_record(0), seed_record(1)])
+    with pytest.raises(BenchError, match="differs from seed-0 in perturb"):
+        check_band_runs([seed_record(0), seed_record(1), seed_record(2, perturb="noise")])
+    with pytest.raises(BenchError, match="appear in more than one band run"):
+        check_band_runs([seed_record(0), seed_record(1), seed_record(1)])
+    other_data = seed_record(2)
+    other_data["dataset_hash"] = "0" * 16
+    with pytest.raises(BenchError, match="other data"):
+        check_band_runs([seed_record(0), seed_record(1), other_data])
+
+
+def test_band_runs_must_share_one_grid():
+    partial = seed_run(2)
+    with pytest.raises(BenchError, match="do not share one grid"):
+        build_band([seed_run(0), seed_run(1), partial[partial["perturbation"] != "blur"]])
+
+
+def _gate(run: pd.DataFrame, band: pd.DataFrame, **kwargs):
+    return compare_runs(run, seed_run(0), {}, band=band, **kwargs)
+
+
+def test_another_seed_inside_the_band_passes(band):
+    another_seed = results_frame("new")
+    another_seed.loc[another_seed["detector"] == NETWORK, "value"] += 0.015  # beyond every band seed, plausible
+    result = _gate(another_seed, band)
+    assert result.exit_code == 0
+    modes = result.cells.groupby("detector")["mode"].unique().map(lambda m: sorted(m))
+    assert modes[NETWORK] == ["band", "ungated"] and modes["univfd.vit_l14"] == ["exact"]
+
+
+def test_network_drop_below_the_band_fails_and_inside_passes(band):
+    run = results_frame("new")
+    run.loc[cell(run), "value"] -= 0.12
+    result = _gate(run, band)
+    assert result.exit_code == 1
+    assert result.cells.iloc[0][["status", "mode", "detector", "metric"]].tolist() == \
+           ["regressed", "band", NETWORK, "roc_auc"]
+    run = results_frame("new")
+    run.loc[cell(run), "value"] -= 0.05  # within t * sd * sqrt(1.2) + 0.02 = 0.0986 of the mean
+    assert _gate(run, band).exit_code == 0
+
+
+def test_ungated_metrics_of_a_network_are_listed_not_judged(band):
+    run = results_frame("new")
+    run.loc[cell(run, metric="acc_at_val_threshold"), "value"] -= 0.3
+    result = _gate(run, band)
+    assert result.exit_code == 0
+    assert result.cells[cell(result.cells, metric="acc_at_val_threshold")]["status"].iloc[0] == "ungated"
+    assert _gate(run, band, band_metrics=["roc_auc", "acc_at_val_threshold"]).exit_code == 1
+
+
+def test_exact_cells_fail_on_any_drop_and_report_improvements(band):
+    run = results_frame("new")
+    run.loc[cell(run, detector="univfd.vit_l14"), "value"] -= 1e-6
+    assert _gate(run, band).exit_code == 1
+    run = results_frame("new")
+    run.loc[cell(run, detector="univfd.vit_l14"), "value"] += 0.01
+    result = _gate(run, band)
+    assert result.exit_code == 0 and result.count("improved") == 1
+    assert "1 exact cells improved" in format_summary(result)
+    run = results_frame("new")
+    run.loc[run["detector"] == "univfd.vit_l14", "value"] -= 1e-14  # another BLAS build's last bits
+    assert _gate(run, band).exit_code == 0
+
+
+def test_explicit_tolerances_do_not_loosen_exact_cells(band):
+    run = results_frame("new")
+    run.loc[cell(run, detector="univfd.vit_l14"), "value"] -= 0.01
+    assert compare_runs(run, seed_run(0), {"roc_auc": 0.05}, band=band).exit_code == 1
+
+
+def test_reference_with_band_round_trip(tmp_path):
+    runs = [write_run(tmp_path / f"s{s}", seed_run(s), record=seed_record(s)) for s in SEEDS]
+    target = save_baseline(runs[0], "ci", reference_root=tmp_path / "ref", band_runs=runs[1:])
+    assert {BAND_PARQUET, BAND_CSV, BAND_JSON} <= {p.name for p in target.iterdir()}
+    assert json.loads((target / BAND_JSON).read_text())["train_seeds"] == SEEDS
+    band, seeds = read_band(target)
+    assert seeds == SEEDS and len(band) == len(results_frame())
+
+    worse = seed_run(0)
+    worse.loc[cell(worse), "value"] -= 0.2
+    result = compare_dirs(write_run(tmp_path / "worse", worse, record=seed_record(9)), target, {})
+    assert result.exit_code == 1 and result.band_seeds == SEEDS
+    assert "seed band of the reference: 5 training seeds (0, 1, 2, 3, 4)" in format_modes(result)
+
+    save_baseline(runs[0], "ci", reference_root=tmp_path / "ref")  # replaced without a band: no stale band
+    assert read_band(target) == (None, [])
+    assert not (target / BAND_CSV).exists() and not (target / BAND_JSON).exists()
+
+
+def test_modes_say_when_the_machines_differ(tmp_path):
+    reference = seed_record(0)
+    reference["machine"] = {"cpu": "AMD EPYC", "isa": "AVX512", "torch_threads": 2}
+    run = seed_record(0)
+    run["machine"] = {"cpu": "Intel Xeon", "isa": "AVX2", "torch_threads": 2}
+    result = compare_runs(results_frame(), results_frame(), {}, run_record=run, ref_record=reference)
+    text = format_modes(result)
+    assert "different machines" in text and "isa: reference 'AVX512', run 'AVX2'" in text
+    assert "torch_threads" not in text
+    same = compare_runs(results_frame(), results_frame(), {}, run_record=reference, ref_record=reference)
+    assert "same machine" in format_modes(same)
