@@ -15,7 +15,7 @@ from typing import Any
 COMPARE_EPILOG = """\
 how cells are judged (the reference decides; see README, "Gating your CI"):
   exact      detectors whose numbers did not move under any training seed of the
-             reference's band: any drop fails
+             reference's band: any change fails (a gain too)
   band       trained networks: --band-metrics must stay above the training-seed
              band minus the tolerance
   ungated    a trained network's other metrics: listed, not judged
@@ -23,7 +23,7 @@ how cells are judged (the reference decides; see README, "Gating your CI"):
 
 exit codes:
   0  every reference cell is present and none regressed
-  1  a cell regressed
+  1  a cell regressed, or an exact cell changed
   2  invalid comparison: reference cells missing from the run, a dataset hash
      that differs from the reference, or unreadable inputs
 
