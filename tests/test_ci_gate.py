@@ -56,10 +56,15 @@ def run_suite(out: Path, cache: Cache, **changes) -> Path:
     return out
 
 
-def cache_with(root: Path, source: Cache, *namespaces: str) -> Cache:
-    """A new cache holding only ``namespaces`` of ``source`` (e.g. the demo data and the fits, not the cells)."""
-    for namespace in namespaces:
-        shutil.copytree(source.root / namespace, root / namespace)
+def without_scores(cache: Cache) -> Cache:
+    """The same cache less its cached cell scores: the fits are reused, every cell is scored again."""
+    shutil.rmtree(cache.root / "cells", ignore_errors=True)
+    return cache
+
+
+def with_data_only(root: Path, source: Cache) -> Cache:
+    """A new cache holding only the demo data of ``source``: every detector is fitted again."""
+    shutil.copytree(source.root / "datasets", root / "datasets")
     return Cache(root)
 
 
@@ -94,7 +99,7 @@ def test_unchanged_code_passes(unchanged):
 
 
 def test_unchanged_code_on_another_cpu_passes(unchanged, tmp_path):
-    cache = cache_with(tmp_path / "cache", unchanged[1], "datasets")
+    cache = with_data_only(tmp_path / "cache", unchanged[1])
     env = {**os.environ, **ANOTHER_CPU}
     command = [sys.executable, "-m", "bench.cli.main", "run", "--suite", "ci", "--out", str(tmp_path / "run"),
                "--cache-dir", str(cache.root), "--quiet", "--no-report"]
@@ -109,7 +114,7 @@ def test_unchanged_code_on_another_cpu_passes(unchanged, tmp_path):
 
 
 def test_unchanged_code_with_an_unseen_training_seed_passes(unchanged, tmp_path):
-    cache = cache_with(tmp_path / "cache", unchanged[1], "datasets")
+    cache = with_data_only(tmp_path / "cache", unchanged[1])
     out = run_suite(tmp_path / "run", cache, train_seed=UNSEEN_TRAIN_SEED)
     assert not npr_values(out).equals(npr_values(unchanged[0]))
     result = compare_dirs(out, REFERENCE, {})
@@ -127,7 +132,7 @@ def _flip_some_scores(predict, share: float):
 
 def test_planted_score_flips_fail_the_exact_gate(unchanged, tmp_path, monkeypatch):
     monkeypatch.setattr(SpectralDetector, "predict", _flip_some_scores(SpectralDetector.predict, 0.1))
-    out = run_suite(tmp_path / "run", cache_with(tmp_path / "cache", unchanged[1], "datasets", "fits"))
+    out = run_suite(tmp_path / "run", without_scores(unchanged[1]))
     result = compare_dirs(out, REFERENCE, {})
     assert result.exit_code == EXIT_REGRESSED
     assert set(regressed(result)["detector"]) == {"spectral"}
@@ -143,7 +148,7 @@ def test_planted_auc_drop_on_the_trained_network_fails_the_band_gate(unchanged, 
 
     original = NPR.predict
     monkeypatch.setattr(NPR, "predict", planted)
-    out = run_suite(tmp_path / "run", cache_with(tmp_path / "cache", unchanged[1], "datasets", "fits"))
+    out = run_suite(tmp_path / "run", without_scores(unchanged[1]))
     clean_auc = lambda run: read_run(run)[0].query(
         "detector == 'npr' and generator == 'all' and perturbation == 'none' and metric == 'roc_auc'")["value"].item()
     drop = clean_auc(unchanged[0]) - clean_auc(out)
@@ -160,7 +165,7 @@ def test_planted_broken_perturbation_fails_the_gate(unchanged, tmp_path, monkeyp
     apply = Perturbation.apply
     monkeypatch.setattr(Perturbation, "apply", lambda self, image, severity, rng, preset="default":
                         image.copy() if self.name == "blur" else apply(self, image, severity, rng, preset))
-    out = run_suite(tmp_path / "run", cache_with(tmp_path / "cache", unchanged[1], "datasets", "fits"))
+    out = run_suite(tmp_path / "run", without_scores(unchanged[1]))
     result = compare_dirs(out, REFERENCE, {})
     assert result.exit_code == EXIT_REGRESSED
     caught = regressed(result)
