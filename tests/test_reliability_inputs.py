@@ -249,3 +249,12 @@ def test_weights_import_of_an_unknown_component_exits_2(tmp_path, capsys):
     (tmp_path / "w.bin").write_bytes(b"x")
     assert main(["weights", "import", "no_such_component", str(tmp_path / "w.bin")]) == 2
     assert "unknown weights component" in _one_line_error(capsys)
+
+
+def test_limit_run_records_the_hash_of_what_was_evaluated(tiny_dataset, cache):
+    from bench.run.runner import build_splits
+
+    full = build_splits(RunConfig.from_dict({"dataset": str(tiny_dataset)}), cache, False)
+    small = build_splits(RunConfig.from_dict({"dataset": str(tiny_dataset), "limit": 3}), cache, False)
+    assert full.test_dataset.hash == small.test_dataset.hash  # the dataset is the same ...
+    assert full.test_hash != small.test_hash and full.train_hash != small.train_hash  # ... what was used is not
