@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,6 +12,9 @@ import pytest
 from PIL import Image
 
 from bench.core.cache import Cache
+
+# The cache's HMAC keys live outside every cache; the tests keep theirs out of the user's config dir too.
+os.environ.setdefault("BENCH_CACHE_KEY_DIR", tempfile.mkdtemp(prefix="bench-test-keys-"))
 
 WILD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "wild-dev"
 

@@ -461,7 +461,7 @@ def test_cli_import_and_fetch(isolated, capsys, monkeypatch):
     src = tiny_state_dict(isolated / "model.safetensors")
     assert _cli("weights", "import", "effnet_b0", str(src)) == 0
     assert "imported" in capsys.readouterr().out
-    assert _cli("weights", "import", "resnet50", str(src)) == 1  # known prefix 0676ba61 does not match
+    assert _cli("weights", "import", "resnet50", str(src)) == 2  # known prefix 0676ba61 does not match
     err = capsys.readouterr().err
     assert "0676ba61" in err and sha256_file(str(src)) in err
 

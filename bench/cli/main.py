@@ -61,6 +61,8 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
                         "weights=random and left out of leaderboards)")
     p.add_argument("--strict", action="store_true", default=None,
                    help="fail instead of skipping a detector whose weights are missing or that fails")
+    p.add_argument("--allow-outside-paths", action="store_true", default=None,
+                   help="read manifest paths that resolve outside the dataset folder (skipped by default)")
     p.add_argument("--out", help="output directory (default: results/runs/<run id>)")
     p.add_argument("--cache-dir", help="cache directory (default: $BENCH_CACHE_DIR or the user cache dir)")
     p.add_argument("--no-report", action="store_true", help="write the store and leaderboard only, no figures")
@@ -82,7 +84,8 @@ def run_config_from_args(args: argparse.Namespace):
              "perturb": args.perturb, "preset": args.preset, "seed": args.seed, "train_seed": args.train_seed,
              "limit": args.limit,
              "device": args.device, "workers": args.workers, "batch_size": args.batch_size,
-             "bootstrap": args.bootstrap, "random_weights": args.random_weights, "strict": args.strict}
+             "bootstrap": args.bootstrap, "random_weights": args.random_weights, "strict": args.strict,
+             "allow_outside_paths": args.allow_outside_paths}
     data.update({k: v for k, v in flags.items() if v is not None})
     if args.weights:
         from bench.weights import parse_weight_overrides
@@ -162,7 +165,7 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
     from bench.data.inspect_data import inspect_report
 
     dataset = load_dataset(args.path, Cache(args.cache_dir), seed=args.seed, workers=args.workers,
-                           progress=not args.quiet)
+                           progress=not args.quiet, allow_outside_paths=args.allow_outside_paths)
     print(inspect_report(dataset))
     return 0
 
@@ -191,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the split shown (default: 0)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cache-dir")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="read manifest paths that resolve outside the dataset folder (skipped by default)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_data_inspect)
     add_report_commands(sub)
@@ -208,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # full disk, read-only folder, vanished file: the system's one line, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where} (finished work is cached; fix this and rerun to resume)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: finished cells are cached; rerun the same command to resume", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 COMPARE_EPILOG = """\
@@ -41,8 +42,13 @@ def _comma_list(text: str) -> list[str]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from bench.core.atomic import ensure_writable_dir
     from bench.report.write import write_report
 
+    if args.out:
+        ensure_writable_dir(args.out, "report output directory (--out)")
+    elif Path(args.run_dirs[0]).is_dir():  # a missing run directory is reported when it is read, not created
+        ensure_writable_dir(args.run_dirs[0], "report output directory (the first RUN_DIR)")
     paths = write_report(args.run_dirs, args.out, include_random=args.include_random, **_given(metric=args.metric))
     for path in paths:
         print(path)
@@ -63,9 +69,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_save(args: argparse.Namespace) -> int:
-    from bench.report.reference import save_baseline
+    from bench.core.atomic import ensure_writable_dir
+    from bench.report.reference import DEFAULT_REFERENCE_ROOT, save_baseline
     from bench.run.schema import RUN_JSON
 
+    ensure_writable_dir(args.root or DEFAULT_REFERENCE_ROOT, "reference root (--root)")
     target = save_baseline(args.run, args.name, band_runs=args.band or (), **_given(reference_root=args.root))
     band = f" with a seed band of {len(args.band) + 1} runs" if args.band else ""
     print(f"saved reference {args.name!r}{band} to {target}; commit it to make it the reference")

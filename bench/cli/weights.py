@@ -109,9 +109,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     try:
         got = import_weights(args.name, args.path)
-    except BenchError as err:
+    except BenchError as err:  # unknown name, unreadable path, checksum mismatch: a usage error
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
     note = {"catalog": "matches the catalog's sha256", "hub": "matches the hub's sha256",
             "unverified": "no published checksum: recorded now, checked from now on (trust on first use)"}
     print(f"{got.name}: imported -> {got.path}\n  sha256 {got.sha256} ({note.get(got.verification, got.verification)})")

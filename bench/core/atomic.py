@@ -44,3 +44,28 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
+
+
+def ensure_writable_dir(path: str | os.PathLike, what: str) -> Path:
+    """Create ``path`` if needed and prove it takes a file, or raise a one-line BenchError.
+
+    Called before any work starts, so that an hour of fitting is never lost to an output path that
+    is a file, read-only, or on a full disk. A probe file is written (and removed) because
+    permission bits do not tell the whole story (root, read-only mounts, quotas).
+    """
+    from bench.core.errors import BenchError
+
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise BenchError(f"{what} {target} exists and is not a directory")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=target)
+        try:
+            os.write(fd, b"probe")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise BenchError(f"{what} {target} is not a writable directory: {exc.strerror or exc}") from None
+    return target

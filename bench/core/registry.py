@@ -96,6 +96,11 @@ class Registry(Generic[T]):
         return out
 
     def _unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(self.names()) or 'none'})"
+        return unknown_name_message(self.kind, name, self.names())
+
+
+def unknown_name_message(kind: str, name: str, known: "list[str] | tuple[str, ...]") -> str:
+    """``unknown KIND 'name'; did you mean ...? (known: ...)``: the one wording for every unknown name."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown {kind} {name!r}{hint} (known: {', '.join(known) or 'none'})"

@@ -8,6 +8,7 @@ cached per (path, size, mtime). Unusable images become recorded skips.
 
 from __future__ import annotations
 
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,11 +21,12 @@ from tqdm.auto import tqdm
 from bench.core.cache import Cache
 from bench.core.errors import BenchError, ImageSkip
 from bench.core.hashing import sha256_bytes, stable_hash
-from bench.data.images import MAX_PIXELS, MIN_SIDE, decode_bytes, probe_bytes
+from bench.data.images import MAX_PIXELS, MIN_SIDE, decode_bytes, probe_bytes, read_image_file
 from bench.data.manifest import Row, Skip, read_manifest
 from bench.data.split import assign_splits
 
 PROBE_VERSION = 2
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,15 +78,7 @@ def _dhash(arr: np.ndarray) -> int:
 
 def _probe_file(path: str, max_pixels: int, min_side: int) -> dict:
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        return {"skip": "file not found"}
-    except IsADirectoryError:
-        return {"skip": "path is a directory"}
-    except OSError as exc:
-        return {"skip": f"cannot read file: {exc.strerror or exc}"}
-    try:
+        data = read_image_file(path)
         info = probe_bytes(data, max_pixels, min_side)
         arr = decode_bytes(data, max_pixels, min_side)
     except ImageSkip as exc:
@@ -127,6 +121,32 @@ def probe_rows(rows: list[Row], cache: Cache, workers: int = 2, max_pixels: int 
     return items, skips
 
 
+def collapse_duplicates(items: list[Item]) -> tuple[list[Item], list[Skip]]:
+    """One item per content hash: exact copies with the same label and generator collapse onto the first
+    (the others are recorded skips, and a warning says how many); bytes that rows label differently
+    (real and generated, or two generators) are all skipped, since no label can be trusted.
+    """
+    groups: dict[str, list[Item]] = {}
+    for it in items:
+        groups.setdefault(it.sha256, []).append(it)
+    kept: set[int] = set()
+    skips: list[Skip] = []
+    for group in groups.values():
+        first = group[0]
+        labels = sorted({f"{'real' if it.label == 0 else 'generated'} ({it.generator})" for it in group})
+        if len(labels) > 1:
+            skips.extend(Skip(it.id, f"same bytes as {', '.join(o.id for o in group if o is not it)} but labelled "
+                                     f"{' / '.join(labels)}: conflicting labels, skipped") for it in group)
+            continue
+        kept.add(id(first))
+        skips.extend(Skip(it.id, f"duplicate of {first.id} (same bytes, same label): counted once")
+                     for it in group[1:])
+    if skips:
+        log.warning("%d manifest row(s) are duplicates or carry conflicting labels for the same bytes; "
+                    "see the skipped images", len(skips))
+    return [it for it in items if id(it) in kept], skips
+
+
 def resolve_source(spec: str, cache: Cache) -> tuple[str, Path, bool]:
     """Map a registered dataset name or a path to (name, path, synthetic)."""
     from bench.core.registries import DATASETS, load_plugins
@@ -144,12 +164,13 @@ def resolve_source(spec: str, cache: Cache) -> tuple[str, Path, bool]:
 
 
 def load_dataset(spec: str, cache: Cache, seed: int = 0, workers: int = 2, max_pixels: int = MAX_PIXELS,
-                 min_side: int = MIN_SIDE, progress: bool = True) -> Dataset:
+                 min_side: int = MIN_SIDE, progress: bool = True, allow_outside_paths: bool = False) -> Dataset:
     name, path, synthetic = resolve_source(spec, cache)
-    rows, skips = read_manifest(path)
+    rows, skips = read_manifest(path, allow_outside_paths)
     items, probe_skips = probe_rows(rows, cache, workers, max_pixels, min_side, progress)
+    items, duplicate_skips = collapse_duplicates(items)
     items, split_skips = assign_splits(items, seed)
-    dataset = Dataset(name, str(path), items, skips + probe_skips + split_skips, synthetic)
+    dataset = Dataset(name, str(path), items, skips + probe_skips + duplicate_skips + split_skips, synthetic)
     if not any(it.label == 0 for it in items) or not any(it.label == 1 for it in items):
         raise BenchError(f"dataset {name!r} needs both real and generated images; "
                          f"usable: {len(items)}, skipped: {len(dataset.skips)}")

@@ -12,6 +12,8 @@ reason.
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 
@@ -22,6 +24,8 @@ from bench.core.errors import ImageSkip
 
 MIN_SIDE = 16
 MAX_PIXELS = 64_000_000
+# No file is read past this size: 64 megapixels of 16-bit RGBA stored uncompressed stay below it.
+MAX_FILE_BYTES = 512 * 1024 * 1024
 
 # Decompression-bomb protection is ours (max_pixels); PIL's own check would
 # raise a different error type before we can give a clear reason.
@@ -93,14 +97,35 @@ def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS, min_side: int = MIN_
     return arr
 
 
-def decode_image(path: str, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
+def read_image_file(path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; anything else is an ImageSkip, and is not read.
+
+    The file is opened without blocking and checked on the open descriptor, so a FIFO, socket or
+    device (or a file swapped for one after a check) is never read at all, and a file that is too
+    large (or grows while being read) is never read past the limit.
+    """
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise ImageSkip("file not found") from None
     except IsADirectoryError:
         raise ImageSkip("path is a directory") from None
     except OSError as exc:
         raise ImageSkip(f"cannot read file: {exc.strerror or exc}") from None
-    return decode_bytes(data, max_pixels, min_side)
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ImageSkip("path is a directory")
+        if not stat.S_ISREG(mode):
+            raise ImageSkip("not a regular file (FIFO, socket or device): not read")
+        try:
+            data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise ImageSkip(f"cannot read file: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise ImageSkip(f"file larger than {max_bytes} bytes: not read past the limit")
+    return data
+
+
+def decode_image(path: str, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
+    return decode_bytes(read_image_file(path), max_pixels, min_side)

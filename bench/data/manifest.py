@@ -26,6 +26,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".g
 REAL_LABELS = {"real", "0", "false", "natural"}
 FAKE_LABELS = {"fake", "1", "true", "generated", "synthetic", "ai"}
 CAPTION_COLUMNS = ("caption", "prompt", "text")
+# Generator names that the result store uses for aggregates (bench.run.metrics): a generator called so
+# would collide with them after all the fitting and scoring, so the manifest is refused up front.
+RESERVED_GENERATORS = ("all", "mean")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ def read_csv_manifest(csv_path: str | os.PathLike) -> tuple[list[Row], list[Skip
     rows: list[Row] = []
     skips: list[Skip] = []
     for line_no, rec in enumerate(raw, start=2):
+        if None in rec:  # csv.DictReader files the fields beyond the header under the key None
+            skips.append(Skip(f"{csv_path.name}:{line_no}", f"{len(columns) + len(rec[None])} fields, but the header "
+                                                             f"has {len(columns)}"))
+            continue
         rec = {(k or "").strip().lower(): (v or "").strip() for k, v in rec.items()}
         rel = rec.get("path", "")
         if not rel:
@@ -147,13 +154,50 @@ def infer_folder_manifest(root: str | os.PathLike) -> tuple[list[Row], list[Skip
     return rows, []
 
 
-def read_manifest(source: str | os.PathLike) -> tuple[list[Row], list[Skip]]:
-    """Rows and skips from a CSV file or a folder."""
+def check_generator_names(rows: list[Row], source: str | os.PathLike) -> None:
+    """Refuse generators named like the result store's aggregates, naming the first rows that use them."""
+    reserved = [row for row in rows if row.generator.lower() in RESERVED_GENERATORS]
+    if reserved:
+        examples = ", ".join(row.id for row in reserved[:3])
+        raise BenchError(f"{source}: generator name {reserved[0].generator!r} is reserved (results use "
+                         f"{' and '.join(RESERVED_GENERATORS)} for aggregates over generators); rename it "
+                         f"({len(reserved)} row(s), e.g. {examples})")
+
+
+def keep_inside(rows: list[Row], root: Path, allow_outside: bool) -> tuple[list[Row], list[Skip]]:
+    """Rows whose file resolves (symlinks followed) inside ``root``; the others become skips."""
+    if allow_outside:
+        return rows, []
+    root = root.resolve()
+    inside, skips = [], []
+    for row in rows:
+        if Path(row.path).resolve().is_relative_to(root):
+            inside.append(row)
+        else:
+            skips.append(Skip(row.id, f"path resolves outside the dataset folder {root} "
+                                      "(--allow-outside-paths to read it)"))
+    return inside, skips
+
+
+def read_manifest(source: str | os.PathLike, allow_outside_paths: bool = False) -> tuple[list[Row], list[Skip]]:
+    """Rows and skips from a CSV file or a folder.
+
+    Paths that resolve outside the dataset folder (the CSV file's folder; ``..``, absolute paths,
+    symlinks) are skipped unless ``allow_outside_paths``.
+    """
     p = Path(source)
     if not p.exists():
         raise BenchError(f"dataset path does not exist: {p}")
     if p.is_file():
         if p.suffix.lower() != ".csv":
             raise BenchError(f"a dataset file must be a CSV manifest, got {p}")
-        return read_csv_manifest(p)
-    return infer_folder_manifest(p)
+        rows, skips = read_csv_manifest(p)
+        root = p.parent
+    elif p.is_dir():
+        rows, skips = infer_folder_manifest(p)
+        root = p
+    else:
+        raise BenchError(f"dataset path {p} is neither a folder nor a CSV file")
+    check_generator_names(rows, p)
+    rows, outside = keep_inside(rows, root, allow_outside_paths)
+    return rows, skips + outside

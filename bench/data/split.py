@@ -82,6 +82,10 @@ def assign_splits(items: list, seed: int) -> tuple[list, list[Skip]]:
     if len(set(group_ids)) < n_splits:
         raise BenchError(f"too few distinct images to split ({len(set(group_ids))} groups of near-duplicates); "
                          "give a 'split' column in the manifest or add images")
+    _, per_class = np.unique(strata, return_counts=True)
+    if (per_class < n_splits).all():  # scikit-learn would raise a ValueError deep inside the splitter
+        raise BenchError(f"too few images to split: every generator class has fewer than {n_splits} images "
+                         f"(largest: {per_class.max()}); give a 'split' column in the manifest or add images")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # small classes: sklearn warns that a class has fewer members than folds
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)

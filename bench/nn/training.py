@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import io
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from bench.core.detector import Detector, FitContext, Prediction
 from bench.core.errors import BenchError
 from bench.core.rng import derive_rng
 from bench.data.imageset import ImageSet
+
+log = logging.getLogger(__name__)
 
 # transform(image_uint8_hwc, rng_or_None) -> float tensor CHW; rng is None at evaluation time.
 Transform = Callable[[np.ndarray, "np.random.Generator | None"], torch.Tensor]
@@ -76,9 +79,22 @@ class _TorchView(Dataset):
 
 
 def resolve_device(device: str) -> torch.device:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``; a CUDA device that torch cannot use is a one-line BenchError."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise BenchError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda":
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not available:
+            raise BenchError(f"--device {device}: torch sees no CUDA GPU on this machine (torch {torch.__version__}, "
+                             f"built for CUDA {torch.version.cuda or 'none'}); use --device cpu or auto")
+        if resolved.index is not None and resolved.index >= available:
+            raise BenchError(f"--device {device}: only {available} CUDA GPU(s) visible (cuda:0 to "
+                             f"cuda:{available - 1})")
+    return resolved
 
 
 def _autocast(device: torch.device):
@@ -106,6 +122,23 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic.write_bytes(path, buf.getvalue())
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict | None:
+    """A checkpoint's state, loaded with ``weights_only=True`` (tensors and plain containers only: a crafted
+    file cannot run code); None when there is none or it cannot be loaded (then training starts over)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        if not isinstance(state, dict) or not {"model", "optimizer", "history", "best", "epoch"} <= set(state):
+            raise ValueError("not a training checkpoint of this version")
+        return state
+    except Exception as exc:  # truncated, foreign, or holding objects weights_only refuses: start over
+        log.warning("checkpoint %s cannot be loaded (%s: %s); training from the first epoch",
+                    path, type(exc).__name__, exc)
+        path.unlink(missing_ok=True)
+        return None
 
 
 def _make_optimizer(params: list, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -150,8 +183,8 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_tar
     history = {"epoch": [], "loss": [], "val": []}
     best = {"score": -np.inf, "state": copy.deepcopy(model.state_dict()), "epoch": -1}
     start_epoch = 0
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+    state = _load_checkpoint(checkpoint, device) if checkpoint is not None else None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
@@ -194,7 +227,8 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_tar
             losses.append(float(loss.detach()))
         if scheduler is not None:
             scheduler.step()
-        score = select(val_targets, predict_probs(model, val, transform, ctx, "validating")) if len(val) else 0.0
+        score = float(select(val_targets, predict_probs(model, val, transform, ctx, "validating"))) if len(val) \
+            else 0.0  # a plain float: checkpoints load with weights_only=True
         history["epoch"].append(epoch)
         history["loss"].append(float(np.mean(losses)) if losses else float("nan"))
         history["val"].append(score)

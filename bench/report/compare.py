@@ -26,7 +26,9 @@ Exit codes, for CI:
     0  every reference cell is present and none regressed
     1  some cell regressed, or an exact cell changed
     2  the comparison is invalid: reference cells missing from the run (or NaN
-       there), or a dataset hash that differs from the reference's run.json
+       there), a dataset hash that differs from the reference's run.json, other
+       images trained on or evaluated, other perturbation tables, unknown metric
+       names, or an empty reference (bench.report.compare_checks)
 
 2 wins over 1: numbers computed on other data or on fewer cells do not say
 whether the detectors regressed.
@@ -44,6 +46,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.core.errors import BenchError
+from bench.report import compare_checks
 from bench.report.band import band_floor, exact_detectors
 from bench.report.runs import CELL_KEYS, read_run
 from bench.report.reference import read_band
@@ -75,6 +78,7 @@ class CompareResult:
 
     cells: pd.DataFrame
     hash_mismatches: list[str] = field(default_factory=list)
+    table_mismatches: list[str] = field(default_factory=list)
     machine_differences: list[str] = field(default_factory=list)
     band_seeds: list[int] = field(default_factory=list)
 
@@ -83,7 +87,7 @@ class CompareResult:
 
     @property
     def exit_code(self) -> int:
-        if self.count("missing") or self.hash_mismatches:
+        if self.count("missing") or self.hash_mismatches or self.table_mismatches:
             return EXIT_INVALID
         return EXIT_REGRESSED if self.count("regressed") or self.count("changed") else EXIT_OK
 
@@ -110,7 +114,8 @@ def _cells(results_df: pd.DataFrame, metrics: Iterable[str] | None, what: str) -
     duplicated = cells.duplicated(CELL_KEYS)
     if duplicated.any():
         raise BenchError(f"the {what} holds {int(duplicated.sum())} duplicate cells: compare one run at a time")
-    return cells[CELL_KEYS + ["higher_is_better", "value"]]
+    extra = ["param_label"] if "param_label" in cells else []
+    return cells[CELL_KEYS + ["higher_is_better", "value"] + extra]
 
 
 def _modes(merged: pd.DataFrame, band: pd.DataFrame | None, band_metrics: Iterable[str]) -> np.ndarray:
@@ -148,19 +153,6 @@ def _status(merged: pd.DataFrame) -> np.ndarray:
     )
 
 
-def _hash_mismatches(run_record: dict[str, Any], ref_record: dict[str, Any]) -> list[str]:
-    """Datasets of the reference's run.json (test and training data) whose hash differs in the run's."""
-    ref_datasets = ref_record.get("datasets") or {}
-    run_datasets = run_record.get("datasets") or {}
-    mismatches = []
-    for dataset in sorted(ref_datasets):
-        ref_hash = (ref_datasets[dataset] or {}).get("hash")
-        run_hash = (run_datasets.get(dataset) or {}).get("hash")
-        if ref_hash is not None and run_hash != ref_hash:
-            mismatches.append(f"{dataset}: reference {ref_hash}, run {run_hash or 'absent'}")
-    return mismatches
-
-
 def compare_runs(
     run_df: pd.DataFrame,
     ref_df: pd.DataFrame,
@@ -182,8 +174,15 @@ def compare_runs(
     given, the dataset hashes and machines are checked too.
     """
     metrics = None if metrics is None else list(metrics)
+    band_metrics = list(band_metrics)
+    reference_metrics = set(ref_df["metric"]) if "metric" in ref_df else set()
+    compare_checks.check_metric_names(metrics, reference_metrics, "--metrics")
+    compare_checks.check_metric_names(tolerances, reference_metrics, "--tol")
+    compare_checks.check_metric_names(band_metrics, reference_metrics, "--band-metrics")
+    compare_checks.check_tolerances(tolerances, default_tol)
     ref = _cells(ref_df, metrics, "reference")
     run = _cells(run_df, metrics, "run")
+    compare_checks.check_reference_cells(ref, metrics)
     merged = ref.merge(run, on=CELL_KEYS, how="outer", suffixes=("_ref", "_run"), indicator=True)
     merged = merged.rename(columns={"value_ref": "ref_value", "value_run": "run_value"})
     direction = merged["higher_is_better_ref"].combine_first(merged["higher_is_better_run"])
@@ -199,9 +198,9 @@ def compare_runs(
     cells = merged.sort_values(["_order", "delta", *CELL_KEYS], na_position="first", ignore_index=True)
     cells = cells[CELL_KEYS + ["higher_is_better", "mode", "ref_value", "run_value", "delta", "tolerance", "limit",
                                "status"]]
-    result = CompareResult(cells)
+    result = CompareResult(cells, table_mismatches=compare_checks.table_mismatches(merged))
     if run_record is not None and ref_record is not None:
-        result.hash_mismatches = _hash_mismatches(run_record, ref_record)
+        result.hash_mismatches = compare_checks.hash_mismatches(run_record, ref_record)
         result.machine_differences = provenance.machine_differences(ref_record, run_record)
     return result
 
@@ -294,5 +293,6 @@ def format_summary(result: CompareResult) -> str:
     if result.count("new"):
         parts.append(f"{result.count('new')} new in the run (not checked)")
     parts += [f"dataset hash differs ({mismatch})" for mismatch in result.hash_mismatches]
+    parts += [f"perturbation table differs ({mismatch})" for mismatch in result.table_mismatches]
     verdict = {EXIT_OK: "OK", EXIT_REGRESSED: "REGRESSION", EXIT_INVALID: "INVALID"}[result.exit_code]
     return f"{verdict}: " + "; ".join(parts) + f" (exit {result.exit_code})"

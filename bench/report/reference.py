@@ -22,8 +22,8 @@ import pandas as pd
 from bench.core import atomic
 from bench.core.errors import BenchError
 from bench.run.schema import BAND_CSV, BAND_JSON, BAND_PARQUET, RESULTS_CSV, RESULTS_PARQUET, RUN_JSON
-from bench.report.band import build_band, check_band_runs
-from bench.report.runs import read_run
+from bench.report.band import BAND_COLUMNS, build_band, check_band_runs
+from bench.report.runs import read_run, read_table
 
 DEFAULT_REFERENCE_ROOT = "results/reference"
 
@@ -58,6 +58,11 @@ def save_baseline(
     _check_name(name)
     source = Path(run_dir)
     run_df, _, record = read_run(source)
+    if run_df.empty or run_df["value"].isna().all():
+        failed = sorted(name for name, d in (record.get("detectors") or {}).items()
+                        if isinstance(d, dict) and d.get("status") != "ok")
+        because = f" (detectors not ok: {', '.join(failed)}; reasons in its run.json)" if failed else ""
+        raise BenchError(f"{source}: the run holds no result cells{because}; an empty reference would gate nothing")
     band = band_json = None
     if band_runs:
         loaded = [read_run(path) for path in band_runs]
@@ -92,4 +97,9 @@ def read_band(ref_dir: str | os.PathLike) -> tuple[pd.DataFrame | None, list[int
     except (OSError, ValueError, KeyError, TypeError):
         raise BenchError(f"{ref_dir}: {BAND_PARQUET} without a readable {BAND_JSON}; save the reference again") \
             from None
-    return pd.read_parquet(ref_dir / BAND_PARQUET), [int(s) for s in seeds]
+    try:
+        seeds = [int(s) for s in seeds]
+    except (TypeError, ValueError):
+        raise BenchError(f"{ref_dir / BAND_JSON}: train_seeds must be a list of integers; save the reference again") \
+            from None
+    return read_table(ref_dir / BAND_PARQUET, BAND_COLUMNS), seeds

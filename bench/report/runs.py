@@ -36,11 +36,30 @@ def read_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, di
     for required in (RESULTS_PARQUET, RUN_JSON):
         if not (run_dir / required).is_file():
             raise BenchError(f"{run_dir}: no {required}; expected a finished run directory or a stored reference")
-    results = pd.read_parquet(run_dir / RESULTS_PARQUET)
+    results = read_table(run_dir / RESULTS_PARQUET, RESULT_COLUMNS)
     scores_path = run_dir / SCORES_PARQUET
-    scores = pd.read_parquet(scores_path) if scores_path.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)
-    record = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
+    scores = read_table(scores_path, SCORE_COLUMNS) if scores_path.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)
+    try:
+        record = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
+        raise BenchError(f"{run_dir / RUN_JSON} cannot be read ({type(exc).__name__}: {exc}); "
+                         "truncated or not a bench run record") from None
+    if not isinstance(record, dict):
+        raise BenchError(f"{run_dir / RUN_JSON} is not a bench run record (a JSON object)")
     return results, scores, record
+
+
+def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
+    """A parquet table of the result store, or a one-line error when it is truncated, foreign or lacks columns."""
+    try:
+        table = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises its own types for truncated or non-parquet files
+        raise BenchError(f"{path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                         "truncated or not a parquet file written by bench") from None
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise BenchError(f"{path} is not a bench result table: missing column(s) {', '.join(missing)}")
+    return table
 
 
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:

@@ -8,6 +8,7 @@ reproduce that run. Flags given on the command line override the file.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class RunConfig:
     weights: dict[str, str] = field(default_factory=dict)  # weight component -> local path overrides
     random_weights: bool = False
     strict: bool = False
+    allow_outside_paths: bool = False  # read manifest paths that resolve outside the dataset folder
 
     @property
     def training_seed(self) -> int:
@@ -54,7 +56,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(key) for key in set(data) - known)
         if unknown:
             raise BenchError(f"unknown config key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         cfg = cls(**data)
@@ -62,33 +64,87 @@ class RunConfig:
         return cfg
 
     def validate(self) -> None:
-        if isinstance(self.detectors, str):
-            self.detectors = [d.strip() for d in self.detectors.split(",") if d.strip()]
-        for name in ("train_generators", "test_generators"):
+        """Check every field's type and range (bench.run.config.FIELD_RULES); one BenchError names the first bad one."""
+        for name in STR_LISTS:
             value = getattr(self, name)
             if isinstance(value, str):
                 setattr(self, name, [g.strip() for g in value.split(",") if g.strip()])
-        if self.limit is not None and self.limit < 1:
-            raise BenchError("limit must be a positive number of images per class")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise BenchError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.train_seed is not None and (not isinstance(self.train_seed, int) or self.train_seed < 0):
-            raise BenchError(f"train_seed must be a non-negative integer, got {self.train_seed!r}")
-        if self.bootstrap < 0:
-            raise BenchError("bootstrap must be >= 0")
-        if not 0.5 <= self.val_tnr < 1:
-            raise BenchError("val_tnr must be in [0.5, 1)")
+        for f in fields(self):
+            _check_field(f.name, getattr(self, f.name))
+        if not self.detectors:
+            raise BenchError("detectors: give at least one detector name or pattern")
+        if self.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", self.device):
+            raise BenchError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+
+MAX_CONFIG_BYTES = 1024 * 1024
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding and many libraries take 32-bit seeds
+INT_RANGES: dict[str, tuple[int, int | None]] = {
+    "seed": (0, SEED_MAX), "train_seed": (0, SEED_MAX), "limit": (1, None), "workers": (1, 1024),
+    "batch_size": (1, None), "bootstrap": (0, None), "max_pixels": (1, None), "min_side": (1, None),
+}
+STRS = ("dataset", "train_on", "perturb", "device")
+STR_LISTS = ("detectors", "train_generators", "test_generators")
+BOOLS = ("random_weights", "strict", "allow_outside_paths")
+OPTIONAL = ("train_on", "train_generators", "test_generators", "train_seed", "limit")
+PRESETS = ("default", "imagenet-c")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_field(name: str, value: Any) -> None:
+    """One field against its rule: a one-line error with the field, the value and what is expected."""
+    if value is None and name in OPTIONAL:
+        return
+
+    def bad(expected: str) -> BenchError:
+        return BenchError(f"config field {name}: expected {expected}, got {value!r} ({type(value).__name__})")
+
+    if name in INT_RANGES:
+        low, high = INT_RANGES[name]
+        if not _is_int(value) or value < low or (high is not None and value > high):
+            raise bad(f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}")
+    elif name in STRS:
+        if not isinstance(value, str) or not value.strip():
+            raise bad("a non-empty string")
+    elif name in STR_LISTS:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise bad("a list of names (or one comma-separated string)")
+    elif name in BOOLS:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+    elif name == "preset":
+        if value not in PRESETS:
+            raise bad(" or ".join(PRESETS))
+    elif name == "val_tnr":
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.5 <= value < 1:
+            raise bad("a number in [0.5, 1)")
+    elif name == "weights":
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise bad("a mapping of weight component names to local paths")
+    elif name == "detector_params":
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, dict) and
+                                                  all(isinstance(key, str) for key in v) for k, v in value.items()):
+            raise bad("a mapping of detector names to mappings of keyword arguments")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML run config, or a run.json whose "config" object is used."""
     p = Path(path)
+    if p.exists() and not p.is_file():
+        raise BenchError(f"config {p} is not a regular file")
+    if p.is_file() and p.stat().st_size > MAX_CONFIG_BYTES:
+        raise BenchError(f"config {p} is larger than {MAX_CONFIG_BYTES} bytes: not a run config")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except OSError as exc:
         raise BenchError(f"cannot read config {p}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"config {p} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except yaml.YAMLError as exc:
-        raise BenchError(f"config {p} is not valid YAML: {exc}") from None
+        raise BenchError(f"config {p} is not valid YAML: {' '.join(str(exc).split())}") from None
     if isinstance(data, dict) and "config" in data and "run_id" in data:
         data = data["config"]  # a run.json (JSON is YAML)
     if not isinstance(data, dict):

@@ -18,6 +18,7 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
+from bench.core import atomic
 from bench.core.cache import Cache
 from bench.core.detector import Detector, FitContext, Prediction
 from bench.core.errors import BenchError
@@ -43,6 +44,7 @@ class Splits:
     val: list[Item]
     test: list[Item]
     train_hash: str
+    test_hash: str  # the test images actually evaluated (after --limit and --test-generators)
     test_dataset: Dataset
     train_dataset: Dataset
 
@@ -82,7 +84,8 @@ def make_grid(spec: str, preset: str) -> list[tuple[str, int]]:
 
 
 def build_splits(cfg: RunConfig, cache: Cache, progress: bool) -> Splits:
-    load = lambda spec: load_dataset(spec, cache, cfg.seed, cfg.workers, cfg.max_pixels, cfg.min_side, progress)
+    load = lambda spec: load_dataset(spec, cache, cfg.seed, cfg.workers, cfg.max_pixels, cfg.min_side, progress,
+                                     cfg.allow_outside_paths)
     test_ds = load(cfg.dataset)
     train_ds = load(cfg.train_on) if cfg.train_on and cfg.train_on != cfg.dataset else test_ds
     train, val = train_ds.split("train"), train_ds.split("val")
@@ -107,7 +110,8 @@ def build_splits(cfg: RunConfig, cache: Cache, progress: bool) -> Splits:
                              "images; use a larger dataset or --limit, or give splits in the manifest")
     train_hash = stable_hash(sorted((it.sha256, it.generator, "train") for it in train)
                              + sorted((it.sha256, it.generator, "val") for it in val))
-    return Splits(train, val, test, train_hash, test_ds, train_ds)
+    test_hash = stable_hash(sorted((it.sha256, it.label, it.generator) for it in test))
+    return Splits(train, val, test, train_hash, test_hash, test_ds, train_ds)
 
 
 class Runner:
@@ -227,6 +231,8 @@ class Runner:
 
     # -- the whole run ---------------------------------------------------------------
     def run(self) -> dict:
+        atomic.ensure_writable_dir(self.out_dir, "output directory (--out)")
+        atomic.ensure_writable_dir(self.cache.root, "cache directory (--cache-dir)")
         load_plugins()
         names = expand_detectors(self.cfg.detectors)
         grid = make_grid(self.cfg.perturb, self.cfg.preset)
@@ -280,6 +286,7 @@ class Runner:
             "seed": self.cfg.seed, "train_seed": self.cfg.training_seed, "machine": machine_record(),
             "config": self.cfg.to_dict(), "config_hash": self.config_hash,
             "datasets": datasets, "dataset_hash": splits.test_dataset.hash, "train_hash": splits.train_hash,
+            "test_hash": splits.test_hash,
             "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
             "perturbation_stage": PERTURBATION_STAGE, "perturbation_tables": tables,
             "grid": [list(c) for c in grid],
