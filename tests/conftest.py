@@ -12,6 +12,8 @@ from PIL import Image
 from bench.core.cache import Cache
 
 WILD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "wild-dev"
+#: Real pretrained weights kept next to the checkout (TAEF2, LPIPS VGG/AlexNet trunks); see its README.md.
+SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights"
 
 
 def write_png(path: Path, arr: np.ndarray) -> Path:

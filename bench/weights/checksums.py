@@ -5,16 +5,15 @@ component looks like: present, complete, and hashing to what the catalog or the 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 from urllib.parse import urlparse
 
 from bench.core.atomic import write_text
 from bench.core.hashing import sha256_file
-from bench.weights.catalog import ComponentSpec, get_spec
+from bench.weights.catalog import ComponentSpec, get_spec, tree_digest
 from bench.weights.locations import HASH_CACHE_FILE, read_provenance, store_dir
 from bench.weights.records import ChecksumMismatch
 
@@ -37,13 +36,6 @@ def tree_files(root: Path) -> list[str]:
             if not fn.startswith(".") and os.path.isfile(os.path.join(dirpath, fn)):
                 out.append(Path(os.path.relpath(os.path.join(dirpath, fn), root)).as_posix())
     return sorted(out)
-
-
-def tree_digest(file_hashes: Mapping[str, str]) -> str:
-    h = hashlib.sha256()
-    for rel in sorted(file_hashes):
-        h.update(f"{rel}\0{file_hashes[rel]}\n".encode("utf-8"))
-    return h.hexdigest()
 
 
 def sha256_path(path: str | os.PathLike, files: Iterable[str] | None = None) -> str:
@@ -96,6 +88,9 @@ def url_basename(url: str) -> str:
 
 def folder_files(spec: ComponentSpec, folder: Path) -> tuple[list[str] | None, str]:
     """The declared files of a folder component present in ``folder``, or None and what is missing."""
+    if spec.kind == "files":
+        missing = [f for f in spec.filenames if not (folder / f).is_file()]
+        return (None, f"lacks {', '.join(missing)}") if missing else (list(spec.filenames), "")
     missing = [f for f in spec.hf_files if not (folder / f).is_file()]
     weight = next((f for f in spec.filenames if (folder / f).is_file()), None)
     if weight is None:
