@@ -105,6 +105,7 @@ from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
 from bench.core.errors import BenchError
 from bench.core.hashing import sha256_file, stable_hash
 from bench.data.imageset import ImageSet
+from bench.weights import diffusers_variant
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +268,8 @@ class Aeroblade(Detector):
             with seeded_torch(seed_int("aeroblade.init", self.init_seed, spec.name)):
                 model = cls(**spec.config)
         else:
-            model = cls.from_pretrained(str(path), local_files_only=True, torch_dtype=torch.float32)
+            model = cls.from_pretrained(str(path), local_files_only=True, torch_dtype=torch.float32,
+                                        variant=diffusers_variant(path))
             factor = 2 ** (len(model.config.block_out_channels) - 1)
             if factor != spec.factor:
                 raise BenchError(f"aeroblade: {path} has downsampling factor {factor}, expected {spec.factor} "

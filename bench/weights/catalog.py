@@ -31,7 +31,9 @@ from bench.core.registry import Registry
 KINDS = ("open_clip", "timm", "torchvision", "hf", "url", "files")
 
 #: Weight files diffusers looks for in a model folder, in the order it prefers them.
-DIFFUSERS_WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+DIFFUSERS_WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin",
+                          # what from_pretrained(..., variant="fp16") leaves in a cache that holds nothing else
+                          "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.fp16.bin")
 #: Files open_clip stores on the hub for a pretrained tag, in the order it prefers them.
 OPEN_CLIP_HF_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 #: Files timm stores on the hub for a pretrained tag, in the order it prefers them.
