@@ -59,6 +59,12 @@ DETECTORS.add("aeroblade.sd2", "baselines.aeroblade:Aeroblade", family="reconstr
 DETECTORS.add("aeroblade.kd21", "baselines.aeroblade:Aeroblade", family="reconstruction",
               summary="AEROBLADE with the Kandinsky 2.1 MoVQ only", weights=("kandinsky21_movq", "lpips_vgg"),
               trains=False, gpu="recommended", tasks=("binary",), kwargs={"autoencoders": ("kd21",)})
+for _tae, _what in (("taef2", "FLUX.2"), ("taef1", "FLUX.1"), ("taesd3", "SD 3"), ("taesdxl", "SDXL"),
+                    ("taesd", "SD 1/2")):
+    DETECTORS.add(f"aeroblade.{_tae}", "baselines.aeroblade:Aeroblade", family="reconstruction",
+                  summary=f"AEROBLADE with the tiny {_what} autoencoder {_tae.upper()} (5 MB; CPU-friendly)",
+                  weights=(_tae, "lpips_vgg"), trains=False, gpu="optional", tasks=("binary",),
+                  kwargs={"autoencoders": (_tae,)})
 DETECTORS.add("test_aeroblade", "baselines.aeroblade:Aeroblade", family="test",
               summary="AEROBLADE with two tiny random autoencoders (KL + VQ) and a random VGG (tests only)",
               weights=(), trains=False, gpu="no", tasks=("binary",), test=True,

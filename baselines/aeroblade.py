@@ -15,6 +15,8 @@ where ``LPIPS_2`` is the LPIPS (VGG, v0.1) term of the second VGG layer
 ``aeroblade.sd1``  Stable Diffusion 1.x VAE only (``sd_vae_sd1``)
 ``aeroblade.sd2``  Stable Diffusion 2 VAE only (``sd_vae_sd2``)
 ``aeroblade.kd21`` Kandinsky 2.1 MoVQ only (``kandinsky21_movq``), decoded without quantisation
+``aeroblade.taef2`` the tiny FLUX.2 autoencoder TAEF2 (``taef2``, 5 MB; deterministic, runs on a CPU);
+                   likewise ``aeroblade.taef1``, ``.taesd3``, ``.taesdxl``, ``.taesd`` (TAESD family)
 ``test_aeroblade`` two tiny randomly initialised autoencoders + random VGG trunk (tests only)
 =================  ====================================================
 
@@ -87,7 +89,9 @@ import numpy as np
 from baselines.aeroblade_models import (
     AUTOENCODERS,
     KL,
+    TINY,
     AutoencoderSpec,
+    build_tiny,
     crop_box,
     max_over_autoencoders,
     pixel_batches,
@@ -101,6 +105,7 @@ from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
 from bench.core.errors import BenchError
 from bench.core.hashing import sha256_file, stable_hash
 from bench.data.imageset import ImageSet
+from bench.weights import diffusers_variant
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +186,9 @@ class Aeroblade(Detector):
         cfg["processing"] = {
             "crop": f"centre crop, sides <= {self.max_side} px and multiples of the autoencoder's factor",
             "factors": {s.name: s.factor for s in self.specs},
-            "latent": "posterior sample, torch.Generator seeded by (run seed, autoencoder, image sha256)"
-                      if self.sample_latents else "posterior mean",
+            "latent": ("deterministic encoder output (tiny autoencoder)" if all(s.kind == TINY for s in self.specs)
+                       else "posterior sample, torch.Generator seeded by (run seed, autoencoder, image sha256)"
+                       if self.sample_latents else "posterior mean"),
             "reconstruction": "clamp [0, 1], x.mul(255).byte()", "dtype": DTYPE,
             "distance": f"LPIPS v0.1 VGG layer {self.layer}, spatial mean; score = max over AEs of -distance",
         }
@@ -222,7 +228,7 @@ class Aeroblade(Detector):
 
     def rec_key(self, spec: AutoencoderSpec, cell_key: str, seed: int) -> str:
         sampling = {"mode": "sample", "seed": int(seed)} if self.sample_latents and spec.kind == KL else \
-            {"mode": "mean" if spec.kind == KL else "vq-unquantised"}
+            {"mode": {KL: "mean", TINY: "deterministic"}.get(spec.kind, "vq-unquantised")}
         return stable_hash(["aeroblade.rec", self.version, self.ae_identity(spec),
                             {"factor": spec.factor, "max_side": self.max_side}, sampling, DTYPE, cell_key])
 
@@ -248,6 +254,10 @@ class Aeroblade(Detector):
 
     def _build_autoencoder(self, spec: AutoencoderSpec, device: str):
         import torch
+
+        if spec.kind == TINY:
+            path = None if spec.component is None else self.weight_path(spec.component)
+            return build_tiny(spec, path, self.init_seed, device)
         from diffusers import AutoencoderKL, VQModel
 
         from bench.nn.training import seeded_torch
@@ -258,7 +268,8 @@ class Aeroblade(Detector):
             with seeded_torch(seed_int("aeroblade.init", self.init_seed, spec.name)):
                 model = cls(**spec.config)
         else:
-            model = cls.from_pretrained(str(path), local_files_only=True, torch_dtype=torch.float32)
+            model = cls.from_pretrained(str(path), local_files_only=True, torch_dtype=torch.float32,
+                                        variant=diffusers_variant(path))
             factor = 2 ** (len(model.config.block_out_channels) - 1)
             if factor != spec.factor:
                 raise BenchError(f"aeroblade: {path} has downsampling factor {factor}, expected {spec.factor} "

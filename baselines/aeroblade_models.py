@@ -18,7 +18,7 @@ from bench.core.errors import BenchError
 from bench.core.hashing import stable_hash
 
 
-KL, VQ = "kl", "vq"
+KL, VQ, TINY = "kl", "vq", "tiny"  # diffusers AutoencoderKL, diffusers VQModel, a TAESD-family tiny autoencoder
 
 # Architectures (diffusers config keys). The pretrained ones are only used to build a randomly initialised
 # stand-in under --random-weights; a resolved component is loaded from its own config.json.
@@ -48,19 +48,26 @@ TINY_VQ_CONFIG: dict[str, Any] = {  # SpatialNorm hard-codes 32 groups: channels
 }
 
 
+def _tiny_config(name: str, latent_channels: int, midblock_gn: bool = False) -> dict[str, Any]:
+    """A TAESD-family autoencoder (:mod:`baselines.tiny_autoencoder`); ``name`` is its weight files' prefix."""
+    return {"files": name, "latent_channels": latent_channels, "midblock_gn": midblock_gn, "factor": 8}
+
+
 @dataclass(frozen=True)
 class AutoencoderSpec:
     """One autoencoder AEROBLADE can use: its weights component (None: always random) and its architecture."""
 
     name: str
-    kind: str  # KL (diffusers AutoencoderKL) or VQ (diffusers VQModel)
+    kind: str  # KL (diffusers AutoencoderKL), VQ (diffusers VQModel) or TINY (baselines.tiny_autoencoder)
     component: str | None
     config: dict[str, Any] = field(compare=False, hash=False)
     description: str = ""
 
     @property
     def factor(self) -> int:
-        """Spatial downsampling factor: one halving per encoder block but the last."""
+        """Spatial downsampling factor: one halving per encoder block but the last (TAESD family: 8)."""
+        if "factor" in self.config:
+            return int(self.config["factor"])
         return 2 ** (len(self.config["block_out_channels"]) - 1)
 
 
@@ -68,6 +75,11 @@ AUTOENCODERS: dict[str, AutoencoderSpec] = {s.name: s for s in (
     AutoencoderSpec("sd1", KL, "sd_vae_sd1", SD_VAE_CONFIG, "Stable Diffusion 1.x VAE"),
     AutoencoderSpec("sd2", KL, "sd_vae_sd2", SD_VAE_CONFIG, "Stable Diffusion 2 VAE"),
     AutoencoderSpec("kd21", VQ, "kandinsky21_movq", MOVQ_CONFIG, "Kandinsky 2.1 MoVQ"),
+    AutoencoderSpec("taesd", TINY, "taesd", _tiny_config("taesd", 4), "TAESD (tiny SD 1/2 VAE)"),
+    AutoencoderSpec("taesdxl", TINY, "taesdxl", _tiny_config("taesdxl", 4), "TAESDXL (tiny SDXL VAE)"),
+    AutoencoderSpec("taesd3", TINY, "taesd3", _tiny_config("taesd3", 16), "TAESD3 (tiny SD 3 VAE)"),
+    AutoencoderSpec("taef1", TINY, "taef1", _tiny_config("taef1", 16), "TAEF1 (tiny FLUX.1 VAE)"),
+    AutoencoderSpec("taef2", TINY, "taef2", _tiny_config("taef2", 32, True), "TAEF2 (tiny FLUX.2 VAE)"),
     AutoencoderSpec("test_kl", KL, None, TINY_KL_CONFIG, "tiny random AutoencoderKL (tests)"),
     AutoencoderSpec("test_vq", VQ, None, TINY_VQ_CONFIG, "tiny random VQModel, spatial norm (tests)"),
 )}
@@ -114,7 +126,10 @@ def reconstruct(model, kind: str, x, generators=None):
 
     KL: the latent is a posterior sample drawn with ``generators`` (one CPU ``torch.Generator`` per image),
     or the posterior mean when ``generators`` is None. VQ: the encoder output is decoded without quantisation.
+    TINY: deterministic; the model works in [0, 1], so x is mapped there and the output back to [-1, 1].
     """
+    if kind == TINY:
+        return model((x + 1) / 2).mul(2).sub(1)
     if kind == KL:
         posterior = model.encode(x).latent_dist
         z = posterior.mode() if generators is None else posterior.sample(generator=list(generators))
@@ -122,6 +137,20 @@ def reconstruct(model, kind: str, x, generators=None):
     if kind == VQ:
         return model.decode(model.encode(x).latents, force_not_quantize=True).sample
     raise ValueError(f"unknown autoencoder kind {kind!r}")
+
+
+def build_tiny(spec: AutoencoderSpec, path, init_seed: int, device: str):
+    """A TAESD-family autoencoder: its two state dicts from folder ``path`` loaded strictly, or seeded random
+    weights when ``path`` is None (``--random-weights``)."""
+    from baselines.tiny_autoencoder import TinyAutoencoder
+    from bench.nn.training import seeded_torch
+
+    cfg = spec.config
+    with seeded_torch(seed_int("aeroblade.init", init_seed, spec.name)):
+        model = TinyAutoencoder(cfg["latent_channels"], cfg["midblock_gn"])
+    if path is not None:
+        model.load_folder(path, cfg["files"])
+    return model.eval().requires_grad_(False).to(device)
 
 
 def seed_int(*parts: Any) -> int:

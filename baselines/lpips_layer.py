@@ -65,16 +65,19 @@ def build_lpips(vgg_state: dict[str, torch.Tensor] | None = None) -> nn.Module:
 
 
 def load_vgg16_features(trunk: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Copy torchvision VGG-16 weights (``features.<i>.weight``/``.bias``) into lpips' sliced trunk.
+    """Copy torchvision VGG-16 weights into lpips' sliced trunk.
 
+    Accepts a whole ``vgg16()`` state dict (``features.<i>.weight``/``.bias``, classifier ignored) or one
+    of ``vgg16().features`` alone (``<i>.weight``/``.bias``, e.g. the shared ``vgg16_features.pth``).
     lpips stores ``features[i]`` as ``slice<k>.<i>`` (module names keep torchvision's index), so
     ``features.5.weight`` becomes ``slice2.5.weight``. Every convolution of the trunk must be covered.
     """
+    prefix = "features." if any(k.startswith("features.") for k in state) else ""
     mapped: dict[str, torch.Tensor] = {}
     for k, (lo, hi) in enumerate(VGG_SLICES, start=1):
         for i in range(lo, hi):
             for kind in ("weight", "bias"):
-                src = f"features.{i}.{kind}"
+                src = f"{prefix}{i}.{kind}"
                 if src in state:
                     mapped[f"slice{k}.{i}.{kind}"] = state[src]
     expected = set(trunk.state_dict())

@@ -54,6 +54,7 @@ from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
 from bench.core.errors import BenchError
 from bench.core.hashing import stable_hash
 from bench.data.imageset import ImageSet
+from bench.weights import diffusers_variant, is_safetensors
 from bench.nn.training import (
     CpuPickledModel,
     TrainConfig,
@@ -97,9 +98,12 @@ def adapt_stem_weight(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
 
 
 def load_state_dict_file(path) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors, or a torch .pth/.bin (possibly wrapped in 'state_dict'/'model')."""
+    """A state dict from a safetensors file, or a torch .pth/.bin (possibly wrapped in 'state_dict'/'model').
+
+    The format is read from the bytes, not the name: a hub cache blob has no suffix.
+    """
     path = str(path)
-    if path.endswith(".safetensors"):
+    if is_safetensors(path):
         from safetensors.torch import load_file
 
         return load_file(path)
@@ -213,7 +217,8 @@ class EffNetMC(CpuPickledModel, Detector):
 
             path = self._vae_path()
             if path is not None:
-                vae = AutoencoderKL.from_pretrained(str(path), local_files_only=True, torch_dtype=torch.float32)
+                vae = AutoencoderKL.from_pretrained(str(path), local_files_only=True, torch_dtype=torch.float32,
+                                                    variant=diffusers_variant(path))
             else:
                 with seeded_torch(self.vae_seed):
                     vae = AutoencoderKL(**VAE_CONFIGS[self.vae_name])

@@ -17,6 +17,8 @@ from bench.core.cache import Cache
 os.environ.setdefault("BENCH_CACHE_KEY_DIR", tempfile.mkdtemp(prefix="bench-test-keys-"))
 
 WILD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "wild-dev"
+#: Real pretrained weights kept next to the checkout (TAEF2, LPIPS VGG/AlexNet trunks); see its README.md.
+SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights"
 
 
 def write_png(path: Path, arr: np.ndarray) -> Path:

@@ -106,3 +106,21 @@ def test_weights_from_the_store_are_used_and_recorded(tiny_dataset, tmp_path, ca
     assert stored["detectors"][NAME]["provenance"][COMPONENT]["sha256"] == sha256_file(str(src))
     res = pd.read_parquet(tmp_path / "out" / "results.parquet")
     assert set(res.loc[res["detector"] == NAME, "weights"]) == {"pretrained"}
+
+
+def test_other_weights_are_never_served_from_the_fit_and_score_caches(tiny_dataset, tmp_path, cache):
+    keys, scores = [], []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        src = tmp_path / f"w{seed}" / "tiny_linear.pt"
+        src.parent.mkdir()
+        torch.save(torch.nn.Linear(3, 1).state_dict(), src)
+        W.import_weights(COMPONENT, src)  # replaces the store entry: same name, new bytes
+        record = run(cfg(tiny_dataset), tmp_path / f"out{seed}", cache)
+        det = record["detectors"][NAME]
+        assert det["provenance"][COMPONENT]["sha256"] == sha256_file(str(src))
+        keys.append(det["fit_key"])
+        s = pd.read_parquet(tmp_path / f"out{seed}" / "scores.parquet")
+        scores.append(s.loc[s["detector"] == NAME, "score"].to_numpy())
+    assert keys[0] != keys[1]
+    assert not np.allclose(scores[0], scores[1])  # the new weights' scores, not the cached ones

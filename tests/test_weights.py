@@ -447,7 +447,7 @@ def test_cli_list_shows_names_and_status(isolated, capsys, no_network):
     for name in component_names():
         assert name in out
     line = next(ln for ln in out.splitlines() if ln.startswith("effnet_b0"))
-    assert "present (store)" in line
+    assert "present (store, unverified)" in line
     assert "missing" in next(ln for ln in out.splitlines() if ln.startswith("clip_vit_l14"))
     assert "MIT" in out and "1.7 GB" in out and str(isolated / "store") in out
 

@@ -48,14 +48,18 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     table = []
     for r in rows:
-        status = f"present ({r['found_in']})" if r["status"] == "present" else "missing"
+        status = (f"present ({r['found_in']}, {r['verification']})" if r["status"] == "present"
+                  else r["status"])
         used = ", ".join(r["detectors"] or r["used_by"])
         table.append([r["name"], status, _fmt_size(r["size_mb"]), r["licence"], r["source"], used])
     print(tabulate(table, headers=["name", "status", "size", "licence", "source", "used by"], tablefmt="simple"))
     print()
     print(f"store: {store_dir()}  (set BENCH_WEIGHTS_DIR to move it)")
     print(f"offline mode: {'on' if is_offline() else 'off'}  (BENCH_OFFLINE=1 or HF_HUB_OFFLINE=1 turns it on)")
-    missing = [r["name"] for r in rows if r["status"] == "missing"]
+    for r in rows:
+        if r["status"] == "invalid":
+            print(f"invalid: {r['name']}: {r['reason']}")
+    missing = [r["name"] for r in rows if r["status"] != "present"]
     if missing:
         print(f"missing: {len(missing)}; get them with `bench weights fetch {' '.join(missing)}` "
               f"(or `bench weights fetch all`), or `bench weights import NAME PATH`")

@@ -114,6 +114,13 @@ def build_splits(cfg: RunConfig, cache: Cache, progress: bool) -> Splits:
     return Splits(train, val, test, train_hash, test_hash, test_ds, train_ds)
 
 
+def weights_identity(provenance: dict) -> dict[str, str]:
+    """Component -> the sha256 of the weights a detector uses ("random" for random initialisation): part of
+    the fit key, so every cached fit, checkpoint and cell score keys on the exact weights it used."""
+    return {name: "random" if rec.get("random") else str(rec.get("sha256"))
+            for name, rec in sorted(provenance.items()) if isinstance(rec, dict)}
+
+
 class Runner:
     def __init__(self, cfg: RunConfig, out_dir: Path | None, cache: Cache, progress: bool = True,
                  log: Callable[[str], None] = print):
@@ -142,7 +149,7 @@ class Runner:
             detector: Detector = create_detector(name, **self.cfg.detector_params.get(name, {}))
             detector.weights_provenance = decision.provenance
             run.fit_key = stable_hash([detector.config(), splits.train_hash, self.cfg.seed, self.cfg.training_seed,
-                                       decision.label])
+                                       decision.label, weights_identity(decision.provenance)])
             cached = self.cache.load_object("fits", run.fit_key)
             if cached is None:
                 started = time.perf_counter()

@@ -51,7 +51,7 @@ what it fetched or imported; a later change of the stored bytes is an error.
 from __future__ import annotations
 
 from bench.weights.catalog import ComponentSpec
-from bench.weights.checksums import sha256_path
+from bench.weights.checksums import diffusers_variant, is_safetensors, sha256_path
 from bench.weights.download import fetch
 from bench.weights.locations import SOURCES, is_offline, store_dir
 from bench.weights.manage import describe_status, import_weights, parse_weight_overrides, random_weights_allowed
@@ -65,9 +65,11 @@ __all__ = [
     "SOURCES",
     "WeightsUnavailable",
     "describe_status",
+    "diffusers_variant",
     "fetch",
     "import_weights",
     "is_offline",
+    "is_safetensors",
     "parse_weight_overrides",
     "random_weights_allowed",
     "resolve",

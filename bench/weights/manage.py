@@ -12,8 +12,8 @@ from typing import Any, Iterable, Mapping
 from bench.core.errors import BenchError
 from bench.weights.catalog import ComponentSpec, component_names, get_spec
 from bench.weights.checksums import as_spec, check_checksum, file_sha256, folder_files, tree_digest, usable_path
-from bench.weights.records import ResolvedWeights
-from bench.weights.resolver import locate
+from bench.weights.records import ResolvedWeights, WeightsUnavailable
+from bench.weights.resolver import locate, resolve
 from bench.weights.store import install_entry, tmp_workdir
 
 
@@ -31,7 +31,7 @@ def import_weights(name: str | ComponentSpec, path: str | os.PathLike) -> Resolv
     usable, why = usable_path(spec, Path(path).expanduser())
     if usable is None:
         raise BenchError(f"cannot import {spec.name}: {why}")
-    usable = usable.resolve()
+    usable = Path(os.path.abspath(usable))  # a hub snapshot link keeps its own name, not its blob's
     rels = [usable.name] if usable.is_file() else (folder_files(spec, usable)[0] or [])
     hashes = {rel: file_sha256(usable if usable.is_file() else usable / rel) for rel in rels}
     digest = hashes[rels[0]] if usable.is_file() else tree_digest(hashes)
@@ -102,18 +102,31 @@ def _detectors_using() -> dict[str, list[str]]:
         return {}
 
 
+def _status(spec: ComponentSpec, overrides: Mapping[str, str] | None) -> tuple[str, Any, str]:
+    """What ``bench run`` would make of a component now, offline: ("present", ResolvedWeights, ""),
+    ("invalid", None, reason naming the expected and the found hash) or ("missing", None, reason)."""
+    try:
+        return "present", resolve(spec, overrides=overrides, offline=True, download=False, progress=False), ""
+    except WeightsUnavailable as err:
+        return ("invalid" if locate(spec, overrides) else "missing"), None, err.reason
+
+
 def describe_status(overrides: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """One dict per declared component for ``bench weights list`` (hashes nothing, touches no network)."""
+    """One dict per declared component for ``bench weights list``: the status ``bench run`` would see
+    (files found are hashed and checked, once per size and mtime; nothing touches the network)."""
     users = _detectors_using()
     rows = []
     for name in component_names():
         spec = get_spec(name)
-        found = locate(spec, overrides)
+        status, found, reason = _status(spec, overrides)
         rows.append({
             "name": name,
-            "status": "present" if found else "missing",
-            "found_in": found[0] if found else None,
-            "path": str(found[1]) if found else None,
+            "status": status,
+            "found_in": found.source if found else None,
+            "path": str(found.path) if found else None,
+            "verification": found.verification if found else None,
+            "found_sha256": found.sha256 if found else None,
+            "reason": reason,
             "kind": spec.kind,
             "source": spec.origin,
             "size_mb": spec.size_mb,

@@ -4,14 +4,26 @@ download (unless offline). The resolution order is described in :mod:`bench.weig
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Mapping
 
 from bench.weights.catalog import ComponentSpec
-from bench.weights.checksums import as_spec, check_checksum, component_sha256, fix_missing, url_basename, usable_path
+from bench.weights.checksums import (
+    as_spec,
+    check_checksum,
+    component_sha256,
+    expected_hashes,
+    file_sha256,
+    fix_missing,
+    folder_files,
+    url_basename,
+    usable_path,
+)
 from bench.weights.download import fetch
 from bench.weights.locations import (
+    HEX64,
     clip_cache_dir,
     hf_hub_cache_dir,
     is_offline,
@@ -65,6 +77,17 @@ def _cache_candidates(spec: ComponentSpec) -> list[tuple[str, Path]]:
     return out
 
 
+def _hub_blobs_match(spec: ComponentSpec, usable: Path) -> bool:
+    """True when every file of a hub cache copy links to a blob named by its sha256 and the bytes match it
+    (the hub names large files' blobs by their sha256: the hub vouches for them)."""
+    files = [usable] if usable.is_file() else [usable / rel for rel in folder_files(spec, usable)[0] or []]
+    for f in files:
+        real = Path(os.path.realpath(f))
+        if not HEX64.fullmatch(real.name) or file_sha256(real) != real.name:
+            return False
+    return bool(files)
+
+
 def locate(spec: ComponentSpec, overrides: Mapping[str, str] | None = None) -> tuple[str, Path] | None:
     """Where resolve() would look first with success, without hashing anything."""
     if overrides and spec.name in overrides:
@@ -102,7 +125,7 @@ def resolve(name: str | ComponentSpec, overrides: Mapping[str, str] | None = Non
         fix = f"give an existing {'folder' if spec.is_folder else 'file'} in --weights {spec.name}=PATH"
         if usable is None:
             raise WeightsUnavailable(spec.name, f"--weights {spec.name}={raw}: {why}", fix)
-        usable = usable.resolve()
+        usable = Path(os.path.abspath(usable))  # keep a link's own name (a hub blob has no suffix)
         actual = component_sha256(spec, usable)
         verification = check_checksum(spec, actual, str(usable), f"point --weights {spec.name}=PATH at the weights the "
                               f"catalog describes (`bench weights list`)")
@@ -122,8 +145,10 @@ def resolve(name: str | ComponentSpec, overrides: Mapping[str, str] | None = Non
         try:
             verification = check_checksum(spec, actual, str(usable), "")
         except ChecksumMismatch:
-            passed_over.append(f"{source} copy {usable} has sha256 {actual}")
+            passed_over.append(f"{source} copy {usable} has sha256 {actual}, expected {expected_hashes(spec)}")
             continue
+        if verification == "unverified" and source == "hf-cache" and _hub_blobs_match(spec, usable):
+            verification = "hub"
         return ResolvedWeights(spec.name, usable, source, actual, verification, str(usable))
 
     reason = f"not found in the store ({store_dir() / spec.name}) or the library caches"
