@@ -48,15 +48,15 @@ class Perturbation:
         """The preset whose table is actually used (``default`` when ``preset`` lacks one)."""
         return preset if preset in self.tables else "default"
 
-    def fingerprint(self, preset: str = "default") -> str:
-        """What the cached scores of a perturbed cell depend on besides the images: the table actually used
-        (its values, not only the preset's name), ``version`` and a hash of the function's source."""
+    def fingerprint(self, preset: str = "default", severity: int | None = None) -> str:
+        """What the pixels of a perturbed cell depend on besides the image and the seed: the parameter of
+        ``severity`` (every value of the table used when None), ``version`` and the function's source."""
         try:
             source = inspect.getsource(self.fn)
         except (OSError, TypeError):  # built-in or source not available: the qualified name stands in
             source = f"{getattr(self.fn, '__module__', '')}.{getattr(self.fn, '__qualname__', repr(self.fn))}"
-        return stable_hash([self.name, self.table_preset(preset), [repr(v) for v in self.table(preset)],
-                            self.version, source])
+        values = self.table(preset) if severity is None else [self.param(severity, preset)]
+        return stable_hash([self.name, [repr(v) for v in values], self.version, source])
 
     def levels(self, preset: str = "default") -> list[int]:
         return list(range(0, len(self.table(preset)) + 1))

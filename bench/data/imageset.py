@@ -102,7 +102,7 @@ class PerturbedImageSet(ImageSet):
         self.seed = int(seed)
         self.preset = preset
         self.table = perturbation.table_preset(preset)
-        self.fingerprint = perturbation.fingerprint(preset)
+        self.fingerprint = perturbation.fingerprint(preset, self.severity)
         self._memo: dict[int, np.ndarray] = {}
 
     def cell_key(self, i: int) -> str:
