@@ -8,12 +8,14 @@ records which table was used.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from bench.core.errors import BenchError
+from bench.core.hashing import stable_hash
 
 PRESETS = ("default", "imagenet-c")
 
@@ -28,6 +30,7 @@ class Perturbation:
     unit: str  # physical unit of the parameter, e.g. "px", "" for unitless
     fn: PerturbFn  # fn(image_uint8_hwc, param, rng) -> image_uint8_hwc; must not mutate its input
     tables: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # preset -> params of levels 1..k
+    version: int = 1  # bump when the function's behaviour changes in code that its source hash does not see
 
     def __post_init__(self) -> None:
         if "default" not in self.tables or not self.tables["default"]:
@@ -44,6 +47,16 @@ class Perturbation:
     def table_preset(self, preset: str = "default") -> str:
         """The preset whose table is actually used (``default`` when ``preset`` lacks one)."""
         return preset if preset in self.tables else "default"
+
+    def fingerprint(self, preset: str = "default", severity: int | None = None) -> str:
+        """What the pixels of a perturbed cell depend on besides the image and the seed: the parameter of
+        ``severity`` (every value of the table used when None), ``version`` and the function's source."""
+        try:
+            source = inspect.getsource(self.fn)
+        except (OSError, TypeError):  # built-in or source not available: the qualified name stands in
+            source = f"{getattr(self.fn, '__module__', '')}.{getattr(self.fn, '__qualname__', repr(self.fn))}"
+        values = self.table(preset) if severity is None else [self.param(severity, preset)]
+        return stable_hash([self.name, [repr(v) for v in values], self.version, source])
 
     def levels(self, preset: str = "default") -> list[int]:
         return list(range(0, len(self.table(preset)) + 1))

@@ -13,11 +13,11 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from bench.run.resample import bootstrap_weights
 from bench.run.metrics import (
     METRICS,
     _attribution_batch,
     _binary_batch,
-    _bootstrap_weights,
     attribution_metrics,
     binary_metrics,
     confusion_frame,
@@ -283,7 +283,7 @@ def test_evaluate_cell_is_deterministic_given_seed():
 def test_bootstrap_keeps_every_group_size():
     labels, gens, _, _ = make_cell(seed=4, n_real=7, per_gen=5)
     gen_names = ["dalle", "mj", "sd"]
-    w = _bootstrap_weights(labels, gens, gen_names, n_boot=20, seed=0)
+    w = bootstrap_weights(labels, gens, gen_names, n_boot=20, seed=0)
     assert np.all(w[:, labels == 0].sum(axis=1) == 7)
     for gen in gen_names:
         assert np.all(w[:, gens == gen].sum(axis=1) == 5)

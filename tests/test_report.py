@@ -27,25 +27,26 @@ from fixtures.report_store import ATTRIBUTION_DETECTOR, PERTURBATIONS, results_f
 GOLDEN_MARKDOWN = """\
 roc_auc (higher is better) on dataset `toy`; dataset hash: `3f2a9c1b0d4e5f60`; weights: pretrained, trained; seed: 0; run: `fixture-run`
 
-| Detector             | Weights    |       Clean ↑ |   blur ↑ |   jpeg ↑ |   Mean perturbed ↑ |
-|:---------------------|:-----------|--------------:|---------:|---------:|-------------------:|
-| clip_svm.vit_b16     | trained    | 0.950 ± 0.020 |    0.910 |    0.850 |              0.880 |
-| cnndet.blur_jpeg_0.5 | pretrained | 0.900 ± 0.030 |    0.820 |    0.700 |              0.760 |
-| univfd.vit_l14       | pretrained | 0.850 ± 0.010 |    0.834 |    0.810 |              0.822 |
+| Detector             | Weights    |       Clean ↑ |   blur ↑ |   jpeg ↑ |   Mean perturbed ↑ |   nAUC ↑ |   Relative ↑ |   Worst ↑ |
+|:---------------------|:-----------|--------------:|---------:|---------:|-------------------:|---------:|-------------:|----------:|
+| clip_svm.vit_b16     | trained    | 0.950 ± 0.020 |    0.910 |    0.850 |              0.880 |    0.897 |        0.926 |     0.800 |
+| cnndet.blur_jpeg_0.5 | pretrained | 0.900 ± 0.030 |    0.820 |    0.700 |              0.760 |    0.795 |        0.844 |     0.600 |
+| univfd.vit_l14       | pretrained | 0.850 ± 0.010 |    0.834 |    0.810 |              0.822 |    0.829 |        0.967 |     0.790 |
 
 Clean: value ± half-width of the 95% bootstrap CI. Perturbation columns: mean over severities ≥ 1. \
-Mean perturbed: mean over every perturbed cell.
+Mean perturbed: mean over every perturbed cell. nAUC: area under the metric-vs-severity curve normalised by the \
+highest level, mean over perturbations. Relative: mean perturbed / clean. Worst: the worst perturbed cell.
 """
 
 GOLDEN_LATEX = r"""% roc_auc (higher is better) on dataset toy; dataset hash: 3f2a9c1b0d4e5f60; weights: pretrained, trained; seed: 0; run: fixture-run
-% Clean: value ± half-width of the 95% bootstrap CI. Perturbation columns: mean over severities ≥ 1. Mean perturbed: mean over every perturbed cell.
-\begin{tabular}{llrrrr}
+% Clean: value ± half-width of the 95% bootstrap CI. Perturbation columns: mean over severities ≥ 1. Mean perturbed: mean over every perturbed cell. nAUC: area under the metric-vs-severity curve normalised by the highest level, mean over perturbations. Relative: mean perturbed / clean. Worst: the worst perturbed cell.
+\begin{tabular}{llrrrrrrr}
 \toprule
-Detector & Weights & Clean $\uparrow$ & blur $\uparrow$ & jpeg $\uparrow$ & Mean perturbed $\uparrow$ \\
+Detector & Weights & Clean $\uparrow$ & blur $\uparrow$ & jpeg $\uparrow$ & Mean perturbed $\uparrow$ & nAUC $\uparrow$ & Relative $\uparrow$ & Worst $\uparrow$ \\
 \midrule
-clip\_svm.vit\_b16 & trained & 0.950 $\pm$ 0.020 & 0.910 & 0.850 & 0.880 \\
-cnndet.blur\_jpeg\_0.5 & pretrained & 0.900 $\pm$ 0.030 & 0.820 & 0.700 & 0.760 \\
-univfd.vit\_l14 & pretrained & 0.850 $\pm$ 0.010 & 0.834 & 0.810 & 0.822 \\
+clip\_svm.vit\_b16 & trained & 0.950 $\pm$ 0.020 & 0.910 & 0.850 & 0.880 & 0.897 & 0.926 & 0.800 \\
+cnndet.blur\_jpeg\_0.5 & pretrained & 0.900 $\pm$ 0.030 & 0.820 & 0.700 & 0.760 & 0.795 & 0.844 & 0.600 \\
+univfd.vit\_l14 & pretrained & 0.850 $\pm$ 0.010 & 0.834 & 0.810 & 0.822 & 0.829 & 0.967 & 0.790 \\
 \bottomrule
 \end{tabular}
 """
@@ -69,9 +70,10 @@ def test_leaderboard_frame_rows_columns_and_order(store):
     frame = leaderboard_frame(results)
     assert list(frame["detector"]) == ["clip_svm.vit_b16", "cnndet.blur_jpeg_0.5", "univfd.vit_l14"]
     assert list(frame.columns) == [
-        "detector", "weights", "clean", "clean_ci_low", "clean_ci_high", "blur", "jpeg", "mean_perturbed",
+        "detector", "weights", "clean", "clean_ci_low", "clean_ci_high", "blur", "jpeg", "mean_perturbed", "nauc",
+        "relative", "worst",
     ]
-    assert frame.attrs == {"metric": "roc_auc", "dataset": "toy", "higher_is_better": True}
+    assert frame.attrs == {"metric": "roc_auc", "dataset": "toy", "higher_is_better": True, "reference": None}
     assert frame.loc[1, "jpeg"] == pytest.approx(0.70)  # 0.90 - 2 * 0.05 * mean(1, 2, 3)
     assert frame.loc[1, "mean_perturbed"] == pytest.approx(0.76)
 

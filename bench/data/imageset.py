@@ -53,6 +53,7 @@ class ImageSet(Sequence):
     perturbation = "none"
     severity = 0
     table = "default"
+    fingerprint = ""  # perturbed sets: the perturbation's table values and code version (Perturbation.fingerprint)
 
     def __init__(self, items: list, cache: DecodedCache | None = None, max_pixels: int = 64_000_000, min_side: int = 16):
         self.items = list(items)
@@ -79,7 +80,8 @@ class ImageSet(Sequence):
 
     def cell_key(self, i: int) -> str:
         """Identifies the exact pixels of item ``i`` in this set: content hash, perturbation table and
-        severity, and for perturbed cells the seed their random draws derive from."""
+        severity, and for perturbed cells the seed their random draws derive from and the fingerprint
+        of the perturbation (table values, function version)."""
         return f"{self.hashes[i]}:{self.perturbation}@{self.table}:{self.severity}"
 
     def materialize(self, workers: int = 1) -> None:
@@ -100,11 +102,12 @@ class PerturbedImageSet(ImageSet):
         self.seed = int(seed)
         self.preset = preset
         self.table = perturbation.table_preset(preset)
+        self.fingerprint = perturbation.fingerprint(preset, self.severity)
         self._memo: dict[int, np.ndarray] = {}
 
     def cell_key(self, i: int) -> str:
         key = super().cell_key(i)
-        return key if self.severity == 0 else f"{key}~seed{self.seed}"
+        return key if self.severity == 0 else f"{key}~seed{self.seed}~{self.fingerprint}"
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):

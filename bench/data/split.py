@@ -41,13 +41,16 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def near_duplicate_groups(dhashes: list[int], groups: list[str | None]) -> np.ndarray:
-    """Group id per image: union of explicit groups and near-identical difference hashes."""
+def near_duplicate_groups(dhashes: list[int], groups: list[str | None],
+                          captions: list[str | None] | None = None) -> np.ndarray:
+    """Group id per image: union of explicit groups, near-identical difference hashes and (when given)
+    identical captions."""
     n = len(dhashes)
     uf = _UnionFind(n)
     first: dict[object, int] = {}
-    for i, (h, g) in enumerate(zip(dhashes, groups)):
-        for key in (("h", h), ("g", g)) if g else (("h", h),):
+    captions = captions if captions is not None else [None] * n
+    for i, (h, g, c) in enumerate(zip(dhashes, groups, captions)):
+        for key in (("h", h),) + ((("g", g),) if g else ()) + ((("c", c),) if c else ()):
             if key in first:
                 uf.union(first[key], i)
             else:

@@ -14,14 +14,22 @@ from tabulate import tabulate
 from bench.core.errors import BenchError
 from bench.report.figures import ALL_GENERATORS, CLEAN
 from bench.report.runs import drop_random
+from bench.report.summaries import robustness_summary
 
 
 MEAN_PERTURBED = "mean_perturbed"
+SUMMARY_COLUMNS = ("nauc", "relative", "worst", "mce")  # bench.report.summaries, after MEAN_PERTURBED
 FRAME_FIXED = ["detector", "weights", "clean", "clean_ci_low", "clean_ci_high"]
 LEGEND = (
     "Clean: value ± half-width of the 95% bootstrap CI. "
     "Perturbation columns: mean over severities ≥ 1. Mean perturbed: mean over every perturbed cell."
 )
+SUMMARY_LEGEND = (
+    " nAUC: area under the metric-vs-severity curve normalised by the highest level, mean over perturbations."
+    " Relative: mean perturbed / clean. Worst: the worst perturbed cell."
+)
+MCE_LEGEND = (" mCE: corruption error (1 - value; the value for lower-is-better metrics) summed over the levels,"
+              " relative to {ref}, mean over perturbations.")
 EMPTY_LEGEND = "No detector besides random-weight ones (sanity checks); pass --include-random to list them."
 
 
@@ -59,14 +67,17 @@ def _aggregate(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def leaderboard_frame(
-    results_df: pd.DataFrame, metric: str = "roc_auc", dataset: str | None = None, include_random: bool = False
+    results_df: pd.DataFrame, metric: str = "roc_auc", dataset: str | None = None, include_random: bool = False,
+    reference_detector: str | None = None,
 ) -> pd.DataFrame:
     """One row per detector, best clean value first (ties: name).
 
     Columns: detector, weights, clean, clean_ci_low, clean_ci_high, one column
-    per perturbation (mean over its severities > 0) and ``mean_perturbed``
-    (mean over every perturbed cell). Only the ``generator == "all"`` rows
-    count. ``attrs`` carries metric, dataset and higher_is_better for the renderers.
+    per perturbation (mean over its severities > 0), ``mean_perturbed``
+    (mean over every perturbed cell) and the robustness summaries ``nauc``,
+    ``relative``, ``worst`` and, with ``reference_detector``, ``mce``
+    (:mod:`bench.report.summaries`). Only the ``generator == "all"`` rows
+    count. ``attrs`` carries metric, dataset, higher_is_better and the reference for the renderers.
     """
     cells = _metric_rows(results_df, metric)
     dataset = _only_dataset(cells, dataset)
@@ -74,10 +85,18 @@ def leaderboard_frame(
     higher_is_better = bool(cells["higher_is_better"].iloc[0])
     if not include_random:
         cells = drop_random(cells)  # may leave no row: a run of random-weight detectors only
-    frame = _aggregate(cells).sort_values(
+    if reference_detector is not None and reference_detector not in set(cells["detector"]):
+        known = ", ".join(sorted(cells["detector"].unique())) or "none"
+        raise BenchError(f"--reference-detector {reference_detector!r} has no {metric!r} results on {dataset!r} "
+                         f"(detectors: {known})")
+    frame = _aggregate(cells)
+    summary = robustness_summary(cells, higher_is_better, reference_detector)
+    summary = summary[[c for c in SUMMARY_COLUMNS if c in summary.columns]]
+    frame = frame.join(summary, on="detector").sort_values(
         ["clean", "detector"], ascending=[not higher_is_better, True], na_position="last", ignore_index=True
     )
-    frame.attrs = {"metric": metric, "dataset": dataset, "higher_is_better": higher_is_better}
+    frame.attrs = {"metric": metric, "dataset": dataset, "higher_is_better": higher_is_better,
+                   "reference": reference_detector}
     return frame
 
 
@@ -100,8 +119,12 @@ def _table(
     """Headers and display cells, shared by every output format; ``arrows`` = (lower, higher) is better."""
     arrow = arrows[frame.attrs["higher_is_better"]]
     value_columns = [c for c in frame.columns if c not in FRAME_FIXED]
-    names = {MEAN_PERTURBED: "Mean perturbed"}
-    headers = ["Detector", "Weights", f"Clean {arrow}"] + [f"{escape(names.get(c, c))} {arrow}" for c in value_columns]
+    names = {MEAN_PERTURBED: "Mean perturbed", "nauc": "nAUC", "relative": "Relative", "worst": "Worst",
+             "mce": "mCE"}
+    column_arrow = {"mce": arrows[False]}  # a corruption error: lower is better whatever the metric
+    headers = ["Detector", "Weights", f"Clean {arrow}"] + [
+        f"{escape(names.get(c, c))} {column_arrow.get(c, arrow)}" for c in value_columns
+    ]
     rows = [
         [escape(row["detector"]), escape(row["weights"]), _clean_cell(row, pm, missing)]
         + [_fmt(row[c], missing) for c in value_columns]
@@ -111,7 +134,10 @@ def _table(
 
 
 def _legend(frame: pd.DataFrame) -> str:
-    return LEGEND if len(frame) else EMPTY_LEGEND
+    if not len(frame):
+        return EMPTY_LEGEND
+    legend = LEGEND + (SUMMARY_LEGEND if "nauc" in frame.columns else "")
+    return legend + (MCE_LEGEND.format(ref=frame.attrs["reference"]) if "mce" in frame.columns else "")
 
 
 def _join(singular: str, plural: str, values: Sequence[Any], code: Callable[[str], str]) -> str:

@@ -38,7 +38,10 @@ def read_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, di
             raise BenchError(f"{run_dir}: no {required}; expected a finished run directory or a stored reference")
     results = read_table(run_dir / RESULTS_PARQUET, RESULT_COLUMNS)
     scores_path = run_dir / SCORES_PARQUET
-    scores = read_table(scores_path, SCORE_COLUMNS) if scores_path.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)
+    scores = read_table(scores_path, [c for c in SCORE_COLUMNS if c != "group"]) if scores_path.is_file() \
+        else pd.DataFrame(columns=SCORE_COLUMNS)
+    if "group" not in scores.columns:  # written before bootstrap groups were stored: every image alone
+        scores["group"] = pd.Series(range(len(scores)), index=scores.index, dtype="float64")
     try:
         record = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8

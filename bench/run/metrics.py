@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
+from bench.run.resample import bootstrap_weights
+
 NATURAL_THRESHOLD = 0.5
 ECE_BINS = 15
 REAL = "real"  # attribution class of real images
@@ -251,6 +253,7 @@ def evaluate_cell(
     n_boot: int = 200,
     seed: int = 0,
     ci: float = 0.95,
+    groups=None,
 ) -> list[dict]:
     """Result rows (generator, metric, value, ci_low, ci_high, n, higher_is_better) of one cell.
 
@@ -262,7 +265,8 @@ def evaluate_cell(
     The percentile bootstrap resamples with replacement within each group (the
     reals, and each generator's images), so every subset keeps its size and
     class balance; each replicate computes every metric of every subset from the
-    same draw, and the "mean" interval averages per replicate.
+    same draw, and the "mean" interval averages per replicate. With ``groups``
+    (one label per image) whole groups are resampled (:mod:`bench.run.resample`).
     """
     y, score = _check_binary(labels, scores, probability)
     generators = np.asarray(generators, dtype=object).ravel()
@@ -273,7 +277,7 @@ def evaluate_cell(
     if reserved:
         raise ValueError(f"generated images may not use the reserved generator names {sorted(reserved)}")
 
-    w = np.vstack([np.ones(y.size), _bootstrap_weights(y, generators, gen_names, n_boot, seed)])
+    w = np.vstack([np.ones(y.size), bootstrap_weights(y, generators, gen_names, n_boot, seed, groups)])
     batches = {ALL: (_binary_batch(y, score, w, probability=probability, val_threshold=val_threshold), y.size)}
     for gen in gen_names:
         cols = (y == 0) | (generators == gen)
@@ -294,22 +298,6 @@ def evaluate_cell(
         for subset, (batch, n) in batches.items()
         for name, values in batch.items()
     ]
-
-
-def _bootstrap_weights(y, generators, gen_names, n_boot: int, seed: int) -> np.ndarray:
-    """``(n_boot, n)`` draw counts: each group (reals, each generator) resampled to its own size.
-
-    Drawing ``m`` of a group's ``m`` images with replacement gives multinomial
-    counts with equal probabilities, which is what is drawn here.
-    """
-    rng = np.random.default_rng(seed)
-    w = np.zeros((n_boot, y.size))
-    groups = [y == 0] + [(y == 1) & (generators == gen) for gen in gen_names]
-    for member in groups:
-        m = int(member.sum())
-        if m:
-            w[:, member] = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot)
-    return w
 
 
 def _row(subset: str, name: str, values: np.ndarray, n: int, ci: float) -> dict:

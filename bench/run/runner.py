@@ -26,9 +26,11 @@ from bench.core.hashing import stable_hash
 from bench.core.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins
 from bench.data.dataset import Dataset, Item, limit_per_class, load_dataset
 from bench.data.imageset import DecodedCache, ImageSet, PerturbedImageSet
+from bench.data.split import near_duplicate_groups
 from bench.nn.training import resolve_device
 from bench.run.config import RunConfig
 from bench.run.metrics import evaluate_cell, threshold_at_tnr
+from bench.run.resample import cell_seed
 from bench.run.store import write_store
 from bench.weights.gate import WeightsDecision, check_detector_weights
 from perturbations import param_label, param_value
@@ -121,6 +123,13 @@ def weights_identity(provenance: dict) -> dict[str, str]:
             for name, rec in sorted(provenance.items()) if isinstance(rec, dict)}
 
 
+def bootstrap_groups(items: list[Item]):
+    """Bootstrap group of each test image: near-duplicates, the manifest's group (same source image)
+    and caption siblings are resampled together (:mod:`bench.run.resample`)."""
+    return near_duplicate_groups([it.dhash for it in items], [it.group for it in items],
+                                 [it.caption for it in items])
+
+
 class Runner:
     def __init__(self, cfg: RunConfig, out_dir: Path | None, cache: Cache, progress: bool = True,
                  log: Callable[[str], None] = print):
@@ -174,8 +183,11 @@ class Runner:
         return run
 
     # -- scoring ------------------------------------------------------------------
-    def cell_key(self, run: DetectorRun, test_hash: str, perturbation: str, table: str, severity: int) -> str:
-        return stable_hash([run.fit_key, test_hash, perturbation, table, severity, self.cfg.seed])
+    def cell_key(self, run: DetectorRun, test_hash: str, perturbation: str, table: str, severity: int,
+                 fingerprint: str = "") -> str:
+        """Scores of one detector on one cell; ``fingerprint`` = the perturbation's table values and code
+        version (``Perturbation.fingerprint``), so an edited table or function never serves stale scores."""
+        return stable_hash([run.fit_key, test_hash, perturbation, table, severity, self.cfg.seed, fingerprint])
 
     def score_cells(self, runs: list[DetectorRun], test: ImageSet, grid: list[tuple[str, int]]) -> None:
         test_hash = stable_hash(test.hashes)
@@ -185,7 +197,7 @@ class Runner:
                 test, PERTURBATIONS.get(perturbation), severity, self.cfg.seed, self.cfg.preset)
             for run in runs:
                 bar.set_postfix_str(f"{run.name} {perturbation}:{severity}")
-                key = self.cell_key(run, test_hash, perturbation, images.table, severity)
+                key = self.cell_key(run, test_hash, perturbation, images.table, severity, images.fingerprint)
                 cached = self.cache.load_arrays("cells", key)
                 if cached is None:
                     images.materialize(self.cfg.workers)
@@ -208,24 +220,25 @@ class Runner:
         bar.close()
 
     # -- metrics -------------------------------------------------------------------
-    def metric_rows(self, run: DetectorRun, test: ImageSet, dataset: str) -> list[dict]:
+    def metric_rows(self, run: DetectorRun, test: ImageSet, dataset: str, groups=None) -> list[dict]:
+        """Every detector of a cell is resampled with the same draws (seed: run seed and cell), whole
+        ``groups`` at a time (:mod:`bench.run.resample`)."""
         rows = []
         detector = run.detector
         probability = detector.info.outputs_probability
         classes = set(getattr(detector, "classes", []) or [])
         for (perturbation, severity), pred in run.predictions.items():
             source = pred.source if pred.source is not None and set(test.generators) <= classes else None
-            cell_seed = stable_hash([self.cfg.seed, run.name, perturbation, severity])
             for row in evaluate_cell(test.labels, test.generators, pred.score, source, probability=probability,
                                      val_threshold=run.val_threshold, n_boot=self.cfg.bootstrap,
-                                     seed=int(cell_seed[:8], 16)):
+                                     seed=cell_seed(self.cfg.seed, perturbation, severity), groups=groups):
                 rows.append({"detector": run.name, "weights": run.weights, "dataset": dataset,
                              "perturbation": perturbation, "severity": severity,
                              "param": param_value(perturbation, severity, self.cfg.preset),
                              "param_label": param_label(perturbation, severity, self.cfg.preset), **row})
         return rows
 
-    def score_rows(self, run: DetectorRun, test: ImageSet, dataset: str) -> list[dict]:
+    def score_rows(self, run: DetectorRun, test: ImageSet, dataset: str, groups=None) -> list[dict]:
         rows = []
         for (perturbation, severity), pred in run.predictions.items():
             for i in range(len(test)):
@@ -233,7 +246,8 @@ class Runner:
                              "sha256": test.hashes[i], "label": int(test.labels[i]),
                              "generator": test.generators[i], "perturbation": perturbation, "severity": severity,
                              "score": float(pred.score[i]),
-                             "pred_source": None if pred.source is None else str(pred.source[i])})
+                             "pred_source": None if pred.source is None else str(pred.source[i]),
+                             "group": None if groups is None else int(groups[i])})
         return rows
 
     # -- the whole run ---------------------------------------------------------------
@@ -264,8 +278,9 @@ class Runner:
         self.score_cells([r for r in runs if r.status == "ok"], test, grid)
         dataset_name = splits.test_dataset.name
         ok = [r for r in runs if r.status == "ok"]
-        metric_rows = [row for r in ok for row in self.metric_rows(r, test, dataset_name)]
-        score_rows = [row for r in ok for row in self.score_rows(r, test, dataset_name)]
+        groups = bootstrap_groups(splits.test)
+        metric_rows = [row for r in ok for row in self.metric_rows(r, test, dataset_name, groups)]
+        score_rows = [row for r in ok for row in self.score_rows(r, test, dataset_name, groups)]
         record = self.run_record(runs, splits, grid)
         write_store(self.out_dir, record, metric_rows, score_rows)
         return record

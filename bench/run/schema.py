@@ -47,4 +47,5 @@ SCORE_COLUMNS = [
     "severity",
     "score",  # float, higher = more likely generated
     "pred_source",  # str or None: predicted generator (attribution detectors)
+    "group",  # int: bootstrap group of the image (near-duplicates, same source, caption siblings)
 ]

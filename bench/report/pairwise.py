@@ -1,0 +1,208 @@
+"""Paired comparisons of detectors from the per-image scores of a run (``scores.parquet``).
+
+``bench compare-detectors RUN A B``: per cell (perturbation x severity) the difference ``A - B`` of one
+metric with its 95% interval and p-value (DeLong for ``roc_auc``, the paired bootstrap otherwise, on the
+very draws the run used for its intervals: :mod:`bench.run.resample`), and Holm's correction across the
+cells tested. The report's pairwise table: per pair of detectors, the mean over perturbed cells of the
+AUC difference, tested with DeLong's covariance of all those AUCs (they share the images), Holm-corrected
+across the pairs of the table.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from bench.core.errors import BenchError
+from bench.run.metrics import METRICS, MEAN
+from bench.run.resample import bootstrap_weights, cell_seed
+from bench.run.stats import contrast_test, delong_covariance, delong_test, holm, paired_bootstrap
+
+ALPHA = 0.05
+DEFAULT_BOOT = 200
+
+
+@dataclass
+class CellScores:
+    """The scores of several detectors on one cell, aligned image by image."""
+
+    labels: np.ndarray
+    generators: np.ndarray
+    groups: np.ndarray | None
+    scores: dict[str, np.ndarray]
+
+
+def cell_scores(scores: pd.DataFrame, detectors: list[str], perturbation: str, severity: int) -> CellScores | None:
+    """Aligned by image_id in the order of the first detector (the run's test order); None when a detector
+    has no scores on the cell or the detectors scored other images."""
+    cell = scores[(scores["perturbation"] == perturbation) & (scores["severity"] == severity)]
+    parts = [cell[cell["detector"] == d] for d in detectors]
+    if any(p.empty for p in parts):
+        return None
+    first = parts[0]
+    ids = list(first["image_id"])
+    aligned = []
+    for part in parts:
+        indexed = part.set_index("image_id")
+        if set(indexed.index) != set(ids) or indexed.index.has_duplicates:
+            raise BenchError(f"{perturbation}:{severity}: the detectors scored different images; "
+                             "compare detectors of one run")
+        aligned.append(indexed.loc[ids, "score"].to_numpy(np.float64))
+    group = first["group"] if "group" in first.columns else pd.Series(dtype=float)
+    groups = None if group.isna().any() or group.empty else group.to_numpy()
+    return CellScores(first["label"].to_numpy(np.int64), first["generator"].to_numpy(object), groups,
+                      dict(zip(detectors, aligned)))
+
+
+def _run_settings(record: dict[str, Any], results: pd.DataFrame, a: str, b: str) -> tuple[int, int, dict, bool]:
+    config = record.get("config") or {}
+    seed = int(record.get("seed", config.get("seed", 0)) or 0)
+    n_boot = int(config.get("bootstrap", DEFAULT_BOOT))
+    detectors = record.get("detectors") or {}
+    thresholds = {d: (detectors.get(d) or {}).get("val_threshold") for d in (a, b)}
+    # probability metrics (acc, ece, ...) are stored only for detectors whose scores are probabilities
+    probability = all(((results["detector"] == d) & (results["metric"] == "acc")).any() for d in (a, b))
+    return seed, n_boot, thresholds, probability
+
+
+def compare_detectors(results: pd.DataFrame, scores: pd.DataFrame, record: dict[str, Any], a: str, b: str,
+                      metric: str = "roc_auc", generator: str = "all") -> pd.DataFrame:
+    """One row per cell both detectors scored: value_a, value_b, diff, ci_low, ci_high, p, p_holm,
+    significant (p_holm <= 0.05), plus se (DeLong) and boot_low / boot_high for ``roc_auc``."""
+    if metric not in METRICS or METRICS[metric].task != "binary":
+        binary = ", ".join(n for n, info in METRICS.items() if info.task == "binary")
+        raise BenchError(f"unknown or non-binary metric {metric!r} (one of: {binary})")
+    if generator == MEAN:
+        raise BenchError("--generator mean is not a set of images; give 'all' or a generator name")
+    known = sorted(scores["detector"].unique())
+    for d in (a, b):
+        if d not in known:
+            raise BenchError(f"detector {d!r} has no scores in this run (it has: {', '.join(known) or 'none'})")
+    if a == b:
+        raise BenchError("give two different detectors")
+    seed, n_boot, thresholds, probability = _run_settings(record, results, a, b)
+    labels = results.drop_duplicates(["perturbation", "severity"]).set_index(["perturbation", "severity"])
+    rows = []
+    for (perturbation, severity), _ in scores.groupby(["perturbation", "severity"], sort=False):
+        cell = cell_scores(scores, [a, b], perturbation, int(severity))
+        if cell is None:
+            continue
+        y, gens = cell.labels, cell.generators
+        gen_names = sorted(set(gens[y == 1]))
+        if generator != "all" and generator not in gen_names:
+            raise BenchError(f"no generator {generator!r} in the scores (it has: {', '.join(gen_names)})")
+        w = bootstrap_weights(y, gens, gen_names, n_boot, cell_seed(seed, perturbation, int(severity)), cell.groups)
+        cols = np.ones(y.size, bool) if generator == "all" else (y == 0) | (gens == generator)
+        sa, sb = cell.scores[a][cols], cell.scores[b][cols]
+        boot = paired_bootstrap(y[cols], sa, sb, w[:, cols], metric, probability=probability,
+                                thresholds=(thresholds[a], thresholds[b]))
+        row = {"perturbation": perturbation, "severity": int(severity),
+               "param_label": labels["param_label"].get((perturbation, severity), ""), "n": int(cols.sum())}
+        if metric == "roc_auc" and min((y[cols] == 1).sum(), (y[cols] == 0).sum()) >= 2:
+            test = delong_test(y[cols], sa, sb)
+            row.update(vars(test), boot_low=boot.ci_low, boot_high=boot.ci_high)
+        else:
+            row.update({k: v for k, v in vars(boot).items() if k != "se"})
+        rows.append(row)
+    if not rows:
+        raise BenchError(f"{a} and {b} share no scored cell")
+    frame = pd.DataFrame(rows).sort_values(["perturbation", "severity"], key=_clean_first, ignore_index=True)
+    frame["p_holm"] = holm(frame["p"])
+    frame["significant"] = frame["p_holm"] <= ALPHA
+    frame.attrs = {"a": a, "b": b, "metric": metric, "generator": generator, "n_boot": n_boot}
+    return frame
+
+
+def _clean_first(column: pd.Series) -> pd.Series:
+    return column.map(lambda v: "" if v == "none" else v) if column.name == "perturbation" else column
+
+
+def _p(value: float) -> str:
+    return "–" if pd.isna(value) else ("<0.001" if value < 0.001 else f"{value:.3f}")
+
+
+def format_comparison(frame: pd.DataFrame) -> str:
+    """A plain-text table and a summary line."""
+    attrs = frame.attrs
+    a, b, metric = attrs["a"], attrs["b"], attrs["metric"]
+    delong = "se" in frame.columns
+    headers = ["cell", "n", a, b, "diff (A-B)", "95% CI", "p", "p (Holm)", ""]
+    if delong:
+        headers.insert(6, "bootstrap CI")
+    rows = []
+    for _, r in frame.iterrows():
+        cell = "clean" if r["perturbation"] == "none" else f"{r['perturbation']}:{r['severity']} ({r['param_label']})"
+        ci = f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+        line = [cell, r["n"], f"{r['value_a']:.3f}", f"{r['value_b']:.3f}", f"{r['diff']:+.3f}", ci,
+                _p(r["p"]), _p(r["p_holm"]), "*" if r["significant"] else ""]
+        if delong:
+            line.insert(6, "–" if pd.isna(r.get("boot_low")) else f"[{r['boot_low']:+.3f}, {r['boot_high']:+.3f}]")
+        rows.append(line)
+    method = "DeLong (CI: diff ± 1.96 se)" if delong else f"paired bootstrap ({attrs['n_boot']} replicates)"
+    better = int((frame["significant"] & (frame["diff"] > 0)).sum())
+    worse = int((frame["significant"] & (frame["diff"] < 0)).sum())
+    direction = "higher" if METRICS[metric].higher_is_better else "lower"
+    summary = (f"{metric} ({direction} is better), generator {attrs['generator']}, A = {a}, B = {b}; test: {method}; "
+               f"Holm over {frame['p'].notna().sum()} cells at alpha {ALPHA}: A - B significantly > 0 in {better}, "
+               f"< 0 in {worse}, not significant in {len(frame) - better - worse} (* = significant)")
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True) + "\n\n" + summary
+
+
+# ---------------------------------------------------------------- the report's pairwise table
+
+
+def pairwise_auc(scores: pd.DataFrame, detectors: list[str]) -> pd.DataFrame | None:
+    """Detector x detector: mean over the perturbed cells both scored of ``AUC(row) - AUC(column)``;
+    ``attrs["p_holm"]`` holds the Holm-adjusted DeLong p-values (same shape). None without perturbed cells."""
+    cells = sorted({(p, int(s)) for p, s in zip(scores["perturbation"], scores["severity"]) if s > 0})
+    diff = pd.DataFrame(np.nan, index=detectors, columns=detectors)
+    pvals: dict[tuple[str, str], float] = {}
+    for a, b in combinations(detectors, 2):
+        blocks = [c for c in (cell_scores(scores, [a, b], p, s) for p, s in cells) if c is not None]
+        blocks = [c for c in blocks if min((c.labels == 1).sum(), (c.labels == 0).sum()) >= 2]
+        if not blocks or any(not np.array_equal(c.labels, blocks[0].labels) for c in blocks):
+            continue
+        stacked = np.vstack([c.scores[d] for c in blocks for d in (a, b)])
+        aucs, cov = delong_covariance(blocks[0].labels, stacked)
+        weights = np.tile([1.0, -1.0], len(blocks)) / len(blocks)
+        test = contrast_test(aucs, cov, weights)
+        diff.loc[a, b], diff.loc[b, a] = test.diff, -test.diff
+        pvals[(a, b)] = test.p
+    if not pvals:
+        return None
+    adjusted = dict(zip(pvals, holm(list(pvals.values()))))
+    p_holm = pd.DataFrame(np.nan, index=detectors, columns=detectors)
+    for (a, b), p in adjusted.items():
+        p_holm.loc[a, b] = p_holm.loc[b, a] = p
+    diff.attrs = {"p_holm": p_holm}
+    return diff
+
+
+PAIRWISE_LEGEND = ("Mean over perturbed cells of AUC(row) − AUC(column); * = significant at 0.05 after Holm's "
+                   "correction across the pairs (DeLong's test of the mean difference, images shared by all cells).")
+
+
+def _pairwise_rows(diff: pd.DataFrame) -> list[list[str]]:
+    p_holm = diff.attrs["p_holm"]
+    return [[d] + ["" if a == d else ("–" if pd.isna(diff.loc[d, a]) else
+                   f"{diff.loc[d, a]:+.3f}{'*' if p_holm.loc[d, a] <= ALPHA else ''}") for a in diff.columns]
+            for d in diff.index]
+
+
+def pairwise_markdown(diff: pd.DataFrame, dataset: str) -> str:
+    table = tabulate(_pairwise_rows(diff), headers=["row − column", *diff.columns], tablefmt="pipe",
+                     disable_numparse=True)
+    return f"Pairwise roc_auc on dataset `{dataset}`\n\n{table}\n\n{PAIRWISE_LEGEND}\n"
+
+
+def pairwise_html(diff: pd.DataFrame, dataset: str) -> str:
+    table = tabulate(_pairwise_rows(diff), headers=["row − column", *diff.columns], tablefmt="html",
+                     disable_numparse=True)
+    return (f"<h3>Pairwise roc_auc ({html.escape(dataset)})</h3>\n{table}\n"
+            f'<p class="note">{html.escape(PAIRWISE_LEGEND)}</p>')

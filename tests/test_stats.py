@@ -1,0 +1,184 @@
+"""Paired statistics (DeLong, paired bootstrap, Holm), the group-aware bootstrap and the robustness
+summaries, on inputs small enough to check by hand or against an independent computation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from bench.report.summaries import normalised_area, robustness_summary
+from bench.run.metrics import evaluate_cell
+from bench.run.resample import bootstrap_weights, cell_seed
+from bench.run.stats import delong_covariance, delong_test, holm, paired_bootstrap
+
+
+# ---------------------------------------------------------------- DeLong
+
+
+def _brute_force_delong(y, scores):
+    """DeLong et al. (1988) written out with O(m n) placement values: psi(x, z) = 1, 1/2, 0."""
+    y = np.asarray(y).astype(bool)
+    k = scores.shape[0]
+    m, n = y.sum(), (~y).sum()
+    v10 = np.zeros((k, m))
+    v01 = np.zeros((k, n))
+    for r in range(k):
+        pos, neg = scores[r, y], scores[r, ~y]
+        psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+        v10[r], v01[r] = psi.mean(axis=1), psi.mean(axis=0)
+    aucs = v10.mean(axis=1)
+    s10 = (v10 - aucs[:, None]) @ (v10 - aucs[:, None]).T / (m - 1)
+    s01 = (v01 - aucs[:, None]) @ (v01 - aucs[:, None]).T / (n - 1)
+    return aucs, s10 / m + s01 / n
+
+
+def _correlated_scores(n=120, seed=3):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(int)
+    shared = rng.normal(size=n)
+    a = np.round(shared + 1.2 * y + 0.6 * rng.normal(size=n), 1)  # rounding makes ties
+    b = np.round(shared + 0.6 * y + 0.6 * rng.normal(size=n), 1)
+    return y, a, b
+
+
+def test_delong_matches_brute_force_placements_with_ties():
+    y, a, b = _correlated_scores()
+    aucs, cov = delong_covariance(y, np.vstack([a, b]))
+    ref_aucs, ref_cov = _brute_force_delong(y, np.vstack([a, b]))
+    np.testing.assert_allclose(aucs, ref_aucs, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(cov, ref_cov, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(aucs, [roc_auc_score(y, a), roc_auc_score(y, b)], atol=1e-12)
+
+
+def test_delong_hand_computed_example():
+    # positives 0.9, 0.6; negatives 0.5, 0.7, 0.1. Placements of the positives (share of negatives
+    # below): 1, 2/3; of the negatives (share of positives above): 1, 1/2, 1. AUC = 5/6.
+    # var = var(1, 2/3) / 2 + var(1, 1/2, 1) / 3 = (1/18) / 2 + (1/12) / 3 = 1/36 + 1/36 = 1/18.
+    aucs, cov = delong_covariance([1, 1, 0, 0, 0], [[0.9, 0.6, 0.5, 0.7, 0.1]])
+    assert aucs[0] == pytest.approx(5 / 6)
+    assert cov[0, 0] == pytest.approx(1 / 18)
+
+
+def test_delong_se_agrees_with_the_paired_bootstrap():
+    y, a, b = _correlated_scores(n=300, seed=7)
+    test = delong_test(y, a, b)
+    w = bootstrap_weights(y, np.where(y == 1, "gen", "real"), ["gen"], 2000, seed=1)
+    diffs = [roc_auc_score(y, a, sample_weight=row) - roc_auc_score(y, b, sample_weight=row) for row in w[:400]]
+    assert test.diff == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b))
+    assert np.std(diffs, ddof=1) == pytest.approx(test.se, rel=0.2)
+    assert test.p < 0.05 and test.ci_low > 0
+
+
+def test_delong_identical_scores_give_no_difference():
+    y, a, _ = _correlated_scores()
+    test = delong_test(y, a, a)
+    assert test.diff == 0 and test.p == 1.0 and test.se == 0
+
+
+# ---------------------------------------------------------------- paired bootstrap and Holm
+
+
+def test_paired_bootstrap_of_auc_is_the_replicate_difference():
+    y, a, b = _correlated_scores()
+    w = bootstrap_weights(y, np.where(y == 1, "gen", "real"), ["gen"], 300, seed=4)
+    result = paired_bootstrap(y, a, b, w, "roc_auc", probability=False)
+    diffs = np.array([roc_auc_score(y, a, sample_weight=r) - roc_auc_score(y, b, sample_weight=r) for r in w])
+    assert result.diff == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b))
+    assert (result.ci_low, result.ci_high) == pytest.approx(tuple(np.quantile(diffs, [0.025, 0.975])))
+    assert result.p == pytest.approx(min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))))
+
+
+def test_paired_bootstrap_unknown_metric_for_non_probabilities():
+    y, a, b = _correlated_scores()
+    with pytest.raises(ValueError, match="acc"):
+        paired_bootstrap(y, a, b, np.ones((2, y.size)), "acc", probability=False)
+
+
+def test_holm_hand_computed():
+    # sorted 0.01, 0.02, 0.04, 0.5 -> 4*0.01, 3*0.02, max(2*0.04, .06), max(1*0.5, .08)
+    np.testing.assert_allclose(holm([0.04, 0.01, 0.5, 0.02]), [0.08, 0.04, 0.5, 0.06])
+    out = holm([0.3, np.nan, 0.9])
+    assert np.isnan(out[1]) and out[0] == pytest.approx(0.6) and out[2] == pytest.approx(0.9)
+    assert holm([0.6, 0.7]).tolist() == [1.0, 1.0]
+
+
+# ---------------------------------------------------------------- group-aware bootstrap
+
+
+def test_group_bootstrap_equals_image_bootstrap_for_singleton_groups():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 50)
+    gens = np.where(y == 1, rng.choice(["sd", "gan"], 50), "real")
+    names = sorted(set(gens[y == 1]))
+    naive = bootstrap_weights(y, gens, names, 100, seed=9)
+    grouped = bootstrap_weights(y, gens, names, 100, seed=9, groups=[f"g{i}" for i in range(50)][::-1])
+    np.testing.assert_array_equal(naive, grouped)
+    assert (naive.sum(axis=1) == 50).all()
+
+
+def test_duplicated_groups_widen_the_interval():
+    rng = np.random.default_rng(1)
+    n_groups, copies = 40, 5
+    y0 = np.repeat([0, 1], n_groups // 2)
+    s0 = rng.normal(size=n_groups) + 0.8 * y0
+    y, s = np.repeat(y0, copies), np.repeat(s0, copies)  # every image duplicated 5 times
+    gens = np.where(y == 1, "sd", "real")
+    groups = np.repeat(np.arange(n_groups), copies)
+    kw = dict(probability=False, val_threshold=None, n_boot=400, seed=2)
+    naive = {r["metric"]: r for r in evaluate_cell(y, gens, s, **kw) if r["generator"] == "all"}
+    grouped = {r["metric"]: r for r in evaluate_cell(y, gens, s, groups=groups, **kw) if r["generator"] == "all"}
+    width = lambda r: r["ci_high"] - r["ci_low"]
+    assert grouped["roc_auc"]["value"] == naive["roc_auc"]["value"]
+    assert width(grouped["roc_auc"]) > 1.5 * width(naive["roc_auc"])
+
+
+def test_group_bootstrap_draws_whole_groups_and_mixed_groups_together():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    gens = np.array(["real", "real", "sd", "sd", "real", "sd"])
+    groups = ["a", "a", "b", "b", "c", "c"]  # c: a real image and its caption sibling
+    w = bootstrap_weights(y, gens, ["sd"], 200, seed=0, groups=groups)
+    assert (w[:, 0] == w[:, 1]).all() and (w[:, 2] == w[:, 3]).all() and (w[:, 4] == w[:, 5]).all()
+    assert (w[:, 4] == 1).all()  # the only mixed group is always drawn once
+
+
+def test_cell_seed_does_not_depend_on_the_detector():
+    assert cell_seed(0, "jpeg", 2) == cell_seed(0, "jpeg", 2) != cell_seed(0, "jpeg", 3) != cell_seed(1, "jpeg", 2)
+
+
+# ---------------------------------------------------------------- robustness summaries
+
+
+def test_normalised_area_hand_computed():
+    # levels 0, 1, 2, 4 with values 1, .8, .6, .5: (.9 + .7 + 2 * .55) / 4 = 0.675
+    assert normalised_area([0, 1, 2, 4], [1.0, 0.8, 0.6, 0.5]) == pytest.approx(0.675)
+    assert normalised_area([0, 1], [0.9, 0.7]) == pytest.approx(0.8)
+    assert np.isnan(normalised_area([0], [1.0]))
+
+
+def _cells(rows):
+    return pd.DataFrame(rows, columns=["detector", "perturbation", "severity", "value"])
+
+
+def test_robustness_summary_hand_computed():
+    cells = _cells([
+        ("a", "none", 0, 0.9), ("a", "jpeg", 1, 0.8), ("a", "jpeg", 2, 0.6), ("a", "blur", 1, 0.7),
+        ("r", "none", 0, 0.8), ("r", "jpeg", 1, 0.6), ("r", "jpeg", 2, 0.4), ("r", "blur", 1, 0.5),
+    ])
+    out = robustness_summary(cells, higher_is_better=True, reference="r")
+    # a: nAUC jpeg = (.85 + .7) / 2 = .775, blur = .8, overall .7875; relative = .7 / .9; worst .6
+    assert out.loc["a", "nauc:jpeg"] == pytest.approx(0.775)
+    assert out.loc["a", "nauc"] == pytest.approx(0.7875)
+    assert out.loc["a", "relative"] == pytest.approx(0.7 / 0.9)
+    assert out.loc["a", "worst"] == pytest.approx(0.6)
+    # CE jpeg = (.2 + .4) / (.4 + .6) = .6, blur = .3 / .5 = .6 -> mCE .6; the reference has mCE 1
+    assert out.loc["a", "ce:jpeg"] == pytest.approx(0.6) and out.loc["a", "mce"] == pytest.approx(0.6)
+    assert out.loc["r", "mce"] == pytest.approx(1.0)
+
+
+def test_robustness_summary_lower_is_better():
+    cells = _cells([("a", "none", 0, 0.1), ("a", "jpeg", 1, 0.2), ("a", "jpeg", 2, 0.4),
+                    ("r", "none", 0, 0.2), ("r", "jpeg", 1, 0.3), ("r", "jpeg", 2, 0.5)])
+    out = robustness_summary(cells, higher_is_better=False, reference="r")
+    assert out.loc["a", "worst"] == pytest.approx(0.4)
+    assert out.loc["a", "mce"] == pytest.approx(0.6 / 0.8)  # the error is the value itself
+    assert "mce" not in robustness_summary(cells, higher_is_better=False).columns
