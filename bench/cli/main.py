@@ -170,7 +170,17 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_dataset_loading_args(p: argparse.ArgumentParser) -> None:
+    """The flags of a command that loads one dataset (data inspect, audit)."""
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--cache-dir")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="read manifest paths that resolve outside the dataset folder (skipped by default)")
+    p.add_argument("--quiet", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from bench.cli.audit import add_audit_command
     from bench.cli.report import add_report_commands
     from bench.cli.weights import add_weights_commands
 
@@ -192,12 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("inspect", help="counts per label and generator, formats, sizes, and shortcut warnings")
     p.add_argument("path", help="dataset folder, CSV manifest or registered name")
     p.add_argument("--seed", type=int, default=0, help="seed of the split shown (default: 0)")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--cache-dir")
-    p.add_argument("--allow-outside-paths", action="store_true",
-                   help="read manifest paths that resolve outside the dataset folder (skipped by default)")
-    p.add_argument("--quiet", action="store_true")
+    add_dataset_loading_args(p)
     p.set_defaults(func=cmd_data_inspect)
+    add_audit_command(sub)
     add_report_commands(sub)
     add_weights_commands(sub)
     return parser
