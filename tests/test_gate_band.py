@@ -184,3 +184,17 @@ def test_modes_say_when_the_machines_differ(tmp_path):
     assert "torch_threads" not in text
     same = compare_runs(results_frame(), results_frame(), {}, run_record=reference, ref_record=reference)
     assert "same machine" in format_modes(same)
+
+
+def test_load_order_of_blas_libraries_is_no_machine_difference():
+    libraries = [{"library": "openblas", "version": "0.3.30", "architecture": "SkylakeX", "threads": 2},
+                 {"library": "openblas", "version": "0.3.31", "architecture": "SkylakeX", "threads": 2}]
+    reference, run = seed_record(0), seed_record(0)
+    reference["machine"], run["machine"] = {"blas": libraries}, {"blas": libraries[::-1]}
+    result = compare_runs(results_frame(), results_frame(), {}, run_record=run, ref_record=reference)
+    assert result.machine_differences == []
+    run["machine"] = {"blas": [libraries[0], {**libraries[1], "architecture": "Haswell"}]}
+    result = compare_runs(results_frame(), results_frame(), {}, run_record=run, ref_record=reference)
+    assert result.machine_differences == [
+        "machine blas: reference ['openblas 0.3.30 SkylakeX x2', 'openblas 0.3.31 SkylakeX x2'], "
+        "run ['openblas 0.3.30 SkylakeX x2', 'openblas 0.3.31 Haswell x2']"]

@@ -68,7 +68,7 @@ def machine_record() -> dict[str, Any]:
         "isa": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "torch_blas": _torch_blas(),
-        "blas": sorted(libraries, key=lambda lib: str(lib["library"])),
+        "blas": sorted(libraries, key=_blas_label),
     }
 
 
@@ -93,11 +93,23 @@ MACHINE_FIELDS = ("cpu", "arch", "isa", "torch_threads", "torch_blas", "blas")
 VERSION_FIELDS = ("python", "torch", "numpy", "scipy", "scikit-learn", "pillow")
 
 
+def _blas_label(lib: dict[str, Any]) -> str:
+    """``openblas 0.3.31 SkylakeX x2``: one loaded BLAS/OpenMP library, as compared and printed."""
+    return " ".join(str(part) for part in (lib.get("library"), lib.get("version"), lib.get("architecture"))
+                    if part is not None) + f" x{lib.get('threads')}"
+
+
+def _machine_fact(machine: dict[str, Any], key: str) -> Any:
+    """A machine fact in comparable form: the BLAS list as a sorted list of labels (load order is no fact)."""
+    value = machine.get(key)
+    return sorted(_blas_label(lib) for lib in value) if key == "blas" and isinstance(value, list) else value
+
+
 def machine_differences(reference: dict[str, Any], run: dict[str, Any]) -> list[str]:
     """One line per machine fact or package version that differs between a reference's run.json and a run's."""
     ref_machine, run_machine = reference.get("machine") or {}, run.get("machine") or {}
-    lines = [f"machine {key}: reference {ref_machine.get(key)!r}, run {run_machine.get(key)!r}"
-             for key in MACHINE_FIELDS if ref_machine.get(key) != run_machine.get(key)]
+    lines = [f"machine {key}: reference {_machine_fact(ref_machine, key)!r}, run {_machine_fact(run_machine, key)!r}"
+             for key in MACHINE_FIELDS if _machine_fact(ref_machine, key) != _machine_fact(run_machine, key)]
     ref_versions, run_versions = reference.get("versions") or {}, run.get("versions") or {}
     lines += [f"version of {key}: reference {ref_versions.get(key)}, run {run_versions.get(key)}"
               for key in VERSION_FIELDS if ref_versions.get(key) != run_versions.get(key)]
