@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
 import torch
 
 from bench import weights as W
