@@ -22,6 +22,7 @@ import pandas as pd
 from bench.core import atomic
 from bench.core.errors import BenchError
 from bench.run.schema import BAND_CSV, BAND_JSON, BAND_PARQUET, RESULTS_CSV, RESULTS_PARQUET, RUN_JSON
+from bench.run.store import write_parquet
 from bench.report.band import BAND_COLUMNS, build_band, check_band_runs
 from bench.report.runs import read_run, read_table
 
@@ -36,11 +37,6 @@ def _check_name(name: str) -> None:
 def _copy(source: Path, target: Path) -> None:
     with atomic.atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
-
-
-def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    with atomic.atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
 
 
 def save_baseline(
@@ -81,7 +77,7 @@ def save_baseline(
         for stale in (BAND_PARQUET, BAND_CSV, BAND_JSON):
             (target / stale).unlink(missing_ok=True)  # a replaced reference must not keep an old band
     else:
-        _write_parquet(target / BAND_PARQUET, band)
+        write_parquet(target / BAND_PARQUET, band)
         atomic.write_text(target / BAND_CSV, band.to_csv(index=False))
         atomic.write_text(target / BAND_JSON, json.dumps(band_json, indent=2))
     return target

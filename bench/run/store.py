@@ -29,7 +29,8 @@ def scores_frame(run_id: str, rows: list[dict]) -> pd.DataFrame:
     return df.astype({"label": "int64", "severity": "int64", "score": "float64"})
 
 
-def _write_parquet(path: Path, df: pd.DataFrame) -> None:
+def write_parquet(path: Path, df: pd.DataFrame) -> None:
+    """Write a table as parquet atomically (no index)."""
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     atomic.write_bytes(path, buf.getvalue())
@@ -42,7 +43,7 @@ def write_store(out_dir: Path, record: dict, metric_rows: list[dict], score_rows
     if stale.exists():
         stale.unlink()  # the directory is incomplete until the new run.json lands
     results = results_frame(record["run_id"], metric_rows)
-    _write_parquet(out_dir / RESULTS_PARQUET, results)
+    write_parquet(out_dir / RESULTS_PARQUET, results)
     atomic.write_text(out_dir / RESULTS_CSV, results.to_csv(index=False))
-    _write_parquet(out_dir / SCORES_PARQUET, scores_frame(record["run_id"], score_rows))
+    write_parquet(out_dir / SCORES_PARQUET, scores_frame(record["run_id"], score_rows))
     atomic.write_text(out_dir / RUN_JSON, json.dumps(record, indent=2, sort_keys=False, default=str))
