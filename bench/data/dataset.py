@@ -22,7 +22,9 @@ from bench.core.cache import Cache
 from bench.core.errors import BenchError, ImageSkip
 from bench.core.hashing import sha256_bytes, stable_hash
 from bench.data.images import MAX_PIXELS, MIN_SIDE, decode_bytes, probe_bytes, read_image_file
-from bench.data.manifest import Row, Skip, read_manifest
+from bench.data.manifest import Row, Skip
+from bench.data.parquet_images import member_file
+from bench.data.sources import resolve_source
 from bench.data.split import assign_splits
 
 PROBE_VERSION = 2
@@ -93,7 +95,7 @@ def probe_rows(rows: list[Row], cache: Cache, workers: int = 2, max_pixels: int 
 
     def key(row: Row) -> str:
         try:
-            st = os.stat(row.path)
+            st = os.stat(member_file(row.path))
             stamp = (st.st_size, st.st_mtime_ns)
         except OSError:
             stamp = None
@@ -147,30 +149,16 @@ def collapse_duplicates(items: list[Item]) -> tuple[list[Item], list[Skip]]:
     return [it for it in items if id(it) in kept], skips
 
 
-def resolve_source(spec: str, cache: Cache) -> tuple[str, Path, bool]:
-    """Map a registered dataset name or a path to (name, path, synthetic)."""
-    from bench.core.registries import DATASETS, load_plugins
-
-    load_plugins()
-    if spec in DATASETS:
-        entry = DATASETS.entry(spec)
-        return spec, Path(entry.load()(cache.root)), bool(entry.meta.get("synthetic", False))
-    path = Path(spec).expanduser()
-    if not path.exists():
-        known = ", ".join(DATASETS.names())
-        raise BenchError(f"dataset {spec!r} is neither a registered dataset ({known}) nor an existing path")
-    name = path.stem if path.is_file() and path.name != "manifest.csv" else (path.parent.name if path.is_file() else path.name)
-    return name, path, False
-
-
 def load_dataset(spec: str, cache: Cache, seed: int = 0, workers: int = 2, max_pixels: int = MAX_PIXELS,
                  min_side: int = MIN_SIDE, progress: bool = True, allow_outside_paths: bool = False) -> Dataset:
-    name, path, synthetic = resolve_source(spec, cache)
-    rows, skips = read_manifest(path, allow_outside_paths)
+    source = resolve_source(spec, cache.root)
+    name = source.name
+    rows, skips = source.read(allow_outside_paths)
     items, probe_skips = probe_rows(rows, cache, workers, max_pixels, min_side, progress)
     items, duplicate_skips = collapse_duplicates(items)
     items, split_skips = assign_splits(items, seed)
-    dataset = Dataset(name, str(path), items, skips + probe_skips + duplicate_skips + split_skips, synthetic)
+    dataset = Dataset(name, source.location, items, skips + probe_skips + duplicate_skips + split_skips,
+                      source.synthetic)
     if not any(it.label == 0 for it in items) or not any(it.label == 1 for it in items):
         raise BenchError(f"dataset {name!r} needs both real and generated images; "
                          f"usable: {len(items)}, skipped: {len(dataset.skips)}")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.data.parquet_images import member_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}
 REAL_LABELS = {"real", "0", "false", "natural"}
@@ -106,7 +107,7 @@ def read_csv_manifest(csv_path: str | os.PathLike) -> tuple[list[Row], list[Skip
     return rows, skips
 
 
-def _images_under(folder: Path) -> list[Path]:
+def images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
@@ -124,8 +125,8 @@ def infer_folder_manifest(root: str | os.PathLike) -> tuple[list[Row], list[Skip
     def add_real_fake_pair(folder: Path, generator: str) -> bool:
         names = {p.name.lower(): p for p in folder.iterdir() if p.is_dir()}
         if "0_real" in names and "1_fake" in names:
-            rows.extend(_row(root, p, 0, "real") for p in _images_under(names["0_real"]))
-            rows.extend(_row(root, p, 1, generator) for p in _images_under(names["1_fake"]))
+            rows.extend(_row(root, p, 0, "real") for p in images_under(names["0_real"]))
+            rows.extend(_row(root, p, 1, generator) for p in images_under(names["1_fake"]))
             return True
         return False
 
@@ -134,16 +135,16 @@ def infer_folder_manifest(root: str | os.PathLike) -> tuple[list[Row], list[Skip
     elif subdirs and all(add_real_fake_pair(d, name) for name, d in sorted(subdirs.items())):
         pass
     elif "real" in subdirs:
-        rows = [_row(root, p, 0, "real") for p in _images_under(subdirs["real"])]
+        rows = [_row(root, p, 0, "real") for p in images_under(subdirs["real"])]
         if "fake" in subdirs:
             fake = subdirs["fake"]
-            for p in _images_under(fake):
+            for p in images_under(fake):
                 rel = p.relative_to(fake).parts
                 rows.append(_row(root, p, 1, rel[0] if len(rel) > 1 else "fake"))
         else:
             for name, d in sorted(subdirs.items()):
                 if name != "real":
-                    rows.extend(_row(root, p, 1, d.name) for p in _images_under(d))
+                    rows.extend(_row(root, p, 1, d.name) for p in images_under(d))
     else:
         raise BenchError(
             f"cannot infer labels from the layout of {root}: expected manifest.csv, 0_real/ + 1_fake/, "
@@ -171,7 +172,7 @@ def keep_inside(rows: list[Row], root: Path, allow_outside: bool) -> tuple[list[
     root = root.resolve()
     inside, skips = [], []
     for row in rows:
-        if Path(row.path).resolve().is_relative_to(root):
+        if Path(member_file(row.path)).resolve().is_relative_to(root):
             inside.append(row)
         else:
             skips.append(Skip(row.id, f"path resolves outside the dataset folder {root} "
@@ -198,6 +199,13 @@ def read_manifest(source: str | os.PathLike, allow_outside_paths: bool = False) 
         root = p
     else:
         raise BenchError(f"dataset path {p} is neither a folder nor a CSV file")
-    check_generator_names(rows, p)
+    return finish_rows(rows, skips, root, p, allow_outside_paths)
+
+
+def finish_rows(rows: list[Row], skips: list[Skip], root: Path, source: str | os.PathLike,
+                allow_outside_paths: bool) -> tuple[list[Row], list[Skip]]:
+    """The checks every manifest passes, whoever built it (CSV, folder layout, a dataset adapter):
+    reserved generator names refused, paths outside ``root`` skipped unless allowed."""
+    check_generator_names(rows, source)
     rows, outside = keep_inside(rows, root, allow_outside_paths)
     return rows, skips + outside

@@ -1,6 +1,7 @@
 """Seeded, stratified train/val/test split that keeps near-duplicates together.
 
-Splits given in the manifest are used as they are. Otherwise images are grouped
+Splits given in the manifest are used as they are (when they name train and test but no val, a seeded
+fifth of the training groups becomes val). Otherwise images are grouped
 (same ``group`` value, or nearly the same 64-bit difference hash: Hamming
 distance <= ``NEAR_DUP_BITS``), and scikit-learn's ``StratifiedGroupKFold``
 deals the groups into five folds stratified by generator: fold 0 is the test
@@ -64,24 +65,11 @@ def near_duplicate_groups(dhashes: list[int], groups: list[str | None],
     return np.array([uf.find(i) for i in range(n)])
 
 
-def assign_splits(items: list, seed: int) -> tuple[list, list[Skip]]:
-    given = [it.split for it in items]
-    if any(given):
-        out, skips = [], []
-        for it in items:
-            name = SPLIT_ALIASES.get((it.split or "").lower())
-            if name is None:
-                reason = "no split while other rows have one" if not it.split else f"unknown split {it.split!r}"
-                skips.append(Skip(it.id, reason))
-            else:
-                out.append(replace(it, split=name))
-        return out, skips
-    if not items:
-        return [], []
+def _folds(items: list, seed: int, n_splits: int = 5) -> np.ndarray:
+    """Fold of each item: groups of near-duplicates dealt into ``n_splits`` folds stratified by generator."""
     group_ids = near_duplicate_groups([it.dhash for it in items], [it.group for it in items])
     strata = np.array([it.generator for it in items])
     folds = np.zeros(len(items), dtype=np.int64)
-    n_splits = 5
     if len(set(group_ids)) < n_splits:
         raise BenchError(f"too few distinct images to split ({len(set(group_ids))} groups of near-duplicates); "
                          "give a 'split' column in the manifest or add images")
@@ -94,5 +82,39 @@ def assign_splits(items: list, seed: int) -> tuple[list, list[Skip]]:
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         for fold, (_, test_idx) in enumerate(splitter.split(np.zeros(len(items)), strata, group_ids)):
             folds[test_idx] = fold
+    return folds
+
+
+def carve_validation(items: list, seed: int) -> list:
+    """A validation split taken from the training split when the manifest gives train and test but no val
+    (GenImage, Defactify, D3: their official "val" is everyone's test set): a seeded fifth of the
+    training groups, stratified by generator."""
+    train = [i for i, it in enumerate(items) if it.split == "train"]
+    folds = _folds([items[i] for i in train], seed)
+    out = list(items)
+    for i, fold in zip(train, folds):
+        if fold == 0:
+            out[i] = replace(items[i], split="val")
+    return out
+
+
+def assign_splits(items: list, seed: int) -> tuple[list, list[Skip]]:
+    given = [it.split for it in items]
+    if any(given):
+        out, skips = [], []
+        for it in items:
+            name = SPLIT_ALIASES.get((it.split or "").lower())
+            if name is None:
+                reason = "no split while other rows have one" if not it.split else f"unknown split {it.split!r}"
+                skips.append(Skip(it.id, reason))
+            else:
+                out.append(replace(it, split=name))
+        present = {it.split for it in out}
+        if {"train", "test"} <= present and "val" not in present:
+            out = carve_validation(out, seed)
+        return out, skips
+    if not items:
+        return [], []
+    folds = _folds(items, seed)
     names = np.where(folds == 0, "test", np.where(folds == 1, "val", "train"))
     return [replace(it, split=str(s)) for it, s in zip(items, names)], []
