@@ -19,6 +19,9 @@ RUN_EXAMPLES = """examples:
   bench run --train-on demo --dataset path/to/other_dataset           # cross-dataset
   bench run --train-generators sd15,dalle2 --test-generators gpt-image --dataset DIR
   bench run --config results/runs/<run>/run.json                       # reproduce a run
+  bench run --dataset genimage=/data/GenImage --train-generators sdv14   # GenImage: SD v1.4 -> all 8
+  bench run --train-on forensynths-train=/data/cnndet --dataset forensynths-test=/data/cnndet/test
+  bench run --dataset 'hf:NasrinImp/Defactify4_Train[caption=caption]'   # a Hugging Face dataset's Parquet
 """
 
 
@@ -38,8 +41,9 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", choices=["ci"], help="a fixed, named configuration (ci: small and fast, for gating)")
     p.add_argument("--detectors", type=_csv, help="comma-separated names or wildcards; 'all' = every non-test "
                                                    "detector (default: all)")
-    p.add_argument("--dataset", help="registered dataset name (e.g. demo), a folder or a CSV manifest "
-                                     "(default: demo)")
+    p.add_argument("--dataset", help="registered dataset name (e.g. demo), NAME=PATH for a published dataset "
+                                     "(genimage=/data/GenImage), hf:ORG/NAME[:CONFIG][@SPLIT], a folder or a CSV "
+                                     "manifest (default: demo)")
     p.add_argument("--train-on", help="train on this dataset and evaluate on every image of --dataset")
     p.add_argument("--train-generators", type=_csv, help="train only on these generators (plus real images)")
     p.add_argument("--test-generators", type=_csv, help="test only on these generators (plus real images)")
@@ -153,9 +157,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         print(describe_perturbations(args.preset))
     else:
-        rows = [[n, DATASETS.entry(n).meta.get("description", "")] for n in DATASETS.names(pattern)]
-        print(tabulate(rows, headers=["dataset", "description"]))
-        print("\nAny folder or CSV manifest can also be passed to --dataset (see README, 'Data').")
+        from bench.data.catalog import COLUMN_WIDTHS, dataset_details, dataset_rows
+
+        rows, headers = dataset_rows(pattern)
+        print(tabulate(rows, headers=headers, maxcolwidths=COLUMN_WIDTHS))
+        print(dataset_details(pattern) if args.verbose else "\nUse -v for each dataset's paper and how to get it.")
+        print("\nPublished datasets: --dataset NAME=PATH (or `bench data fetch NAME`); any folder, CSV manifest or "
+              "hf:ORG/NAME[:CONFIG][@SPLIT] also works (see README, 'Datasets').")
     return 0
 
 
@@ -181,6 +189,7 @@ def add_dataset_loading_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from bench.cli.audit import add_audit_command
+    from bench.cli.data import add_fetch_command
     from bench.cli.report import add_report_commands
     from bench.cli.weights import add_weights_commands
 
@@ -196,14 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="default", choices=["default", "imagenet-c"],
                    help="severity tables to show for perturbations")
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="detectors: also print each one's paper and departures from it")
+                   help="detectors: also print each one's paper and departures from it; datasets: paper and "
+                        "how to get each")
     p.set_defaults(func=cmd_list)
-    data = sub.add_parser("data", help="inspect datasets").add_subparsers(dest="data_command", metavar="ACTION")
+    data = sub.add_parser("data", help="inspect or fetch datasets").add_subparsers(dest="data_command", metavar="ACTION")
     p = data.add_parser("inspect", help="counts per label and generator, formats, sizes, and shortcut warnings")
     p.add_argument("path", help="dataset folder, CSV manifest or registered name")
     p.add_argument("--seed", type=int, default=0, help="seed of the split shown (default: 0)")
     add_dataset_loading_args(p)
     p.set_defaults(func=cmd_data_inspect)
+    add_fetch_command(data)
     add_audit_command(sub)
     add_report_commands(sub)
     add_weights_commands(sub)

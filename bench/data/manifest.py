@@ -41,6 +41,10 @@ class Row:
     caption: str | None = None
     split: str | None = None
     group: str | None = None
+    # The generator whose folder a real image was published in, where a dataset gives each generator its
+    # own reals (GenImage, ForenSynths' test set): --train/--test-generators then keep only those reals.
+    # None when reals are shared by every generator.
+    subset: str | None = None
 
 
 @dataclass(frozen=True)

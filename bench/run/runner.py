@@ -100,7 +100,8 @@ def build_splits(cfg: RunConfig, cache: Cache, progress: bool) -> Splits:
         if unknown:
             raise BenchError(f"{role} generator(s) {', '.join(unknown)} not in dataset {ds.name!r} "
                              f"(it has: {', '.join(ds.generators)})")
-        return [it for it in items if it.label == 0 or it.generator in gens]
+        # reals published inside one generator's folder (Row.subset) go with that generator
+        return [it for it in items if (it.generator in gens if it.label else it.subset in (None, *gens))]
 
     train = keep(train, cfg.train_generators, "--train-generators", train_ds)
     val = keep(val, cfg.train_generators, "--train-generators", train_ds)

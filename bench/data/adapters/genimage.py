@@ -8,6 +8,9 @@ Official protocol: train on one generator's ``train``, test on every generator's
 has no separate validation split, so ``val`` becomes our test split and the validation split is a
 seeded, stratified fifth of ``train`` (:func:`bench.data.split.assign_splits`).
 
+Each generator's folder has its own ImageNet reals, so reals carry their generator as ``subset`` and
+``--train-generators sdv14`` trains on SD v1.4's reals only, as the protocol does.
+
 Generators are downloaded one archive at a time (tens of GB each), so a copy holding only some of
 them is accepted with a warning naming the absent ones; a generator folder that is there must be
 complete.
@@ -61,7 +64,7 @@ def rows(root: Path) -> list[Row]:
                 if sub is None:
                     raise missing("genimage", root, f"{folder.relative_to(root).as_posix()}/{split_dir}/{kind}",
                                   "train/ and val/, each with ai/ and nature/")
-                out += image_rows(root, sub, label, gen, split)
+                out += image_rows(root, sub, label, gen, split, subset=gen)
     if not out:
         raise BenchError(f"genimage: no images found under {root}")
     return out

@@ -55,19 +55,21 @@ def require(dataset: str, root: Path, rel: str, expected: str) -> Path:
 
 
 def image_rows(root: Path, folder: Path, label: int, generator: str, split: str | None = None,
-               group_of=None, caption: str | None = None) -> list[Row]:
-    """One row per image under ``folder`` (recursively), ids relative to ``root``."""
+               group_of=None, subset: str | None = None) -> list[Row]:
+    """One row per image under ``folder`` (recursively), ids relative to ``root``; ``subset`` marks real
+    images that belong to one generator's folder (see :class:`bench.data.manifest.Row`)."""
     return [Row(p.relative_to(root).as_posix(), str(p.resolve()), label, "real" if label == 0 else generator,
-                caption, split, group_of(p) if group_of else None)
+                None, split, group_of(p) if group_of else None, subset if label == 0 else None)
             for p in images_under(folder)]
 
 
 def real_fake_rows(dataset: str, root: Path, folder: Path, generator: str, split: str | None = None) -> list[Row]:
     """Rows of a CNNDet-style folder: ``0_real/`` + ``1_fake/``, directly or in per-class sub-folders
-    (ProGAN's 20 LSUN classes, CycleGAN's horse/zebra ...)."""
+    (ProGAN's 20 LSUN classes, CycleGAN's horse/zebra ...); the reals belong to ``generator``'s subset."""
     direct = (child(folder, "0_real"), child(folder, "1_fake"))
     if all(direct):
-        return image_rows(root, direct[0], 0, generator, split) + image_rows(root, direct[1], 1, generator, split)
+        return (image_rows(root, direct[0], 0, generator, split, subset=generator)
+                + image_rows(root, direct[1], 1, generator, split))
     classes = [d for d in sorted(folder.iterdir()) if d.is_dir() and child(d, "0_real") and child(d, "1_fake")]
     if not classes:
         rel = folder.relative_to(root).as_posix() if folder != root else "."

@@ -27,9 +27,10 @@ def diffusion_rows(root: Path) -> list[Row]:
             raise missing("univfd-diffusion", root, f"{generator}/1_fake",
                           f"diffusion_datasets/ with {', '.join(GENERATORS)} (each with 1_fake/) and laion/, "
                           "imagenet/ (each with 0_real/)")
-        real = descend(root, generator, "0_real") or descend(root, real_set, "0_real")
+        own = descend(root, generator, "0_real")
+        real = own or descend(root, real_set, "0_real")
         if real is None:
             raise missing("univfd-diffusion", root, f"{real_set}/0_real",
                           f"the {real_set} real images that {generator} is tested against")
-        rows += image_rows(root, real, 0, "real") + image_rows(root, fake, 1, generator)
+        rows += image_rows(root, real, 0, "real", subset=generator if own else None) + image_rows(root, fake, 1, generator)
     return nonempty("univfd-diffusion", root, rows)
