@@ -113,7 +113,7 @@ def test_labels_are_interpreted():
 
 def test_hf_dataset_from_a_folder_keeps_official_splits_and_hashes_content(tmp_path, caplog):
     written = hf_repo(tmp_path / "repo")
-    ds = load_dataset(f"hf:org/toy=" + str(tmp_path / "repo"), Cache(tmp_path / "cache"), progress=False)
+    ds = load_dataset("hf:org/toy=" + str(tmp_path / "repo"), Cache(tmp_path / "cache"), progress=False)
     assert ds.name == "hf:org/toy"
     assert len(ds.split("test")) == 10 and ds.split("val") and ds.split("train")  # val carved from train
     assert {it.caption for it in ds.split("test")} == {f"a photo test {i}" for i in range(10)}

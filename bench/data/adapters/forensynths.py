@@ -34,8 +34,8 @@ def train_rows(root: Path) -> list[Row]:
     for split in ("train", "val"):
         folder = child(root, split)
         if folder is None:
-            raise missing("forensynths-train", root, split, f"CNNDetection's dataset/ folder with train/ and val/, "
-                                                          f"each holding the 20 ProGAN classes")
+            raise missing("forensynths-train", root, split, "CNNDetection's dataset/ folder with train/ and val/, "
+                                                          "each holding the 20 ProGAN classes")
         folder = child(folder, "progan") or folder
         for cls in PROGAN_CLASSES:
             class_dir = child(folder, cls)

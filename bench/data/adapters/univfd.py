@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.data.adapters.layout import child, descend, image_rows, locate, missing, nonempty
+from bench.data.adapters.layout import descend, image_rows, locate, missing, nonempty
 from bench.data.manifest import Row
 
 GENERATORS = {"guided": "imagenet", "ldm_200": "laion", "ldm_200_cfg": "laion", "ldm_100": "laion",
