@@ -7,7 +7,7 @@ audits) therefore treats it exactly like a file, and nothing is copied out of th
 
 Cells are read one row group at a time and only the image column is read, so a dataset is streamed:
 a small LRU of row groups serves the sequential access of probing and scoring without holding the
-whole file in memory. The cell is either the ``datasets`` Image struct ``{"bytes": ..., "path": ...}``
+whole file in memory (the row groups kept are bounded by :data:`_BUDGET_BYTES`). The cell is either the ``datasets`` Image struct ``{"bytes": ..., "path": ...}``
 or plain binary.
 """
 
@@ -21,7 +21,7 @@ from collections import OrderedDict
 from bench.core.errors import ImageSkip
 
 SEPARATOR = "::"
-_ROW_GROUPS_KEPT = 4
+_BUDGET_BYTES = 512 << 20  # row groups kept in memory (the most recent one always is)
 
 
 def member_path(parquet_file: str, row: int, column: str) -> str:
@@ -45,13 +45,18 @@ def member_file(path: str) -> str:
     return parts[0] if parts else str(path)
 
 
-class _RowGroupCache:
-    """An LRU of (file, row group, column) -> the column's cells (raw bytes, not decoded), plus each file's
-    row-group offsets."""
+def _size(cells: list) -> int:
+    return sum(len((c.get("bytes") if isinstance(c, dict) else c) or b"") for c in cells)
 
-    def __init__(self, kept: int):
-        self.kept = kept
-        self._groups: OrderedDict[tuple, list] = OrderedDict()
+
+class _RowGroupCache:
+    """An LRU of (file, row group, column) -> the column's cells (raw bytes, not decoded), bounded by
+    ``budget`` bytes, plus each file's row-group offsets."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self._groups: OrderedDict[tuple, tuple[list, int]] = OrderedDict()
+        self._bytes = 0
         self._offsets: dict[tuple, list[int]] = {}
         self._lock = threading.Lock()
 
@@ -75,22 +80,25 @@ class _RowGroupCache:
         group = bisect.bisect_right(offsets, row) - 1
         key = (ident, group, column)
         with self._lock:
-            cells = self._groups.get(key)
-            if cells is not None:
+            entry = self._groups.get(key)
+            if entry is not None:
                 self._groups.move_to_end(key)
-        if cells is None:
+        if entry is None:
             parquet = parquet or pq.ParquetFile(file)
             if column not in parquet.schema_arrow.names:
                 raise ImageSkip(f"column {column!r} is not in {file}")
             cells = parquet.read_row_group(group, columns=[column]).column(0).to_pylist()
+            entry = (cells, _size(cells))
             with self._lock:
-                self._groups[key] = cells
-                while len(self._groups) > self.kept:
-                    self._groups.popitem(last=False)
-        return cells[row - offsets[group]]
+                if key not in self._groups:
+                    self._groups[key] = entry
+                    self._bytes += entry[1]
+                while self._bytes > self.budget and len(self._groups) > 1:
+                    self._bytes -= self._groups.popitem(last=False)[1][1]
+        return entry[0][row - offsets[group]]
 
 
-_CACHE = _RowGroupCache(_ROW_GROUPS_KEPT)
+_CACHE = _RowGroupCache(_BUDGET_BYTES)
 
 
 def read_member(path: str, max_bytes: int) -> bytes:
