@@ -276,3 +276,23 @@ def test_adapter_without_path_reads_the_data_store(tmp_path, monkeypatch):
         put(tmp_path / "store" / "chameleon" / "test", f"1_fake/{i}.png")
     ds = load_dataset("chameleon", Cache(tmp_path / "cache"), progress=False)
     assert ds.name == "chameleon" and len(ds.items) == 10 and ds.generators == ["chameleon"]
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+
+
+def test_cli_lists_cards_and_prints_manual_steps(capsys, monkeypatch, tmp_path):
+    from bench.cli.main import main
+
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "store"))
+    assert main(["list", "datasets", "-v"]) == 0
+    out = capsys.readouterr().out
+    for name in ("genimage", "forensynths-train", "forensynths-test", "univfd-diffusion", "synthbuster", "defactify4",
+                 "elsa-d3", "chameleon", "wildrf", "aigcdetect-test"):
+        assert name in out
+    assert "arXiv:2306.08571" in out and "CC BY-NC-SA 4.0" in out
+    assert main(["data", "fetch", "synthbuster"]) == 0
+    out = capsys.readouterr().out
+    assert "zenodo.org/records/10066460" in out and "--dataset synthbuster=" in out
+    assert main(["run", "--dataset", f"wildrf={tmp_path / 'none'}", "--detectors", "spectral"]) == 2
+    assert "wildrf: " in capsys.readouterr().err
