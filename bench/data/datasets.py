@@ -81,7 +81,7 @@ PUBLISHED = {
     "elsa-d3": dict(
         target="bench.data.adapters.prompt_parquet:d3_rows",
         description="ELSA D3: LAION prompts, 4 generators per prompt; reals downloaded from the url column to real/<id>.*",
-        generators="stable-diffusion-1-4, stable-diffusion-2-1, stable-diffusion-xl, deepfloyd-if (names from model_gen*)",
+        generators="deepfloyd-if, sd14, sd21, sdxl (image_gen0..3)",
         size="~2.3M prompts x 4 images, ~2.6 TB", licence="see the Hugging Face card (LAION reals: their own terms)",
         paper="Baraldi et al., CoDE, ECCV 2024, arXiv:2407.20337",
         split="official train; official validation used as test; val = a fifth of train",

@@ -140,8 +140,9 @@ def _is_image(schema, features: dict, name: str) -> bool:
 
     feature = features.get(name) or {}
     typ = schema.field(name).type
-    return feature.get("_type") == "Image" or (pa.types.is_struct(typ) and typ.get_field_index("bytes") >= 0) \
-        or (pa.types.is_binary(typ) or pa.types.is_large_binary(typ)) and name.lower() in IMAGE_NAMES
+    if feature.get("_type") == "Image" or (pa.types.is_struct(typ) and typ.get_field_index("bytes") >= 0):
+        return True
+    return (pa.types.is_binary(typ) or pa.types.is_large_binary(typ)) and name.lower() in IMAGE_NAMES
 
 
 def choose_columns(spec: HfSpec, schema) -> dict[str, str | None]:

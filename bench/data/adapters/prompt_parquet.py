@@ -23,7 +23,8 @@ from bench.data.parquet_images import member_path
 
 DEFACTIFY_COLUMNS = {"coco_image": "real", "sd21_image": "sd21", "sdxl_image": "sdxl", "sd3_image": "sd3",
                      "dalle_image": "dalle3", "midjourney_image": "midjourney6"}
-D3_GENERATIONS = 4
+# ELSA D3's image_gen0..3 columns, in order (as CoDE-era reference code reads them)
+D3_GENERATORS = ("deepfloyd-if", "sd14", "sd21", "sdxl")
 
 
 def _split_of(path: Path) -> str | None:
@@ -77,11 +78,6 @@ def defactify_rows(root: Path) -> list[Row]:
     return rows
 
 
-def _short_model(name: str | None) -> str:
-    """'stabilityai/stable-diffusion-2-1-base' -> 'stable-diffusion-2-1-base'."""
-    return (name or "unknown").rstrip("/").rsplit("/", 1)[-1].lower()
-
-
 def d3_rows(root: Path) -> list[Row]:
     """ELSA D3 holds the generated images and the URL of each real (LAION) image, not the image: the
     reals are read from ``real/<id>.<ext>`` next to the Parquet files, downloaded from the ``url``
@@ -91,17 +87,17 @@ def d3_rows(root: Path) -> list[Row]:
         raise BenchError(f"elsa-d3: {root} has no 'real' folder; ELSA D3 ships only the URLs of its real LAION "
                          "images: download each row's 'url' to real/<id>.<ext> (see README, Datasets)")
     reals = {p.stem: p for p in images_under(real_dir)}
-    gen_columns = [f"model_gen{i}" for i in range(D3_GENERATIONS)]
+    images = [f"image_gen{g}" for g in range(len(D3_GENERATORS))]
     rows: list[Row] = []
     for file, split in _files("elsa-d3", root):
-        small = ["id", "original_prompt", *gen_columns]
-        _check_columns(file, [*small, *(f"image_gen{g}" for g in range(D3_GENERATIONS))], "elsa-d3")
+        small = ["id", "original_prompt"]
+        _check_columns(file, [*small, *images], "elsa-d3")
         for i, rec in enumerate(_records(file, small)):
             group = f"d3:{rec['id']}"
             real = reals.get(str(rec["id"]))
             if real is not None:
                 rows.append(Row(real.relative_to(root).as_posix(), str(real.resolve()), 0, "real",
                                 rec["original_prompt"] or None, split, group))
-            rows += [_member_row(root, file, i, f"image_gen{g}", 1, _short_model(rec[f"model_gen{g}"]),
-                                 rec["original_prompt"], split, group) for g in range(D3_GENERATIONS)]
+            rows += [_member_row(root, file, i, column, 1, gen, rec["original_prompt"], split, group)
+                     for column, gen in zip(images, D3_GENERATORS)]
     return rows
