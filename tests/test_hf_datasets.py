@@ -21,7 +21,7 @@ from bench.core.cache import Cache
 from bench.core.errors import BenchError
 from bench.data.adapters import prompt_parquet
 from bench.data.dataset import load_dataset
-from bench.data.fetch import fetch_dataset
+from bench.data.fetch import FetchPlan, fetch_dataset
 from bench.data.hf_parquet import interpret_label, parse_hf_spec
 from bench.data.images import read_image_file
 from bench.data.parquet_images import member_path, split_member
@@ -157,10 +157,20 @@ def test_hf_dataset_without_a_label_column_is_a_clear_error(tmp_path):
 def defactify_mirror(root: Path, n_train: int = 10, n_val: int = 3) -> Path:
     features = {c: {"_type": "Image"} for c in prompt_parquet.DEFACTIFY_COLUMNS}
     for repo, n in (("Defactify4_Train", n_train), ("Defactify4_Validation", n_val)):
+        if not n:
+            continue
         columns = {"caption": [f"{repo} caption {i}" for i in range(n)]}
         columns.update({c: image_cells(n) for c in prompt_parquet.DEFACTIFY_COLUMNS})
         write_hf_parquet(root / repo / "data" / "train-00000-of-00001.parquet", columns, features, row_group_size=4)
     return root
+
+
+def test_defactify_training_release_alone_is_split_by_prompt(tmp_path):
+    root = tmp_path / "d4"
+    defactify_mirror(root, n_train=6, n_val=0)
+    ds = load_dataset(f"defactify4={root}", Cache(tmp_path / "cache"), progress=False)
+    assert len(ds.items) == 36 and all(ds.split(s) for s in ("train", "val", "test"))
+    assert all(len({it.split for it in ds.items if it.group == g}) == 1 for g in {it.group for it in ds.items})
 
 
 def test_defactify_prompts_are_captions_and_siblings_share_a_group(tmp_path):
@@ -229,7 +239,7 @@ def test_fetch_downloads_with_snapshot_download_and_unzips(tmp_path, monkeypatch
     assert len(calls) == 1  # already fetched and unpacked: no second download
 
 
-def test_fetch_several_repos_into_one_folder(tmp_path, monkeypatch):
+def test_fetch_targets_one_folder_per_repository(tmp_path, monkeypatch):
     import huggingface_hub
 
     targets = []
@@ -238,10 +248,12 @@ def test_fetch_several_repos_into_one_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("BENCH_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     fetch_dataset("defactify4", tmp_path / "d4")
-    assert targets == [("NasrinImp/Defactify4_Train", str(tmp_path / "d4" / "Defactify4_Train")),
-                       ("NasrinImp/Defactify4_Validation", str(tmp_path / "d4" / "Defactify4_Validation"))]
+    assert targets == [("NasrinImp/Defactify4_Train", str(tmp_path / "d4"))]
     fetch_dataset("hf:org/toy@test", tmp_path / "toy")
     assert targets[-1] == ("org/toy", str(tmp_path / "toy"))
+    monkeypatch.setattr("bench.data.fetch.plan_for", lambda name: FetchPlan(name, ("a/x", "b/y"), None, False, ""))
+    fetch_dataset("two-repos", tmp_path / "two")
+    assert targets[2:] == [("a/x", str(tmp_path / "two" / "x")), ("b/y", str(tmp_path / "two" / "y"))]
 
 
 def test_fetch_offline_and_manual(tmp_path, monkeypatch):

@@ -73,11 +73,11 @@ PUBLISHED = {
     "defactify4": dict(
         target="bench.data.adapters.prompt_parquet:defactify_rows",
         description="Defactify 4 (MS COCOAI): COCO captions, the COCO image and 5 generators per caption",
-        generators="sd21, sdxl, sd3, dalle3, midjourney6", size="7K + 1.5K prompts x 6 images, ~5 GB",
-        licence="see the Hugging Face cards", paper="Defactify 4 @ AAAI 2025 (MS COCOAI)",
-        split="official train; official validation used as test (the test set has no labels); val = a fifth of train",
-        hf=["NasrinImp/Defactify4_Train", "NasrinImp/Defactify4_Validation"],
-        get="hf datasets NasrinImp/Defactify4_Train and NasrinImp/Defactify4_Validation (Parquet)"),
+        generators="sd21, sdxl, sd3, dalle3, midjourney6", size="7K prompts x 6 images, ~4 GB",
+        licence="see the Hugging Face card", paper="Defactify 4 @ AAAI 2025 (MS COCOAI)",
+        split="the labelled training release, split seeded by prompt (validation/test copies are unlabelled)",
+        hf="NasrinImp/Defactify4_Train",
+        get="hf datasets NasrinImp/Defactify4_Train (Parquet)"),
     "elsa-d3": dict(
         target="bench.data.adapters.prompt_parquet:d3_rows",
         description="ELSA D3: LAION prompts, 4 generators per prompt; reals downloaded from the url column to real/<id>.*",

@@ -6,9 +6,11 @@ small columns (prompt, generator names, ids) are read here, batch by batch. The 
 sibling's caption, and the siblings of one prompt (the real image and each generator's) share a
 group, so they land in the same split and are resampled together.
 
-Splits come from the files: a path naming ``valid`` is the official validation set, which both
+Splits come from the files: a path naming ``valid`` is the official validation set, which these
 datasets use as their labelled evaluation set (their test sets carry no labels), so it becomes our
-test split; ``train`` stays train, and the validation split is a seeded fifth of it.
+test split; ``train`` stays train, and the validation split is a seeded fifth of it. With the training
+files alone (Defactify 4's Hugging Face validation and test copies hold a caption and one unlabelled
+image per row, not the per-source columns), the seeded split is used, prompt groups kept whole.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def _split_of(path: Path) -> str | None:
     return "test" if "valid" in text else ("train" if "train" in text else None)
 
 
-def _files(dataset: str, root: Path) -> list[tuple[Path, str]]:
+def _files(dataset: str, root: Path) -> list[tuple[Path, str | None]]:
     files = sorted(root.rglob("*.parquet")) if root.is_dir() else []
     if not files:
         raise BenchError(f"{dataset}: {root} has no '*.parquet' files; expected the dataset's Parquet files "
@@ -41,6 +43,8 @@ def _files(dataset: str, root: Path) -> list[tuple[Path, str]]:
     unknown = [f for f, split in out if split is None]
     if unknown:
         raise BenchError(f"{dataset}: cannot tell the split of {unknown[0]} (expected 'train' or 'valid' in its path)")
+    if len({split for _, split in out}) < 2:  # training files only: no official evaluation split
+        return [(f, None) for f, _ in out]
     return out  # type: ignore[return-value]
 
 
@@ -61,8 +65,8 @@ def _records(file: Path, columns: list[str]) -> Iterator[dict]:
         yield from batch.to_pylist()
 
 
-def _member_row(root: Path, file: Path, index: int, column: str, label: int, generator: str, caption, split: str,
-                group: str) -> Row:
+def _member_row(root: Path, file: Path, index: int, column: str, label: int, generator: str, caption,
+                split: str | None, group: str) -> Row:
     return Row(member_path(file.relative_to(root).as_posix(), index, column), member_path(str(file.resolve()), index, column),
                label, "real" if label == 0 else generator, caption or None, split, group)
 
