@@ -161,7 +161,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         rows, headers = dataset_rows(pattern)
         print(tabulate(rows, headers=headers, maxcolwidths=COLUMN_WIDTHS))
-        print(dataset_details(pattern) if args.verbose else "\nUse -v for each dataset's paper and how to get it.")
+        print(dataset_details(pattern) if args.verbose else "\nUse -v for how to get each dataset.")
         print("\nPublished datasets: --dataset NAME=PATH (or `bench data fetch NAME`); any folder, CSV manifest or "
               "hf:ORG/NAME[:CONFIG][@SPLIT] also works (see README, 'Datasets').")
     return 0
@@ -205,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="default", choices=["default", "imagenet-c"],
                    help="severity tables to show for perturbations")
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="detectors: also print each one's paper and departures from it; datasets: paper and "
-                        "how to get each")
+                   help="detectors: also print each one's paper and departures from it; datasets: how to get "
+                        "each")
     p.set_defaults(func=cmd_list)
     data = sub.add_parser("data", help="inspect or fetch datasets").add_subparsers(dest="data_command", metavar="ACTION")
     p = data.add_parser("inspect", help="counts per label and generator, formats, sizes, and shortcut warnings")
