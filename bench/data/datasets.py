@@ -55,7 +55,7 @@ PUBLISHED = {
         target="bench.data.adapters.genimage:rows",
         description="GenImage: 8 generators on ImageNet classes, <archive>/{train,val}/{ai,nature}",
         generators="sdv14, sdv15, midjourney, wukong, adm, glide, vqdm, biggan",
-        size="~1.35M fakes + 1.33M reals, ~470 GB", licence="CC BY-NC-SA 4.0 (GenImage)",
+        size="~1.35M fakes + 1.33M reals, ~470 GB", licence="not stated (reals: ImageNet terms)",
         paper="Zhu et al., NeurIPS 2023 D&B, arXiv:2306.08571",
         split="official train; official val used as test; val = a seeded fifth of train",
         get="https://github.com/GenImage-Dataset/GenImage : Google Drive or Baidu links; join the split zips "
