@@ -59,6 +59,9 @@ class _RowGroupCache:
         self._bytes = 0
         self._offsets: dict[tuple, list[int]] = {}
         self._lock = threading.Lock()
+        # One row group is read at a time: threads probing neighbouring rows wait for the group another
+        # thread is reading instead of reading it again.
+        self._reading = threading.Lock()
 
     def cell(self, file: str, row: int, column: str):
         import pyarrow.parquet as pq
@@ -84,18 +87,24 @@ class _RowGroupCache:
             if entry is not None:
                 self._groups.move_to_end(key)
         if entry is None:
-            parquet = parquet or pq.ParquetFile(file)
-            if column not in parquet.schema_arrow.names:
-                raise ImageSkip(f"column {column!r} is not in {file}")
-            cells = parquet.read_row_group(group, columns=[column]).column(0).to_pylist()
-            entry = (cells, _size(cells))
-            with self._lock:
-                if key not in self._groups:
-                    self._groups[key] = entry
-                    self._bytes += entry[1]
-                while self._bytes > self.budget and len(self._groups) > 1:
-                    self._bytes -= self._groups.popitem(last=False)[1][1]
+            with self._reading:
+                with self._lock:
+                    entry = self._groups.get(key)
+                if entry is None:
+                    entry = self._read(parquet or pq.ParquetFile(file), file, group, column)
+                    with self._lock:
+                        self._groups[key] = entry
+                        self._bytes += entry[1]
+                        while self._bytes > self.budget and len(self._groups) > 1:
+                            self._bytes -= self._groups.popitem(last=False)[1][1]
         return entry[0][row - offsets[group]]
+
+    @staticmethod
+    def _read(parquet, file: str, group: int, column: str) -> tuple[list, int]:
+        if column not in parquet.schema_arrow.names:
+            raise ImageSkip(f"column {column!r} is not in {file}")
+        cells = parquet.read_row_group(group, columns=[column]).column(0).to_pylist()
+        return cells, _size(cells)
 
 
 _CACHE = _RowGroupCache(_BUDGET_BYTES)
