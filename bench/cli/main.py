@@ -20,6 +20,7 @@ RUN_EXAMPLES = """examples:
   bench run --train-generators sd15,dalle2 --test-generators gpt-image --dataset DIR
   bench run --config results/runs/<run>/run.json                       # reproduce a run
   bench run --dataset genimage=/data/GenImage --train-generators sdv14   # GenImage: SD v1.4 -> all 8
+  bench run --dataset genimage=/data/GenImage --generators sdv14,midjourney   # two generators and their reals
   bench run --train-on forensynths-train=/data/cnndet --dataset forensynths-test=/data/cnndet/test
   bench run --dataset 'hf:NasrinImp/Defactify4_Train[caption=caption]'   # a Hugging Face dataset's Parquet
 """
@@ -44,6 +45,8 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="registered dataset name (e.g. demo), NAME=PATH for a published dataset "
                                      "(genimage=/data/GenImage), hf:ORG/NAME[:CONFIG][@SPLIT], a folder or a CSV "
                                      "manifest (default: demo)")
+    p.add_argument("--generators", type=_csv, help="keep only these generators of --dataset (plus their real "
+                                                    "images; where reals are per generator, only the kept ones)")
     p.add_argument("--train-on", help="train on this dataset and evaluate on every image of --dataset")
     p.add_argument("--train-generators", type=_csv, help="train only on these generators (plus real images)")
     p.add_argument("--test-generators", type=_csv, help="test only on these generators (plus real images)")
@@ -83,7 +86,8 @@ def run_config_from_args(args: argparse.Namespace):
         data.update(suite_config(args.suite))
     if args.config:
         data.update(load_config_file(args.config))
-    flags = {"detectors": args.detectors, "dataset": args.dataset, "train_on": args.train_on,
+    flags = {"detectors": args.detectors, "dataset": args.dataset, "generators": args.generators,
+             "train_on": args.train_on,
              "train_generators": args.train_generators, "test_generators": args.test_generators,
              "perturb": args.perturb, "preset": args.preset, "seed": args.seed, "train_seed": args.train_seed,
              "limit": args.limit,

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from bench.core.cache import Cache
 from bench.core.errors import BenchError, ImageSkip
 from bench.core.hashing import sha256_bytes, stable_hash
+from bench.data.generators import check_generators, generators_of, keep_generators
 from bench.data.images import MAX_PIXELS, MIN_SIDE, decode_bytes, probe_bytes, read_image_file
 from bench.data.manifest import Row, Skip
 from bench.data.parquet_images import member_file
@@ -149,10 +150,16 @@ def collapse_duplicates(items: list[Item]) -> tuple[list[Item], list[Skip]]:
 
 
 def load_dataset(spec: str, cache: Cache, seed: int = 0, workers: int = 2, max_pixels: int = MAX_PIXELS,
-                 min_side: int = MIN_SIDE, progress: bool = True, allow_outside_paths: bool = False) -> Dataset:
+                 min_side: int = MIN_SIDE, progress: bool = True, allow_outside_paths: bool = False,
+                 generators: list[str] | None = None) -> Dataset:
+    """``generators`` keeps only those generators and their reals (bench.data.generators), before any
+    image is read, so a few generators of a large dataset cost only their own images."""
     source = resolve_source(spec, cache.root)
     name = source.name
     rows, skips = source.read(allow_outside_paths)
+    if generators:
+        check_generators(generators, generators_of(rows), "--generators", name)
+        rows = keep_generators(rows, generators)
     items, probe_skips = probe_rows(rows, cache, workers, max_pixels, min_side, progress)
     items, duplicate_skips = collapse_duplicates(items)
     items, split_skips = assign_splits(items, seed)

@@ -23,6 +23,7 @@ class RunConfig:
     detectors: list[str] = field(default_factory=lambda: ["all"])
     dataset: str = "demo"
     train_on: str | None = None  # train on this dataset, evaluate on `dataset` (cross-dataset protocol)
+    generators: list[str] | None = None  # keep only these generators of `dataset` (plus their reals)
     train_generators: list[str] | None = None  # hold generators out: train on these (plus real) ...
     test_generators: list[str] | None = None  # ... and test on these (plus real)
     perturb: str = "jpeg,blur,noise"
@@ -84,9 +85,9 @@ INT_RANGES: dict[str, tuple[int, int | None]] = {
     "batch_size": (1, None), "bootstrap": (0, None), "max_pixels": (1, None), "min_side": (1, None),
 }
 STRS = ("dataset", "train_on", "perturb", "device")
-STR_LISTS = ("detectors", "train_generators", "test_generators")
+STR_LISTS = ("detectors", "generators", "train_generators", "test_generators")
 BOOLS = ("random_weights", "strict", "allow_outside_paths")
-OPTIONAL = ("train_on", "train_generators", "test_generators", "train_seed", "limit")
+OPTIONAL = ("train_on", "generators", "train_generators", "test_generators", "train_seed", "limit")
 PRESETS = ("default", "imagenet-c")
 
 

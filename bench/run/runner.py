@@ -25,6 +25,7 @@ from bench.core.errors import BenchError
 from bench.core.hashing import stable_hash
 from bench.core.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins
 from bench.data.dataset import Dataset, Item, limit_per_class, load_dataset
+from bench.data.generators import check_generators, keep_generators
 from bench.data.imageset import DecodedCache, ImageSet, PerturbedImageSet
 from bench.data.split import near_duplicate_groups
 from bench.nn.training import resolve_device
@@ -86,9 +87,9 @@ def make_grid(spec: str, preset: str) -> list[tuple[str, int]]:
 
 
 def build_splits(cfg: RunConfig, cache: Cache, progress: bool) -> Splits:
-    load = lambda spec: load_dataset(spec, cache, cfg.seed, cfg.workers, cfg.max_pixels, cfg.min_side, progress,
-                                     cfg.allow_outside_paths)
-    test_ds = load(cfg.dataset)
+    load = lambda spec, gens=None: load_dataset(spec, cache, cfg.seed, cfg.workers, cfg.max_pixels, cfg.min_side,
+                                                progress, cfg.allow_outside_paths, gens)
+    test_ds = load(cfg.dataset, cfg.generators)
     train_ds = load(cfg.train_on) if cfg.train_on and cfg.train_on != cfg.dataset else test_ds
     train, val = train_ds.split("train"), train_ds.split("val")
     test = test_ds.items if train_ds is not test_ds else test_ds.split("test")
@@ -96,12 +97,8 @@ def build_splits(cfg: RunConfig, cache: Cache, progress: bool) -> Splits:
     def keep(items: list[Item], gens: list[str] | None, role: str, ds: Dataset) -> list[Item]:
         if not gens:
             return items
-        unknown = sorted(set(gens) - set(ds.generators))
-        if unknown:
-            raise BenchError(f"{role} generator(s) {', '.join(unknown)} not in dataset {ds.name!r} "
-                             f"(it has: {', '.join(ds.generators)})")
-        # reals published inside one generator's folder (Row.subset) go with that generator
-        return [it for it in items if (it.generator in gens if it.label else it.subset in (None, *gens))]
+        check_generators(gens, ds.generators, role, ds.name)
+        return keep_generators(items, gens)
 
     train = keep(train, cfg.train_generators, "--train-generators", train_ds)
     val = keep(val, cfg.train_generators, "--train-generators", train_ds)
