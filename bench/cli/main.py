@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.cli.audit import add_audit_command
     from bench.cli.data import add_fetch_command
     from bench.cli.report import add_report_commands
+    from bench.cli.reproduce import add_reproduce_command
     from bench.cli.weights import add_weights_commands
 
     parser = argparse.ArgumentParser(
@@ -221,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fetch_command(data)
     add_audit_command(sub)
     add_report_commands(sub)
+    add_reproduce_command(sub)
     add_weights_commands(sub)
     return parser
 
