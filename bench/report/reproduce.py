@@ -197,7 +197,8 @@ def format_comparison(repro: Reproduction, table: pd.DataFrame) -> str:
              f"{num(r.measured)} [{num(r.ci_low)}, {num(r.ci_high)}]", num(r.difference),
              {True: "yes", False: "NO", None: "-"}[r.within_ci], r.n] for r in table.itertuples()]
     lines = head + ["", tabulate(body, headers=["generator (table row)", "metric", "published", "measured",
-                                                "difference", "published in CI", "n"])]
+                                                "difference", "published in CI", "n"],
+                                 disable_numparse=True)]
     if pub:
         inside = int(table["within_ci"].eq(True).sum())
         lines.append(f"\n{inside} of {len(table)} published numbers lie within the measured 95% CI")
