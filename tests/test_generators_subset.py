@@ -80,3 +80,10 @@ def test_held_out_protocols_share_the_did_you_mean(tmp_path):
     cfg = RunConfig(dataset=f"genimage={tmp_path / 'g'}", test_generators=["sdv41"])
     with pytest.raises(BenchError, match="--test-generators: .*did you mean 'sdv14'"):
         build_splits(cfg, Cache(tmp_path / "cache"), progress=False)
+
+
+def test_leaderboard_names_the_generator_subset():
+    from bench.report.leaderboard import _protocol
+
+    assert _protocol({"generators": ["sdv14", "adm"], "dataset": "genimage"}) == "generators sdv14,adm only"
+    assert _protocol({"dataset": "genimage"}) == ""  # runs stored before the key existed

@@ -178,7 +178,7 @@ def _provenance(
 
 def _protocol(config: dict[str, Any]) -> str:
     """The generalisation protocol of a run in words, or "" for the plain within-dataset split."""
-    parts = []
+    parts = [f"generators {','.join(config['generators'])} only"] if config.get("generators") else []
     if config.get("train_on") and config.get("train_on") != config.get("dataset"):
         parts.append(f"trained on {config['train_on']}")
     if config.get("train_generators"):
