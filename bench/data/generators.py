@@ -25,7 +25,7 @@ def check_generators(wanted: Sequence[str], known: Sequence[str], role: str, dat
     """One-line error for the first name the dataset does not have, with the close matches."""
     for name in wanted:
         if name not in known:
-            raise BenchError(f"{role}: {unknown_name_message(f'generator of dataset {dataset!r}', name, list(known))}")
+            raise BenchError(f"{role} (dataset {dataset!r}): {unknown_name_message('generator', name, list(known))}")
 
 
 def keep_generators(rows: list[R], wanted: Sequence[str]) -> list[R]:
