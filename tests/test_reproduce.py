@@ -12,7 +12,8 @@ from sklearn.metrics import average_precision_score
 from bench.cli.main import main
 from bench.core.errors import BenchError
 from bench.data.adapters import forensynths, genimage
-from bench.report.reproduce import REPRODUCE_DIR, Published, compare, list_lines, load_reproduction, reproduction_names
+from bench.report.reproduce import (REPRODUCE_DIR, Published, compare, list_lines, load_reproduction,
+                                    reproduction_names, run_config)
 from bench.run.config import RunConfig
 from test_published_datasets import genimage_mirror
 
@@ -113,3 +114,9 @@ def test_shipped_reproductions_load_and_name_the_datasets_generators():
             assert set(repro.published.generators) <= set(forensynths.TEST_GENERATORS)
             assert all(0 <= v <= 100 for v in repro.published.values.values())
     assert (REPRODUCE_DIR / "cnndet-forensynths.published.yaml").is_file()
+
+
+def test_run_config_takes_the_overrides_given_and_one_generator(tmp_path):
+    (tmp_path / "r.yaml").write_text("detectors: [spectral]\ndataset: genimage\nperturb: none\n")
+    cfg = run_config(load_reproduction("r", tmp_path), {"dataset": None, "limit": 5, "weights": {"c": "/w.pth"}}, "adm")
+    assert (cfg.dataset, cfg.limit, cfg.weights, cfg.generators) == ("genimage", 5, {"c": "/w.pth"}, ["adm"])

@@ -28,6 +28,8 @@ def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="where the test data is: NAME=PATH (default: the config's dataset, from the "
                                      "data store)")
     p.add_argument("--train-on", help="where the training/threshold data is: NAME=PATH (default: the config's)")
+    p.add_argument("--weights", action="append", metavar="NAME=PATH",
+                   help="use a local file for a weight component, e.g. a released checkpoint (repeatable)")
     p.add_argument("--limit", type=int, help="at most N images per generator class and split (quick checks)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--workers", type=int)
@@ -52,6 +54,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     repro = load_reproduction(args.name, folder)
     overrides = {"dataset": args.dataset, "train_on": args.train_on, "limit": args.limit, "device": args.device,
                  "workers": args.workers, "bootstrap": args.bootstrap}
+    if args.weights:
+        from bench.weights import parse_weight_overrides
+
+        overrides["weights"] = {**repro.config.get("weights", {}), **parse_weight_overrides(args.weights)}
     out = args.out or Path("results/reproduce") / args.name
     table = reproduce(repro, overrides, out, Cache(args.cache_dir), progress=not args.quiet,
                       log=(lambda *_: None) if args.quiet else print)

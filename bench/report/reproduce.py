@@ -36,6 +36,7 @@ PUBLISHED_SUFFIX = ".published.yaml"
 UNITS = {"percent": 100.0, "fraction": 1.0}
 NOT_TRANSCRIBED = "published numbers: not yet transcribed"
 COMPARISON_CSV = "reproduce.csv"
+SHOWN_UNPUBLISHED = ("roc_auc", "ap", "acc")  # what a reproduction without published numbers prints
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def compare(published: Published | None, measured: pd.DataFrame) -> pd.DataFrame
     the difference and whether the published value lies inside the CI."""
     scale = UNITS[published.unit] if published else 1.0
     keys = list(published.values) if published else \
-        [(g, m) for g, m in measured[["generator", "metric"]].itertuples(index=False) if m in ("roc_auc", "ap", "acc")]
+        [(g, m) for g, m in measured[["generator", "metric"]].itertuples(index=False) if m in SHOWN_UNPUBLISHED]
     index = {(g, m): r for g, m, r in zip(measured["generator"], measured["metric"], measured.itertuples())}
     out = []
     for gen, metric in keys:
