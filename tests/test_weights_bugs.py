@@ -15,7 +15,8 @@ from bench import weights as W
 from bench.core.hashing import sha256_file
 from bench.weights.catalog import ComponentSpec
 from bench.weights.records import ChecksumMismatch
-from tests.test_weights import _cli, isolated, make_hf_cache, make_model_folder, no_network, tiny_state_dict  # noqa: F401
+from tests.test_weights import make_model_folder, tiny_state_dict
+from tests.weights_layouts import bench_weights, isolated, make_hf_cache, no_network  # noqa: F401
 
 RELEASE = "https://example.invalid/releases/tiny-release.pt"
 
@@ -84,7 +85,7 @@ def test_list_agrees_with_run_and_a_skip_names_expected_and_found(isolated, caps
         row = next(r for r in W.describe_status() if r["name"] == "tiny_pinned")
         assert row["status"] == "invalid"  # bench run would reject it: list must not say "present"
         assert "cd" * 32 in row["reason"] and sha256_file(str(bad)) in row["reason"]
-        assert _cli("weights", "list") == 0
+        assert bench_weights("weights", "list") == 0
         out = capsys.readouterr().out
         assert "invalid" in next(ln for ln in out.splitlines() if ln.startswith("tiny_pinned"))
     finally:
