@@ -1,49 +1,161 @@
-"""Conformance of catalog components with their libraries' own pretrained loaders (issue 13, section 2).
+"""Conformance of every catalog component with its library's own pretrained loader (issue 13, section 2).
 
-Each test writes random weights of the exact architecture in the exact upstream file and cache layout,
-resolves them through the real resolver, loads them through the detector's real load path, and
-compares with the library's own pretrained loader pointed at the same files offline. The file made
-here is pinned by a *test catalog entry* (the real entry with the made file's sha256): the catalog is
-data, and no check is weakened for users.
+For each component a test writes random weights of the exact architecture in the exact upstream file
+format and cache layout, resolves them through the real resolver (the library cache they were written
+to, ``--weights NAME=PATH``, ``bench weights import`` and the store), loads them through the detector's
+real load path, and compares with the library's own pretrained loader pointed at the same files
+offline: same tensors, same outputs on a fixed input, same preprocessing. Where the catalog publishes a
+hash, the made file is pinned by a *test catalog entry* (:func:`tests.weights_layouts.pin`).
 
-Covered so far: ``resnet50`` (torchvision, torch hub cache). Small components run always; large ones
-(CLIP ViT-L/14 is 1.7 GB) are to run only with BENCH_CONFORMANCE_LARGE=1.
+Large components (the CLIP ViTs, the Stable Diffusion VAEs, the MoVQ, torchvision's full VGG-16) run
+only with ``BENCH_CONFORMANCE_LARGE=1``; by default each runs as a stand-in: the catalog's own entry
+with the architecture swapped for the smallest real one of its family (open_clip ``ViT-S-32-alt``) or,
+where the family has no small member (the diffusers autoencoders), the same block layout at width 32.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
+import pytest
 import torch
+from PIL import Image
 
-from bench import weights as W
-from bench.core.hashing import sha256_file
-from bench.weights.catalog import get_spec
-from tests.test_weights import isolated, no_network  # noqa: F401  (all caches inside tmp_path, no network)
+from bench.core.detector import FitContext
+from bench.weights.catalog import COMPONENTS, component_names, get_spec
+from tests.weights_layouts import (  # noqa: F401  (fixtures)
+    declare,
+    fixed_images,
+    hf_cache_folder,
+    hub_offline,
+    isolated,
+    make_hub_repo,
+    no_network,
+    openai_clip_archive,
+    pin,
+    resolve_every_route,
+    torch_hub_checkpoint,
+)
+
+LARGE = os.environ.get("BENCH_CONFORMANCE_LARGE", "") == "1"
+CTX = FitContext(device="cpu", seed=0, workers=0, progress=False)
 
 
-def test_resnet50_in_the_torch_hub_cache_matches_torchvision(isolated, no_network):
-    import torchvision
+def large(size: str):
+    return pytest.mark.skipif(not LARGE, reason=f"large component ({size}): run with BENCH_CONFORMANCE_LARGE=1")
 
-    from baselines.cnndet import WEIGHTS, CNNDet
+
+def assert_same_tensors(ours: dict, ref: dict, skip: tuple[str, ...] = ()) -> None:
+    """Every tensor of the reference state dict (but ``skip`` prefixes) is in ours, equal; nothing else is."""
+    kept = {k for k in ref if not k.startswith(skip)}
+    assert kept == {k for k in ours if not k.startswith(skip)}
+    for k in sorted(kept):
+        assert torch.equal(ours[k], ref[k]), k
+
+
+def pil_images(images) -> list[Image.Image]:
+    return [Image.fromarray(images[i]) for i in range(len(images))]
+
+
+# --------------------------------------------------------------------------- open_clip (CLIP ViT-B/16, ViT-L/14)
+
+CLIP_CASES = [  # component, architecture written, detector using it (module, class)
+    pytest.param("clip_vit_b16", "ViT-S-32-alt", ("detectors.clip_svm", "ClipSVM"), id="clip_vit_b16-as-ViT-S-32-alt"),
+    pytest.param("clip_vit_b16", "ViT-B-16", ("detectors.clip_svm", "ClipSVM"), id="clip_vit_b16",
+                 marks=large("ViT-B/16, 600 MB")),
+    pytest.param("clip_vit_l14", "ViT-L-14", ("baselines.univfd", "UnivFD"), id="clip_vit_l14",
+                 marks=large("ViT-L/14, 1.7 GB")),
+]
+
+
+def clip_detector(monkeypatch, component: str, arch: str, detector: tuple[str, str]):
+    """The detector on ``component``'s backbone; a stand-in architecture replaces the backbone's and the
+    catalog entry's (test entries), everything else (repo, file names, load hints) stays the catalog's."""
+    import importlib
+
+    import open_clip
+
+    from bench.nn.backbones import BACKBONES, get_backbone
+
+    spec = get_spec(component)
+    if spec.arch != arch:
+        pin_arch = dataclasses.replace(spec, arch=arch)
+        declare(monkeypatch, COMPONENTS, component, pin_arch, kind=pin_arch.kind)
+        cfg = open_clip.get_model_config(arch)
+        backbone = dataclasses.replace(get_backbone(component), arch=arch, embed_dim=cfg["embed_dim"])
+        declare(monkeypatch, BACKBONES, component, backbone, arch=arch, component=component)
+    module, cls = detector
+    return getattr(importlib.import_module(module), cls)()
+
+
+def random_clip(arch: str):
+    import open_clip
 
     torch.manual_seed(0)
-    ckpt = isolated / "torch" / "hub" / "checkpoints" / "resnet50-0676ba61.pth"  # torchvision's file name
-    ckpt.parent.mkdir(parents=True)
-    torch.save(torchvision.models.resnet50().state_dict(), ckpt)
-    spec = dataclasses.replace(get_spec("resnet50"), sha256=sha256_file(str(ckpt)))  # the test catalog entry
-    got = W.resolve(spec, download=False)
-    assert (got.source, got.verification, got.path) == ("torch-cache", "catalog", ckpt)
+    return open_clip.create_model(arch, force_quick_gelu=True)
 
-    det = CNNDet()
-    det.weights_provenance = {WEIGHTS: got.to_record()}
-    ours = det._build_model().eval()  # the detector's real load path (then its new 1-logit head)
-    ref = torchvision.models.resnet50(weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V1).eval()
-    ref_state, our_state = ref.state_dict(), ours.state_dict()
-    for key, value in ref_state.items():
-        if not key.startswith("fc."):
-            assert torch.equal(value, our_state[key]), key
-    ours.fc = ref.fc = torch.nn.Identity()
-    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+
+def assert_clip_conforms(det, got, ref_model, ref_preprocess, arch: str, images) -> None:
+    """The detector's backbone (loaded from ``got``) against open_clip's own: tensors, preprocessing,
+    image and text embeddings through the detector's feature path."""
+    import open_clip
+
+    det.weights_provenance = {det.info.weights[0]: got.to_record()}
+    ref_model.eval().requires_grad_(False)  # frozen as the detectors freeze it (torch then takes the same attention path)
+    ours = det.extractor(CTX).backbone()
+    assert_same_tensors(ours.model.state_dict(), ref_model.state_dict())
+    pil = pil_images(images)
+    ref_x = torch.stack([ref_preprocess(p) for p in pil])
+    assert torch.equal(torch.stack([ours.preprocess(p) for p in pil]), ref_x)
     with torch.no_grad():
-        assert torch.equal(ours(x), ref(x))
+        ref_img = ref_model.encode_image(ref_x).numpy()
+        ref_txt = ref_model.encode_text(open_clip.get_tokenizer(arch)(images.captions)).numpy()
+    np.testing.assert_array_equal(det.features(images, CTX), ref_img)
+    np.testing.assert_array_equal(det.extractor(CTX).texts(images.captions), ref_txt)
+
+
+@pytest.mark.parametrize("component, arch, detector", CLIP_CASES)
+def test_open_clip_hub_cache_and_openai_archive_match_open_clip(component, arch, detector, isolated, monkeypatch,
+                                                                hub_offline, no_network):
+    """One random model in both upstream forms: open_clip's hub file (``open_clip_model.safetensors`` in the
+    hub cache, verified by its blob name) and OpenAI's released ``ViT-*.pt`` (TorchScript, fp16 weights) in
+    ``~/.cache/clip``, pinned by the catalog's alternate hash (a test entry: the real one is OpenAI's)."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    standin = arch != get_spec(component).arch
+    det = clip_detector(monkeypatch, component, arch, detector)
+    spec = get_spec(component)
+    images = fixed_images(isolated / "images")
+    model = random_clip(arch)
+    src = isolated / "src" / "open_clip_model.safetensors"  # what open_clip fetches from the hub
+    src.parent.mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(src))
+    archive = openai_clip_archive(model, isolated / "home" / ".cache" / "clip" / Path(spec.url).name)
+    del model
+
+    hub = isolated / "hf" / "hub"
+    make_hub_repo(hub, spec.repo_id, {src.name: src}, move=True)
+    hub_file = Path(open_clip.pretrained.download_pretrained_from_hf(spec.repo_id, cache_dir=str(hub)))
+    got = resolve_every_route(component, hub_file, "hf-cache")
+    assert got["cache"].path == hub_file  # the file open_clip's own hub lookup finds
+    assert got["cache"].verification == "hub"  # the blob's name is its sha256: no pin needed
+    # open_clip's own loader: by tag from the same hub cache for the real architectures, by file for a stand-in
+    ref, _, ref_pre = open_clip.create_model_and_transforms(arch, pretrained=str(hub_file) if standin else "openai",
+                                                            cache_dir=str(hub), force_quick_gelu=True)
+    assert_clip_conforms(det, got["cache"], ref, ref_pre, arch, images)
+    del ref
+
+    for done in (isolated / "store", hub):  # the store and the hub cache come before ~/.cache/clip
+        shutil.rmtree(done)
+    pin(monkeypatch, component, archive)
+    got = resolve_every_route(component, archive, "clip-cache")
+    assert got["cache"].verification == "catalog"
+    ref, _, ref_pre = open_clip.create_model_and_transforms(arch, pretrained=str(archive), weights_only=False,
+                                                            force_quick_gelu=True)
+    assert_clip_conforms(det, got["cache"], ref, ref_pre, arch, images)

@@ -195,3 +195,39 @@ def resolve_every_route(name: str, made: Path, cache_source: str | None):
     if made.is_file():
         assert {r.path.name for r in got.values()} == {made.name}  # a hub link keeps its name, not its blob's
     return got
+
+
+# --------------------------------------------------------------------------- inputs and offline library loaders
+
+
+@pytest.fixture
+def hub_offline(monkeypatch):
+    """The libraries' own hub loaders (open_clip, timm, diffusers) offline: huggingface_hub reads HF_HUB_OFFLINE
+    once, at import, so its constant is switched too. Pass the hub folder to them as ``cache_dir``."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def fixed_images(folder: Path, sizes=((64, 88), (80, 56))):
+    """An ImageSet of smooth, seeded, non-square RGB images (height, width), one per size, with captions."""
+    import numpy as np
+    from PIL import Image
+
+    from bench.data.dataset import Item
+    from bench.data.imageset import ImageSet
+
+    rng = np.random.default_rng(0)
+    items = []
+    for i, (h, w) in enumerate(sizes):
+        yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+        arr = np.stack([128 + 100 * np.sin(5 * xx + i), 128 + 90 * np.cos(4 * yy), 255 * xx * yy], -1)
+        arr = np.clip(arr + rng.normal(0, 12, arr.shape), 0, 255).astype(np.uint8)
+        path = folder / f"im{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arr).save(path)
+        items.append(Item(id=path.name, path=str(path), label=i % 2, generator="real" if i % 2 == 0 else "gen",
+                          caption=f"a smooth test pattern number {i}", sha256=sha256_file(str(path)),
+                          width=w, height=h))
+    return ImageSet(items)
