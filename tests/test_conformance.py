@@ -159,3 +159,84 @@ def test_open_clip_hub_cache_and_openai_archive_match_open_clip(component, arch,
     ref, _, ref_pre = open_clip.create_model_and_transforms(arch, pretrained=str(archive), weights_only=False,
                                                             force_quick_gelu=True)
     assert_clip_conforms(det, got["cache"], ref, ref_pre, arch, images)
+
+
+# --------------------------------------------------------------------------- timm (EfficientNet-B0)
+
+
+@pytest.mark.parametrize("layout", ["hf_home", "hf_hub_cache", "torch_hub"])
+def test_effnet_b0_matches_timm(layout, isolated, monkeypatch, hub_offline, no_network):
+    """timm's ``save_for_hf`` folder in the hub cache (found through HF_HOME or HF_HUB_CACHE) or the original
+    release ``efficientnet_b0_ra-3dd342df.pth`` in the torch hub cache (pinned: its hash prefix is published)."""
+    import timm
+    from timm.data import resolve_data_config
+
+    from detectors.effnet_mc import IMAGENET_MEAN, IMAGENET_STD, EffNetMC
+
+    torch.manual_seed(0)
+    model = timm.create_model("efficientnet_b0")
+    spec = get_spec("effnet_b0")
+    if layout == "torch_hub":
+        made = torch_hub_checkpoint(model.state_dict(), Path(spec.url).name)
+        pin(monkeypatch, "effnet_b0", made)
+        got = resolve_every_route("effnet_b0", made, "torch-cache")
+        ref = timm.create_model("efficientnet_b0", pretrained=True, pretrained_cfg_overlay=dict(file=str(made)))
+    else:
+        hub = isolated / "hf" / "hub"
+        if layout == "hf_hub_cache":
+            hub = isolated / "elsewhere" / "hub"
+            monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+        timm.models.save_for_hf(model, str(isolated / "saved"), safe_serialization=True)
+        snap = make_hub_repo(hub, spec.repo_id, {p.name: p for p in (isolated / "saved").iterdir()}, move=True)
+        got = resolve_every_route("effnet_b0", snap / "model.safetensors", "hf-cache")
+        assert got["cache"].verification == "hub"
+        ref = timm.create_model(spec.timm_model, pretrained=True, cache_dir=str(hub))  # timm's hub loader
+    ref.eval()
+
+    rgb, five = EffNetMC(channels="rgb"), EffNetMC()  # the paper's 5-channel stem and its RGB-only ablation
+    for det in (rgb, five):
+        det.weights_provenance = {"effnet_b0": got["cache"].to_record()}
+    ours = rgb._build_model(2).eval()
+    assert_same_tensors(ours.state_dict(), ref.state_dict(), skip=("classifier.",))
+    stem = five._build_model(2).conv_stem.weight
+    assert torch.equal(stem[:, :3], ref.conv_stem.weight)  # RGB filters kept, each extra channel their mean
+    assert torch.equal(stem[:, 3], ref.conv_stem.weight.mean(1)) and torch.equal(stem[:, 4], stem[:, 3])
+    ours.reset_classifier(0)
+    ref.reset_classifier(0)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(ours(x), ref(x))
+    # preprocessing: timm's normalisation and input size (effnet_mc resizes the whole image, as its paper does,
+    # where timm's eval transform resizes by crop_pct and centre-crops)
+    cfg = resolve_data_config({}, model=ref)
+    assert cfg["mean"] == IMAGENET_MEAN and cfg["std"] == IMAGENET_STD and cfg["input_size"] == (3, rgb.size, rgb.size)
+
+
+# --------------------------------------------------------------------------- torchvision (ResNet-50, VGG-16)
+
+
+def test_resnet50_in_the_torch_hub_cache_matches_torchvision(isolated, monkeypatch, no_network):
+    import torchvision
+
+    from baselines.cnndet import IMAGENET_MEAN, IMAGENET_STD, WEIGHTS, CNNDet
+
+    torch.manual_seed(0)
+    made = torch_hub_checkpoint(torchvision.models.resnet50().state_dict(), "resnet50-0676ba61.pth")
+    pin(monkeypatch, WEIGHTS, made)  # the catalog publishes a hash prefix: the test entry has the made file's
+    got = resolve_every_route(WEIGHTS, made, "torch-cache")
+    assert got["cache"].verification == "catalog"
+
+    det = CNNDet()
+    det.weights_provenance = {WEIGHTS: got["cache"].to_record()}
+    ours = det._build_model().eval()  # the detector's real load path (then its new 1-logit head)
+    weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
+    ref = torchvision.models.resnet50(weights=weights).eval()  # torchvision's loader, from $TORCH_HOME's cache
+    assert_same_tensors(ours.state_dict(), ref.state_dict(), skip=("fc.",))
+    ours.fc = ref.fc = torch.nn.Identity()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(ours(x), ref(x))
+    preprocess = weights.transforms()
+    assert np.array_equal(np.float32(preprocess.mean), IMAGENET_MEAN)  # torchvision normalises in float32 too
+    assert np.array_equal(np.float32(preprocess.std), IMAGENET_STD)
+    assert preprocess.crop_size == [det.crop_size]
