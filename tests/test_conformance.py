@@ -240,3 +240,193 @@ def test_resnet50_in_the_torch_hub_cache_matches_torchvision(isolated, monkeypat
     assert np.array_equal(np.float32(preprocess.mean), IMAGENET_MEAN)  # torchvision normalises in float32 too
     assert np.array_equal(np.float32(preprocess.std), IMAGENET_STD)
     assert preprocess.crop_size == [det.crop_size]
+
+
+def random_vgg16_features():
+    """torchvision's VGG-16 ``features`` with random weights (the classifier, 90% of the file, is not built)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
+
+
+@pytest.mark.parametrize("form", ["features_only", pytest.param("torchvision_file", marks=large("VGG-16, 528 MB"))])
+def test_lpips_vgg_matches_the_lpips_package(form, isolated, monkeypatch, no_network):
+    """The LPIPS trunk as the shared folder holds it (``vgg16_features.pth``, torchvision's ``features`` keys) or as
+    torchvision's ``vgg16-397923af.pth`` in the torch hub cache; the linear layers are the lpips package's own.
+    Reference: ``lpips.LPIPS(net="vgg")`` building its trunk with torchvision from the same file."""
+    import lpips
+    import torchvision
+
+    from baselines.aeroblade import Aeroblade
+    from baselines.aeroblade_models import to_model_input
+
+    features = random_vgg16_features()
+    if form == "features_only":
+        made = isolated / "download" / "lpips_vgg" / "vgg16_features.pth"
+        made.parent.mkdir(parents=True)
+        torch.save(features.state_dict(), made)
+    else:
+        vgg = torchvision.models.vgg16()
+        vgg.features = features
+        made = torch_hub_checkpoint(vgg.state_dict(), "vgg16-397923af.pth")
+        del vgg
+    pin(monkeypatch, "lpips_vgg", made)
+    got = resolve_every_route("lpips_vgg", made, None if form == "features_only" else "torch-cache")
+    det = Aeroblade(autoencoders=("taef2",))
+    det.weights_provenance = {"lpips_vgg": got["store"].to_record()}
+    ours = det._build_lpips("cpu")
+
+    def vgg16_from_the_features_file(pretrained=True):
+        with torch.device("meta"):
+            vgg = torchvision.models.vgg16()
+        vgg.features.load_state_dict(torch.load(made, weights_only=True), strict=True, assign=True)
+        return vgg
+
+    with monkeypatch.context() as patch:  # lpips builds its trunk with torchvision's vgg16(pretrained=True)
+        if form == "features_only":
+            patch.setattr(lpips.pretrained_networks, "tv", SimpleNamespace(vgg16=vgg16_from_the_features_file))
+        ref = lpips.LPIPS(net="vgg", version="0.1", pretrained=True, pnet_rand=False, verbose=False).eval()
+    for k, piece in enumerate(ours.slices, start=1):
+        assert_same_tensors(piece.state_dict(), getattr(ref.net, f"slice{k}").state_dict())
+    assert_same_tensors(ours.lin.state_dict(), ref.lins[ours.layer - 1].state_dict())
+    images = fixed_images(isolated / "images")
+    a = images[0]
+    b = np.clip(a.astype(int) + np.arange(a.size).reshape(a.shape) % 7 - 3, 0, 255).astype(np.uint8)
+    x, y = to_model_input([a]), to_model_input([b])
+    np.testing.assert_allclose(x.numpy(), lpips.im2tensor(a).numpy(), rtol=0, atol=1e-6)  # both [-1, 1]
+    with torch.no_grad():
+        assert torch.equal(ours(x, y), ref(x, y, retPerLayer=True)[1][ours.layer - 1].flatten())
+
+
+# --------------------------------------------------------------------------- diffusers (SD VAEs, Kandinsky MoVQ)
+
+DIFFUSERS_CASES = [  # component, AEROBLADE autoencoder, diffusers variant, stand-in (width 32)
+    pytest.param("sd_vae_sd1", "sd1", None, True, id="sd_vae_sd1-width32"),
+    pytest.param("sd_vae_sd1", "sd1", "fp16", True, id="sd_vae_sd1-width32-fp16-only"),
+    pytest.param("sd_vae_sd2", "sd2", None, True, id="sd_vae_sd2-width32"),
+    pytest.param("kandinsky21_movq", "kd21", None, True, id="kandinsky21_movq-width32"),
+    pytest.param("sd_vae_sd1", "sd1", None, False, id="sd_vae_sd1", marks=large("SD VAE, 335 MB")),
+    pytest.param("sd_vae_sd2", "sd2", None, False, id="sd_vae_sd2", marks=large("SD VAE, 335 MB")),
+    pytest.param("kandinsky21_movq", "kd21", None, False, id="kandinsky21_movq", marks=large("MoVQ, 271 MB")),
+]
+
+
+@pytest.mark.parametrize("component, ae, variant, standin", DIFFUSERS_CASES)
+def test_diffusers_autoencoder_in_the_hub_cache_matches_diffusers(component, ae, variant, standin, isolated,
+                                                                  no_network):
+    """A diffusers model folder (config.json + diffusion_pytorch_model[.fp16].safetensors, what
+    ``from_pretrained`` leaves) in the repo's subfolder of the hub cache, against diffusers' own
+    ``from_pretrained(repo, subfolder=..., local_files_only=True)`` from the same cache."""
+    from diffusers import AutoencoderKL, VQModel
+    from diffusers.image_processor import VaeImageProcessor
+
+    from baselines.aeroblade import Aeroblade
+    from baselines.aeroblade_models import AUTOENCODERS, KL, VQ, reconstruct, to_model_input
+
+    spec, ae_spec = get_spec(component), AUTOENCODERS[ae]
+    cls = AutoencoderKL if ae_spec.kind == KL else VQModel
+    torch.manual_seed(0)
+    model = cls(**{**ae_spec.config, "block_out_channels": (32,) * 4} if standin else ae_spec.config)
+    model.to(torch.float16 if variant else torch.float32).save_pretrained(isolated / "saved", variant=variant)
+    del model
+    folder = hf_cache_folder(isolated / "hf", spec.repo_id, isolated / "saved", spec.subfolder)
+    got = resolve_every_route(component, folder, "hf-cache")
+    assert got["cache"].verification == "hub"
+
+    det = Aeroblade(autoencoders=(ae,))
+    det.weights_provenance = {component: got["cache"].to_record()}
+    ours = det._build_autoencoder(ae_spec, "cpu")
+    ref = cls.from_pretrained(spec.repo_id, subfolder=spec.subfolder, cache_dir=str(isolated / "hf" / "hub"),
+                              local_files_only=True, torch_dtype=torch.float32, variant=variant).eval()
+    assert_same_tensors(ours.state_dict(), ref.state_dict())
+    images = fixed_images(isolated / "images")
+    processor = VaeImageProcessor()
+    for i, pil in enumerate(pil_images(images)):
+        x = to_model_input([images[i]])
+        assert torch.equal(x, processor.preprocess(pil))  # to [0, 1], then 2x - 1
+        with torch.no_grad():
+            if ae_spec.kind == VQ:
+                expected = ref.decode(ref.encode(x).latents, force_not_quantize=True).sample
+                assert torch.equal(reconstruct(ours, VQ, x), expected)
+            else:
+                assert torch.equal(reconstruct(ours, KL, x), ref(x).sample)  # the posterior's mode
+                sample = ref(x, sample_posterior=True, generator=[torch.Generator().manual_seed(i)]).sample
+                assert torch.equal(reconstruct(ours, KL, x, [torch.Generator().manual_seed(i)]), sample)
+
+
+# --------------------------------------------------------------------------- TAESD family (plain state dicts)
+
+TAESD_FAMILY = ("taesd", "taesdxl", "taesd3", "taef1", "taef2")
+
+
+def upstream_taesd_files(ref, name: str, folder: Path) -> None:
+    """``<name>_encoder.pth`` and ``<name>_decoder.pth`` as madebyollin/taesd publishes them (float16, as the
+    shared TAEF2 files are), from a diffusers AutoencoderTiny whose weights are float16 values: its
+    ``encoder.layers.<i>`` are the upstream encoder's ``<i>``; the upstream decoder starts with a
+    parameter-free clamp, so ``decoder.layers.<i>`` is its ``<i + 1>`` (diffusers' own conversion)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = ref.state_dict()
+    for part, offset in (("encoder", 0), ("decoder", 1)):
+        prefix = f"{part}.layers."
+        files = {f"{int(k[len(prefix):].split('.', 1)[0]) + offset}.{k[len(prefix):].split('.', 1)[1]}": v.half()
+                 for k, v in state.items() if k.startswith(prefix)}
+        torch.save(files, folder / f"{name}_{part}.pth")
+    assert all(k.startswith(("encoder.layers.", "decoder.layers.")) for k in state)  # nothing else to carry
+
+
+@pytest.mark.parametrize("name", TAESD_FAMILY)
+def test_taesd_family_files_match_diffusers_autoencoder_tiny(name, isolated, monkeypatch, no_network):
+    """The two upstream state dicts in a folder (the store layout of ``BENCH_WEIGHTS_DIR``), against diffusers'
+    AutoencoderTiny loading the same weights from its own folder format. TAEF2's group-norm branch has no
+    diffusers counterpart: its files are made from the architecture and checked against the shared real
+    files' keys, shapes and dtypes when ../shared/weights is present (their values: tests/test_real_weights.py)."""
+    from diffusers import AutoencoderTiny
+
+    from baselines.aeroblade import Aeroblade
+    from baselines.aeroblade_models import AUTOENCODERS, TINY, reconstruct, to_model_input
+    from baselines.tiny_autoencoder import TinyAutoencoder
+    from tests.conftest import SHARED_WEIGHTS
+
+    cfg = AUTOENCODERS[name].config
+    folder = isolated / "download" / name
+    torch.manual_seed(0)
+    if cfg["midblock_gn"]:
+        ref = None
+        model = TinyAutoencoder(cfg["latent_channels"], midblock_gn=True)
+        folder.mkdir(parents=True)
+        for part in ("encoder", "decoder"):
+            torch.save({k: v.half() for k, v in getattr(model, part).state_dict().items()}, folder / f"{name}_{part}.pth")
+            real = SHARED_WEIGHTS / name / f"{name}_{part}.pth"
+            if real.is_file():
+                shapes = [{k: (v.shape, v.dtype) for k, v in torch.load(p, weights_only=True).items()}
+                          for p in (real, folder / f"{name}_{part}.pth")]
+                assert shapes[0] == shapes[1]
+        pin(monkeypatch, name, folder)  # the catalog publishes both files' sha256: the test entry has the made ones
+    else:
+        ref = AutoencoderTiny(latent_channels=cfg["latent_channels"]).half().float().eval()
+        upstream_taesd_files(ref, name, folder)
+    got = resolve_every_route(name, folder, None)
+
+    det = Aeroblade(autoencoders=(name,))
+    det.weights_provenance = {name: got["store"].to_record()}
+    ours = det._build_autoencoder(AUTOENCODERS[name], "cpu")  # loads both files strictly
+    for part in ("encoder", "decoder"):
+        stored = torch.load(folder / f"{name}_{part}.pth", weights_only=True)
+        assert_same_tensors(getattr(ours, part).state_dict(), {k: v.float() for k, v in stored.items()})
+    if ref is not None:
+        images = fixed_images(isolated / "images")
+        x = to_model_input([images[0]])
+        with torch.no_grad():
+            expected = ref.decode(ref.encode(x).latents).sample.clamp(-1, 1)  # diffusers works in [-1, 1]
+            np.testing.assert_allclose(reconstruct(ours, TINY, x).numpy(), expected.numpy(), rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+def test_every_catalog_component_has_a_conformance_test():
+    covered = ({p.values[0] for p in CLIP_CASES + DIFFUSERS_CASES} | set(TAESD_FAMILY)
+               | {"effnet_b0", "resnet50", "lpips_vgg"})
+    missing = sorted(set(component_names()) - covered)
+    assert not missing, f"catalog components without a conformance test in {__file__}: {', '.join(missing)}"
