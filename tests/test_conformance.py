@@ -128,6 +128,8 @@ def test_open_clip_hub_cache_and_openai_archive_match_open_clip(component, arch,
     import open_clip
     from safetensors.torch import save_file
 
+    from bench.nn import backbones
+
     standin = arch != get_spec(component).arch
     det = clip_detector(monkeypatch, component, arch, detector)
     spec = get_spec(component)
@@ -150,6 +152,7 @@ def test_open_clip_hub_cache_and_openai_archive_match_open_clip(component, arch,
                                                             cache_dir=str(hub), force_quick_gelu=True)
     assert_clip_conforms(det, got["cache"], ref, ref_pre, arch, images)
     del ref
+    backbones._MODELS.clear()  # at most one ViT-L/14 (1.7 GB) of ours and one reference in memory at a time
 
     for done in (isolated / "store", hub):  # the store and the hub cache come before ~/.cache/clip
         shutil.rmtree(done)
@@ -159,6 +162,7 @@ def test_open_clip_hub_cache_and_openai_archive_match_open_clip(component, arch,
     ref, _, ref_pre = open_clip.create_model_and_transforms(arch, pretrained=str(archive), weights_only=False,
                                                             force_quick_gelu=True)
     assert_clip_conforms(det, got["cache"], ref, ref_pre, arch, images)
+    backbones._MODELS.clear()
 
 
 # --------------------------------------------------------------------------- timm (EfficientNet-B0)
