@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -344,6 +345,24 @@ def test_catalog_declares_the_project_components():
         ComponentSpec(name="x", kind="ftp", url="x")
     with pytest.raises(BenchError):
         ComponentSpec(name="x", kind="url", url="u", sha256="xyz")
+
+
+def test_every_component_names_its_public_source(capsys, no_network):
+    """URL(s), licence and every published sha256 of each component, in the catalog and in `weights list -v`."""
+    assert bench_weights("weights", "list", "-v") == 0
+    out = capsys.readouterr().out
+    for name in component_names():
+        spec = get_spec(name)
+        line = next(ln for ln in out.splitlines() if ln.startswith(f"{name}: "))
+        assert spec.public_urls and all(u.startswith("https://") for u in spec.public_urls), name
+        assert spec.licence != "unknown" and f"Licence: {spec.licence}." in line
+        published = [h for h in spec.file_sha256 if h] or [spec.sha256 or ""]  # per file, else the one hash
+        for known in (*spec.public_urls, *published, *spec.alt_sha256):
+            assert known in line, (name, known)
+        if spec.url and re.search(r"-[0-9a-f]{8,}\.pth?$", spec.url):  # a torch hub name carries a hash prefix
+            assert spec.url.rsplit("-", 1)[1].split(".")[0] in (spec.sha256, *spec.alt_sha256), name
+        if "/clip/models/" in (spec.url or ""):  # OpenAI's URL carries the file's full sha256
+            assert spec.url.split("/")[-2] in spec.alt_sha256, name
 
 
 def test_registered_detectors_only_name_declared_components():
