@@ -84,8 +84,8 @@ def clip_detector(monkeypatch, component: str, arch: str, detector: tuple[str, s
 
     spec = get_spec(component)
     if spec.arch != arch:
-        pin_arch = dataclasses.replace(spec, arch=arch)
-        declare(monkeypatch, COMPONENTS, component, pin_arch, kind=pin_arch.kind)
+        standin = dataclasses.replace(spec, arch=arch)
+        declare(monkeypatch, COMPONENTS, component, standin, kind=standin.kind)
         cfg = open_clip.get_model_config(arch)
         backbone = dataclasses.replace(get_backbone(component), arch=arch, embed_dim=cfg["embed_dim"])
         declare(monkeypatch, BACKBONES, component, backbone, arch=arch, component=component)
@@ -106,7 +106,7 @@ def assert_clip_conforms(det, got, ref_model, ref_preprocess, arch: str, images)
     import open_clip
 
     det.weights_provenance = {det.info.weights[0]: got.to_record()}
-    ref_model.eval().requires_grad_(False)  # frozen as the detectors freeze it (torch then takes the same attention path)
+    ref_model.eval().requires_grad_(False)  # frozen as the detectors freeze it: torch takes the same attention path
     ours = det.extractor(CTX).backbone()
     assert_same_tensors(ours.model.state_dict(), ref_model.state_dict())
     pil = pil_images(images)
@@ -400,7 +400,8 @@ def test_taesd_family_files_match_diffusers_autoencoder_tiny(name, isolated, mon
         model = TinyAutoencoder(cfg["latent_channels"], midblock_gn=True)
         folder.mkdir(parents=True)
         for part in ("encoder", "decoder"):
-            torch.save({k: v.half() for k, v in getattr(model, part).state_dict().items()}, folder / f"{name}_{part}.pth")
+            half = {k: v.half() for k, v in getattr(model, part).state_dict().items()}  # float16, as upstream
+            torch.save(half, folder / f"{name}_{part}.pth")
             real = SHARED_WEIGHTS / name / f"{name}_{part}.pth"
             if real.is_file():
                 shapes = [{k: (v.shape, v.dtype) for k, v in torch.load(p, weights_only=True).items()}
