@@ -187,6 +187,9 @@ def resolve_every_route(name: str, made: Path, cache_source: str | None):
     if cache_source:
         got["cache"] = W.resolve(name, download=False)
         assert got["cache"].source == cache_source, got["cache"]
+        listed = next(row for row in W.describe_status() if row["name"] == name)  # `bench weights list` agrees
+        assert (listed["status"], listed["found_in"], listed["verification"]) == (
+            "present", cache_source, got["cache"].verification)
     got["override"] = W.resolve(name, overrides=W.parse_weight_overrides([f"{name}={made}"]), download=False)
     assert bench_weights("weights", "import", name, str(made)) == 0
     got["store"] = W.resolve(name, download=False)
