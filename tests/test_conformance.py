@@ -431,7 +431,10 @@ def test_taesd_family_files_match_diffusers_autoencoder_tiny(name, isolated, mon
 
 
 def test_every_catalog_component_has_a_conformance_test():
+    """Every component that a library loads (open_clip, timm, torchvision, diffusers, lpips; the TAESD files)
+    has a case above. A plain ``url`` component (a detector's released checkpoint) has no library loader to
+    agree with: its format is tested with the detector that loads it."""
     covered = ({p.values[0] for p in CLIP_CASES + DIFFUSERS_CASES} | set(TAESD_FAMILY)
                | {"effnet_b0", "resnet50", "lpips_vgg"})
-    missing = sorted(set(component_names()) - covered)
+    missing = sorted(n for n in component_names() if n not in covered and get_spec(n).kind != "url")
     assert not missing, f"catalog components without a conformance test in {__file__}: {', '.join(missing)}"
