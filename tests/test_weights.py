@@ -6,10 +6,9 @@ TORCH_HOME and HOME point into tmp_path so the real user caches are never touche
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import socket
+import re
 from pathlib import Path
 
 import pytest
@@ -20,39 +19,10 @@ from bench.core.errors import BenchError
 from bench.core.hashing import sha256_file
 from bench.weights import download, locations
 from bench.weights.catalog import ComponentSpec, component_names, get_spec
+from tests.weights_layouts import bench_weights, isolated, make_hf_cache, no_network  # noqa: F401
 
 URL = "https://example.invalid/weights/tiny_linear-0123abcd.pt"
 REAL_PROBE = download._host_reachable.__wrapped__  # the uncached reachability probe
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Every cache location inside tmp_path; online unless a test says otherwise."""
-    for var in ("BENCH_OFFLINE", "HF_HUB_OFFLINE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "store"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(download, "_host_reachable", lambda host, port=443: True)  # downloads are faked per test
-    return tmp_path
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """A socket guard: any attempt to reach the network fails the test loudly."""
-    calls: list[object] = []
-
-    def guard(*args, **kwargs):
-        calls.append(args)
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", guard)
-    monkeypatch.setattr(socket.socket, "connect_ex", guard)
-    monkeypatch.setattr(socket, "create_connection", guard)
-    monkeypatch.setattr(socket, "getaddrinfo", guard)
-    return calls
 
 
 def tiny_state_dict(path: Path, seed: int = 0) -> Path:
@@ -78,24 +48,6 @@ def make_model_folder(folder: Path, seed: int = 0) -> Path:
     (folder / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL", "seed": seed}))
     tiny_state_dict(folder / "diffusion_pytorch_model.bin", seed)
     return folder
-
-
-def make_hf_cache(root: Path, repo_id: str, files: dict[str, Path], commit: str = "a" * 40) -> Path:
-    """A hub cache layout: refs/main -> snapshot folder whose files link to blobs named by sha256."""
-    repo = root / "hub" / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
-    snap = repo / "snapshots" / commit
-    snap.mkdir(parents=True, exist_ok=True)
-    for rel, src in files.items():
-        digest = sha256_file(str(src))
-        blob = repo / "blobs" / digest
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(src.read_bytes())
-        (snap / rel).parent.mkdir(parents=True, exist_ok=True)
-        if not (snap / rel).is_symlink():
-            os.symlink(os.path.relpath(blob, (snap / rel).parent), snap / rel)
-    return snap
 
 
 # --------------------------------------------------------------------------- resolution
@@ -395,6 +347,24 @@ def test_catalog_declares_the_project_components():
         ComponentSpec(name="x", kind="url", url="u", sha256="xyz")
 
 
+def test_every_component_names_its_public_source(capsys, no_network):
+    """URL(s), licence and every published sha256 of each component, in the catalog and in `weights list -v`."""
+    assert bench_weights("weights", "list", "-v") == 0
+    out = capsys.readouterr().out
+    for name in component_names():
+        spec = get_spec(name)
+        line = next(ln for ln in out.splitlines() if ln.startswith(f"{name}: "))
+        assert spec.public_urls and all(u.startswith("https://") for u in spec.public_urls), name
+        assert spec.licence != "unknown" and f"Licence: {spec.licence}." in line
+        published = [h for h in spec.file_sha256 if h] or [spec.sha256 or ""]  # per file, else the one hash
+        for known in (*spec.public_urls, *published, *spec.alt_sha256):
+            assert known in line, (name, known)
+        if spec.url and re.search(r"-[0-9a-f]{8,}\.pth?$", spec.url):  # a torch hub name carries a hash prefix
+            assert spec.url.rsplit("-", 1)[1].split(".")[0] in (spec.sha256, *spec.alt_sha256), name
+        if "/clip/models/" in (spec.url or ""):  # OpenAI's URL carries the file's full sha256
+            assert spec.url.split("/")[-2] in spec.alt_sha256, name
+
+
 def test_registered_detectors_only_name_declared_components():
     from bench.core.registries import DETECTORS, load_plugins
 
@@ -430,19 +400,10 @@ def test_catalog_agrees_with_installed_libraries():
 # --------------------------------------------------------------------------- CLI
 
 
-def _cli(*argv: str) -> int:
-    from bench.cli.weights import add_weights_commands
-
-    parser = argparse.ArgumentParser(prog="bench")
-    add_weights_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(list(argv))
-    return args.func(args)
-
-
 def test_cli_list_shows_names_and_status(isolated, capsys, no_network):
     store_entry = isolated / "store" / "effnet_b0"
     tiny_state_dict(store_entry / "model.safetensors")
-    assert _cli("weights", "list") == 0
+    assert bench_weights("weights", "list") == 0
     out = capsys.readouterr().out
     for name in component_names():
         assert name in out
@@ -451,7 +412,7 @@ def test_cli_list_shows_names_and_status(isolated, capsys, no_network):
     assert "missing" in next(ln for ln in out.splitlines() if ln.startswith("clip_vit_l14"))
     assert "MIT" in out and "1.7 GB" in out and str(isolated / "store") in out
 
-    assert _cli("weights", "list", "--json") == 0
+    assert bench_weights("weights", "list", "--json") == 0
     data = json.loads(capsys.readouterr().out)
     status = {r["name"]: r["status"] for r in data["components"]}
     assert status["effnet_b0"] == "present" and status["sd_vae_sd2"] == "missing"
@@ -459,17 +420,17 @@ def test_cli_list_shows_names_and_status(isolated, capsys, no_network):
 
 def test_cli_import_and_fetch(isolated, capsys, monkeypatch):
     src = tiny_state_dict(isolated / "model.safetensors")
-    assert _cli("weights", "import", "effnet_b0", str(src)) == 0
+    assert bench_weights("weights", "import", "effnet_b0", str(src)) == 0
     assert "imported" in capsys.readouterr().out
-    assert _cli("weights", "import", "resnet50", str(src)) == 2  # known prefix 0676ba61 does not match
+    assert bench_weights("weights", "import", "resnet50", str(src)) == 2  # known prefix 0676ba61 does not match
     err = capsys.readouterr().err
     assert "0676ba61" in err and sha256_file(str(src)) in err
 
     monkeypatch.setenv("BENCH_OFFLINE", "1")
-    assert _cli("weights", "fetch", "all", "--no-progress") == 1
+    assert bench_weights("weights", "fetch", "all", "--no-progress") == 1
     assert "offline" in capsys.readouterr().err
-    assert _cli("weights", "fetch", "clip_vit_b61") == 2
+    assert bench_weights("weights", "fetch", "clip_vit_b61") == 2
     assert "did you mean" in capsys.readouterr().err
     monkeypatch.delenv("BENCH_OFFLINE")
-    assert _cli("weights", "fetch", "effnet_b0", "--no-progress") == 0  # already in the store: no network
+    assert bench_weights("weights", "fetch", "effnet_b0", "--no-progress") == 0  # already in the store: no network
     assert "already in the store" in capsys.readouterr().out

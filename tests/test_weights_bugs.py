@@ -15,7 +15,8 @@ from bench import weights as W
 from bench.core.hashing import sha256_file
 from bench.weights.catalog import ComponentSpec
 from bench.weights.records import ChecksumMismatch
-from tests.test_weights import _cli, isolated, make_hf_cache, make_model_folder, no_network, tiny_state_dict  # noqa: F401
+from tests.test_weights import make_model_folder, tiny_state_dict
+from tests.weights_layouts import bench_weights, isolated, make_hf_cache, no_network  # noqa: F401
 
 RELEASE = "https://example.invalid/releases/tiny-release.pt"
 
@@ -84,7 +85,7 @@ def test_list_agrees_with_run_and_a_skip_names_expected_and_found(isolated, caps
         row = next(r for r in W.describe_status() if r["name"] == "tiny_pinned")
         assert row["status"] == "invalid"  # bench run would reject it: list must not say "present"
         assert "cd" * 32 in row["reason"] and sha256_file(str(bad)) in row["reason"]
-        assert _cli("weights", "list") == 0
+        assert bench_weights("weights", "list") == 0
         out = capsys.readouterr().out
         assert "invalid" in next(ln for ln in out.splitlines() if ln.startswith("tiny_pinned"))
     finally:
@@ -117,3 +118,22 @@ def test_an_fp16_variant_only_hub_cache_is_found_and_loads(isolated, no_network)
     loaded = AutoencoderKL.from_pretrained(str(got.path), local_files_only=True, variant=W.diffusers_variant(got.path))
     assert json.loads((got.path / "config.json").read_text())["latent_channels"] == loaded.config.latent_channels
     assert W.diffusers_variant(make_model_folder(isolated / "plain")) is None
+
+
+def test_every_feature_cache_keys_on_the_weights_sha256():
+    """Besides fits, checkpoints and scores (tests/test_runner_weights.py): the shared CLIP feature cache and
+    effnet_mc's VAE-error cache name the weights' sha256, so other weights under one name never reuse them."""
+    from pathlib import Path
+
+    from bench.nn.backbones import get_backbone
+    from bench.nn.clip_features import ClipFeatures
+    from detectors.effnet_mc import BACKBONE_WEIGHTS, VAE_WEIGHTS, EffNetMC
+
+    shas = ("ab" * 32, "cd" * 32)
+    clip = {ClipFeatures(get_backbone("clip_vit_b16"), Path("/w"), sha, 0).identity for sha in shas}
+    vae = set()
+    for sha in shas:
+        det = EffNetMC()
+        det.weights_provenance = {name: {"path": "/w", "sha256": sha} for name in (BACKBONE_WEIGHTS, VAE_WEIGHTS)}
+        vae.add(det.vae_id())
+    assert len(clip) == 2 and len(vae) == 2

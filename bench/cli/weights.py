@@ -66,9 +66,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     if getattr(args, "verbose", False):
         print()
         for r in rows:
-            sha = r["sha256"] or "not published (pinned on first fetch)"
+            known = [f"{f} {h}" for f, h in r["file_sha256"].items()] or [h for h in [r["sha256"]] if h]
+            known += [f"{h} (an alternate published form)" for h in r["alt_sha256"]]
+            sha = "; ".join(known) or "not published (pinned on first fetch)"
             found = f" Found at {r['path']}." if r["path"] else ""
-            print(f"{r['name']}: {r['description']}. Paper: {r['paper']}. sha256: {sha}.{found}")
+            print(f"{r['name']}: {r['description']}. Paper: {r['paper']}. Licence: {r['licence']}. "
+                  f"Published at: {' '.join(r['urls'])}. sha256: {sha}.{found}")
     return 0
 
 

@@ -106,20 +106,32 @@ def _build(spec: BackboneSpec, path: Path | None, seed: int) -> ClipBackbone:
                 model, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=None, **load)
             else:
                 try:
-                    model, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=str(path),
-                                                                                 **load)
-                except Exception as first:  # OpenAI's original TorchScript .pt archives need the openai loader
-                    try:
+                    if is_torchscript_archive(path):  # OpenAI's original .pt: open_clip's openai loader
                         model = open_clip.load_openai_model(str(path), precision="fp32", device="cpu")
-                    except Exception:
-                        raise BenchError(f"cannot load {spec.name} weights from {path}: {first}") from first
-                    preprocess = open_clip.image_transform(model.visual.image_size, is_train=False,
-                                                           mean=OPENAI_MEAN, std=OPENAI_STD)
+                        preprocess = open_clip.image_transform(model.visual.image_size, is_train=False,
+                                                               mean=OPENAI_MEAN, std=OPENAI_STD)
+                    else:
+                        model, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=str(path),
+                                                                                     **load)
+                except Exception as err:
+                    raise BenchError(f"cannot load {spec.name} weights from {path}: {err}") from err
             tokenizer = open_clip.get_tokenizer(spec.arch)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return ClipBackbone(spec, model, preprocess, tokenizer)
+
+
+def is_torchscript_archive(path: Path) -> bool:
+    """True for a TorchScript archive (OpenAI's released CLIP ``.pt``), which ``torch.load`` refuses with
+    ``weights_only=True``: a zip file holding ``constants.pkl``. Tested up front so the model is built once."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.rsplit("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 _MODELS: "OrderedDict[tuple, ClipBackbone]" = OrderedDict()

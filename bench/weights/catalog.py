@@ -115,6 +115,21 @@ class ComponentSpec:
         return self.kind in ("hf", "files")
 
     @property
+    def public_urls(self) -> tuple[str, ...]:
+        """Where the component is published, as URLs: the hub repository (folder) page, the release file(s)."""
+        urls = []
+        if self.repo_id:
+            page = f"https://huggingface.co/{self.repo_id}"
+            if self.subfolder or self.revision:
+                page += f"/tree/{self.revision or 'main'}" + (f"/{self.subfolder}" if self.subfolder else "")
+            urls.append(page)
+        if self.kind == "files":
+            urls.extend(f"{self.url}{f}" for f in self.filenames)
+        elif self.url:
+            urls.append(self.url)
+        return tuple(urls)
+
+    @property
     def origin(self) -> str:
         """Where ``bench weights fetch`` gets it, in words."""
         if self.kind == "open_clip":

@@ -11,7 +11,14 @@ from typing import Any, Iterable, Mapping
 
 from bench.core.errors import BenchError
 from bench.weights.catalog import ComponentSpec, component_names, get_spec
-from bench.weights.checksums import as_spec, check_checksum, file_sha256, folder_files, tree_digest, usable_path
+from bench.weights.checksums import (
+    as_spec,
+    check_checksum,
+    file_sha256,
+    folder_files,
+    tree_digest,
+    usable_path,
+)
 from bench.weights.records import ResolvedWeights, WeightsUnavailable
 from bench.weights.resolver import locate, resolve
 from bench.weights.store import install_entry, tmp_workdir
@@ -133,6 +140,9 @@ def describe_status(overrides: Mapping[str, str] | None = None) -> list[dict[str
             "licence": spec.licence,
             "paper": spec.paper,
             "sha256": spec.sha256,
+            "alt_sha256": list(spec.alt_sha256),  # published for another form of the weights (e.g. OpenAI's .pt)
+            "file_sha256": {f: h for f, h in zip(spec.filenames, spec.file_sha256) if h},
+            "urls": list(spec.public_urls),
             "description": spec.description,
             "used_by": list(spec.used_by),
             "detectors": users.get(name, []),
