@@ -65,9 +65,17 @@ class AuditResult:
         return self.scores[baseline][0].auc
 
     def to_dict(self) -> dict:
+        """JSON-ready, with each baseline's verdict line; :meth:`from_dict` reads it back."""
         return {"dataset": self.dataset, "dataset_hash": self.dataset_hash, "seed": self.seed,
-                "scores": {b: [s.__dict__ for s in ss] for b, ss in self.scores.items()},
-                "importance": [list(t) for t in self.importance]}
+                "scores": {b: [dict(s.__dict__) for s in ss] for b, ss in self.scores.items()},
+                "importance": [list(t) for t in self.importance], "vocab": self.vocab,
+                "verdicts": {b: verdict(self, b) for b in self.scores}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AuditResult":
+        return cls(data["dataset"], data["dataset_hash"], data["seed"],
+                   {b: [Score(**s) for s in ss] for b, ss in data["scores"].items()},
+                   [(name, float(value)) for name, value in data.get("importance", [])], data.get("vocab", {}))
 
 
 def metadata_features(items: list[Item]) -> tuple[np.ndarray, list[int], dict[str, list[str]]]:
@@ -231,4 +239,30 @@ def audit_report(result: AuditResult, top: int = 5) -> str:
         lines += ["", "metadata features (permutation importance: held-out AUC drop when shuffled):"]
         lines += [f"  {name:<20} {imp:+.3f}" for name, imp in result.importance[:top]]
     lines += [""] + [f"verdict: {verdict(result, b)}" for b in result.scores]
+    return "\n".join(lines)
+
+
+def audit_comparison(before: AuditResult, after: AuditResult, normalize: str, top: int = 5) -> str:
+    """What ``--normalize`` took away: each baseline's AUC before and after, per generator, and the verdicts."""
+    from tabulate import tabulate
+
+    baselines = [b for b in before.scores if b in after.scores]
+    after_by_gen = {b: {s.generator: s for s in after.scores[b]} for b in baselines}
+    rows = []
+    for i, first in enumerate(before.scores[baselines[0]]):
+        row = [first.generator]
+        for b in baselines:
+            s, t = before.scores[b][i], after_by_gen[b].get(first.generator)
+            row += [f"{s.auc:.3f} [{s.lo:.3f}, {s.hi:.3f}]",
+                    "-" if t is None else f"{t.auc:.3f} [{t.lo:.3f}, {t.hi:.3f}]"]
+        rows.append(row)
+    headers = ["generator"] + [f"{b} {when}" for b in baselines for when in ("before", "after")]
+    lines = [f"effect of --normalize {normalize} on {before.dataset} (hash {before.dataset_hash} -> "
+             f"{after.dataset_hash}; out-of-fold ROC-AUC [95% CI], seed {before.seed})", "",
+             tabulate(rows, headers=headers, disable_numparse=True)]
+    if after.importance:
+        lines += ["", "metadata features after normalising (permutation importance):"]
+        lines += [f"  {name:<20} {imp:+.3f}" for name, imp in after.importance[:top]]
+    lines += [""] + [f"verdict {when}: {verdict(r, b)}" for b in baselines
+                     for when, r in (("before", before), ("after", after))]
     return "\n".join(lines)
