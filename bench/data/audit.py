@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
+from scipy.stats import rankdata
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -116,6 +116,20 @@ def _content_model(seed: int):
     return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, random_state=seed))
 
 
+def rank_auc(y: np.ndarray, s: np.ndarray) -> float:
+    """ROC-AUC as the Mann-Whitney statistic with mid-ranks for ties: the value of sklearn's ``roc_auc_score``
+    without its input validation, which dominated the audit's time (bootstrap and permutation importance)."""
+    n_pos = int(np.sum(y == 1))
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC-AUC needs both classes")
+    return float((rankdata(s)[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _auc_scorer(model, X: np.ndarray, y: np.ndarray) -> float:
+    return rank_auc(y, model.predict_proba(X)[:, 1])
+
+
 def _folds(y: np.ndarray, strata: np.ndarray, groups: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     per_class = min(len(set(groups[y == c])) for c in (0, 1))
     n = min(N_FOLDS, per_class)
@@ -139,7 +153,7 @@ def out_of_fold(make_model, X: np.ndarray, y: np.ndarray, strata: np.ndarray, gr
         model = make_model(seed).fit(X[tr], y[tr])
         scores[te] = model.predict_proba(X[te])[:, 1]
         if importance and len(set(y[te])) == 2:
-            imp = permutation_importance(model, X[te], y[te], scoring="roc_auc", n_repeats=5,
+            imp = permutation_importance(model, X[te], y[te], scoring=_auc_scorer, n_repeats=5,
                                          random_state=seed + k, n_jobs=1)
             drops += imp.importances_mean * len(te)
             weights += len(te)
@@ -154,7 +168,7 @@ def bootstrap_auc(y: np.ndarray, s: np.ndarray, groups: np.ndarray, seed: int, n
     aucs = []
     for _ in range(n_boot):
         idx = np.concatenate([np.concatenate([m[i] for i in rng.integers(0, len(m), len(m))]) for m in members])
-        aucs.append(roc_auc_score(y[idx], s[idx]))
+        aucs.append(rank_auc(y[idx], s[idx]))
     if not aucs:
         return float("nan"), float("nan")
     lo, hi = np.percentile(aucs, [2.5, 97.5])
@@ -165,7 +179,7 @@ def _score(make_model, X, y, gens, groups, seed, n_boot, label, importance=False
     strata = np.where(y == 0, "real", gens)
     s, imp = out_of_fold(make_model, X, y, strata, groups, seed, importance)
     ok = ~np.isnan(s)
-    auc = float(roc_auc_score(y[ok], s[ok])) if len(set(y[ok])) == 2 else float("nan")
+    auc = rank_auc(y[ok], s[ok]) if len(set(y[ok])) == 2 else float("nan")
     lo, hi = bootstrap_auc(y[ok], s[ok], groups[ok], seed, n_boot)
     return Score(label, int((y == 0).sum()), int((y == 1).sum()), auc, lo, hi), imp
 
