@@ -215,3 +215,16 @@ def test_warning_threshold(auc, warns):
     record = {"run_id": "r", "audit": {"dataset": "d", "normalize": None, "original": audit}}
     assert bool(shortcut_warning([record], "d")) is warns
     assert shortcut_warning([{"run_id": "old"}], "d") == ""  # runs from before the audit
+
+
+@pytest.mark.parametrize("flags,audits", [([], True), (["--no-audit"], False)])
+def test_bench_run_audits_unless_told_not_to(flags, audits, tmp_path, monkeypatch):
+    seen = {}
+
+    def stop(self):
+        seen["audit"] = self.audit
+        raise BenchError("stopped before any work")
+
+    monkeypatch.setattr(Runner, "run", stop)
+    assert main(["run", "--detectors", "spectral", "--cache-dir", str(tmp_path / "c"), *flags]) == 2
+    assert seen == {"audit": audits}
