@@ -74,9 +74,11 @@ class AuditResult:
 
     @classmethod
     def from_dict(cls, data: dict) -> "AuditResult":
+        """Back from :meth:`to_dict` (or a cache entry, stored with sorted keys), in the original order."""
         return cls(data["dataset"], data["dataset_hash"], data["seed"],
-                   {b: [Score(**s) for s in ss] for b, ss in data["scores"].items()},
-                   [(name, float(value)) for name, value in data.get("importance", [])], data.get("vocab", {}))
+                   {b: [Score(**s) for s in data["scores"][b]] for b in BASELINES if b in data["scores"]},
+                   [(name, float(value)) for name, value in data.get("importance", [])],
+                   {k: data["vocab"][k] for k in FEATURE_NAMES if k in data.get("vocab", {})})
 
 
 def metadata_features(items: list[Item]) -> tuple[np.ndarray, list[int], dict[str, list[str]]]:
