@@ -131,7 +131,11 @@ def _normalize_item(item: Item, spec: str, ops: tuple[Op, ...], cache: Cache) ->
         record = None  # the image file was removed from the cache: rewrite it
     if record is None:
         try:
-            data, ext = normalize_image(read_image_file(item.path), ops)
+            source = read_image_file(item.path)
+        except ImageSkip as exc:  # the file changed since loading: skipped now, not cached
+            return Skip(item.id, f"--normalize {spec}: {exc}")
+        try:
+            data, ext = normalize_image(source, ops)
         except ImageSkip as exc:
             record = {"skip": f"--normalize {spec}: {exc}"}
         else:
