@@ -12,6 +12,8 @@ AUDIT_EXAMPLES = """examples:
   bench audit path/to/dataset --fail-above 0.7             # CI: exit 1 when metadata alone scores AUC > 0.7
   bench audit demo --baselines metadata --json audit.json  # headers only (no pixel decoding), saved as JSON
   bench audit DIR --fail-above 0.8 --fail-on any           # fail when either baseline exceeds 0.8
+  bench audit DIR --normalize png                          # before/after re-encoding every image as plain PNG
+  bench audit DIR --normalize size:512,jpeg:95             # resize+crop to 512, then one JPEG q95 for all
 
 exit codes: 0 no baseline above --fail-above, 1 a baseline above it, 2 a usage or input error
 """
@@ -50,6 +52,9 @@ def add_audit_command(sub: Any) -> None:
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates for the intervals (default: 200)")
     p.add_argument("--top", type=int, default=5, help="metadata features to list (default: 5)")
     p.add_argument("--json", metavar="PATH", help="also write the audit as JSON")
+    p.add_argument("--normalize", metavar="SPEC",
+                   help="also audit the images normalised as `bench run --normalize SPEC` would (png, jpeg:Q, "
+                        "size:N, crop:N, comma-separated) and show before/after; --fail-above then checks after")
     add_dataset_loading_args(p)
     p.set_defaults(func=cmd_audit)
 
@@ -57,8 +62,9 @@ def add_audit_command(sub: Any) -> None:
 def cmd_audit(args: argparse.Namespace) -> int:
     from bench.core.cache import Cache
     from bench.core.errors import BenchError
-    from bench.data.audit import BASELINES, audit_dataset, audit_report
+    from bench.data.audit import BASELINES, audit_comparison, audit_dataset, audit_report
     from bench.data.dataset import load_dataset
+    from bench.data.normalize import canonical_spec, normalize_dataset
 
     baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
     unknown = [b for b in baselines if b not in BASELINES]
@@ -69,14 +75,23 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise BenchError(f"--fail-on {args.fail_on} needs that baseline in --baselines")
     if args.bootstrap < 0 or args.workers < 1 or args.top < 0:
         raise BenchError("--bootstrap and --top must be >= 0, --workers >= 1")
-    dataset = load_dataset(args.dataset, Cache(args.cache_dir), seed=args.seed, workers=args.workers,
+    normalize = canonical_spec(args.normalize) if args.normalize is not None else None
+    cache = Cache(args.cache_dir)
+    dataset = load_dataset(args.dataset, cache, seed=args.seed, workers=args.workers,
                            progress=not args.quiet, allow_outside_paths=args.allow_outside_paths)
-    result = audit_dataset(dataset, seed=args.seed, workers=args.workers, n_boot=args.bootstrap,
-                           baselines=baselines)
-    print(audit_report(result, top=args.top))
+    audit = lambda ds: audit_dataset(ds, seed=args.seed, workers=args.workers, n_boot=args.bootstrap,
+                                     baselines=baselines)
+    result = audit(dataset)
+    if normalize:
+        before, result = result, audit(normalize_dataset(dataset, normalize, cache, args.workers, not args.quiet))
+        print(audit_comparison(before, result, normalize, top=args.top))
+        saved = {"normalize": normalize, "before": before.to_dict(), "after": result.to_dict()}
+    else:
+        print(audit_report(result, top=args.top))
+        saved = result.to_dict()
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(result.to_dict(), fh, indent=2)
+            json.dump(saved, fh, indent=2)
     if args.fail_above is None:
         return 0
     checked = baselines if args.fail_on == "any" else (args.fail_on,)

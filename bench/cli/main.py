@@ -23,6 +23,9 @@ RUN_EXAMPLES = """examples:
   bench run --dataset genimage=/data/GenImage --generators sdv14,midjourney   # two generators and their reals
   bench run --train-on forensynths-train=/data/cnndet --dataset forensynths-test=/data/cnndet/test
   bench run --dataset 'hf:NasrinImp/Defactify4_Train[caption=caption]'   # a Hugging Face dataset's Parquet
+  bench run --dataset DIR --normalize png                   # every image re-encoded as metadata-free PNG first
+  bench run --dataset DIR --normalize size:512,jpeg:95      # resize+crop to 512, then one JPEG q95 for all
+  bench run --suite ci --no-audit                           # skip the shortcut audit at the start
 """
 
 
@@ -70,6 +73,12 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
                    help="fail instead of skipping a detector whose weights are missing or that fails")
     p.add_argument("--allow-outside-paths", action="store_true", default=None,
                    help="read manifest paths that resolve outside the dataset folder (skipped by default)")
+    p.add_argument("--normalize", metavar="SPEC",
+                   help="rewrite every image (train, val, test) alike before any perturbation, to remove format "
+                        "and size shortcuts: png, jpeg:Q, size:N (short side N, centre crop), crop:N; "
+                        "comma-separated, applied in order (e.g. size:512,jpeg:95); 'none' = off")
+    p.add_argument("--no-audit", action="store_true",
+                   help="skip the shortcut audit (metadata-only and content-only baselines) at the start")
     p.add_argument("--out", help="output directory (default: results/runs/<run id>)")
     p.add_argument("--cache-dir", help="cache directory (default: $BENCH_CACHE_DIR or the user cache dir)")
     p.add_argument("--no-report", action="store_true", help="write the store and leaderboard only, no figures")
@@ -93,7 +102,7 @@ def run_config_from_args(args: argparse.Namespace):
              "limit": args.limit,
              "device": args.device, "workers": args.workers, "batch_size": args.batch_size,
              "bootstrap": args.bootstrap, "random_weights": args.random_weights, "strict": args.strict,
-             "allow_outside_paths": args.allow_outside_paths}
+             "allow_outside_paths": args.allow_outside_paths, "normalize": args.normalize}
     data.update({k: v for k, v in flags.items() if v is not None})
     if args.weights:
         from bench.weights import parse_weight_overrides
@@ -109,7 +118,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.run.schema import LEADERBOARD_MD
 
     cfg = run_config_from_args(args)
-    runner = Runner(cfg, Path(args.out) if args.out else None, Cache(args.cache_dir), progress=not args.quiet)
+    runner = Runner(cfg, Path(args.out) if args.out else None, Cache(args.cache_dir), progress=not args.quiet,
+                    audit=not args.no_audit)
     record = runner.run()
     out = runner.out_dir
     write_leaderboards([out])

@@ -49,6 +49,7 @@ class Dataset:
     items: list[Item]
     skips: list[Skip] = field(default_factory=list)
     synthetic: bool = False
+    normalized_from: Dataset | None = None  # the source dataset of a --normalize'd one (bench.data.normalize)
 
     @property
     def hash(self) -> str:

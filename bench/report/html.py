@@ -24,6 +24,7 @@ figure { margin: 1em 0; }
 figure img { max-width: 100%; }
 figcaption { font-size: 0.9em; color: #444; }
 ul.notes li { color: #8a4b00; }
+p.warning { color: #8a0000; font-weight: bold; }
 """
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.core.errors import BenchError
+from bench.report.audit_section import shortcut_warning
 from bench.report.figures import ALL_GENERATORS, CLEAN
 from bench.report.runs import drop_random
 from bench.report.summaries import robustness_summary
@@ -185,14 +186,24 @@ def _protocol(config: dict[str, Any]) -> str:
         parts.append(f"trained on generators {','.join(config['train_generators'])}")
     if config.get("test_generators"):
         parts.append(f"tested on generators {','.join(config['test_generators'])}")
+    if config.get("normalize"):
+        parts.append(f"images normalised: {config['normalize']}")
     return ", ".join(parts)
 
 
+def _warning(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]]) -> str:
+    """The shortcut warning of the contributing runs' audits (bench.report.audit_section), or ""."""
+    run_ids = _contributing_runs(frame, results_df)
+    return shortcut_warning([r for r in run_records if str(r.get("run_id")) in run_ids], frame.attrs["dataset"])
+
+
 def leaderboard_markdown(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]]) -> str:
-    """Provenance line, pipe table (tabulate), legend line."""
+    """Shortcut warning (when the audit found one), provenance line, pipe table (tabulate), legend line."""
     headers, rows = _table(frame, ("↓", "↑"), "±", "–", str)
     table = tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True, colalign=_alignment(headers))
-    return f"{_provenance(frame, results_df, run_records, lambda s: f'`{s}`')}\n\n{table}\n\n{_legend(frame)}\n"
+    warning = _warning(frame, results_df, run_records)
+    head = f"**{warning}**\n\n" if warning else ""
+    return f"{head}{_provenance(frame, results_df, run_records, lambda s: f'`{s}`')}\n\n{table}\n\n{_legend(frame)}\n"
 
 
 def _alignment(headers: list[str]) -> tuple[str, ...]:
@@ -212,7 +223,9 @@ def latex_escape(text: str) -> str:
 def leaderboard_latex(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]]) -> str:
     """A booktabs tabular to ``\\input`` into a table environment; provenance and legend as comments."""
     headers, rows = _table(frame, (r"$\downarrow$", r"$\uparrow$"), r"$\pm$", "--", latex_escape)
+    warning = _warning(frame, results_df, run_records)
     lines = [
+        *([f"% {warning}"] if warning else []),
         f"% {_provenance(frame, results_df, run_records, str)}",
         f"% {_legend(frame)}",
         r"\begin{tabular}{ll" + "r" * (len(headers) - 2) + "}",
@@ -231,4 +244,6 @@ def leaderboard_html(frame: pd.DataFrame, results_df: pd.DataFrame, run_records:
     headers, rows = _table(frame, ("↓", "↑"), "±", "–", str)
     table = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True, colalign=_alignment(headers))
     provenance = _provenance(frame, results_df, run_records, lambda s: f"<code>{html.escape(s)}</code>")
-    return f'<p class="provenance">{provenance}</p>\n{table}\n<p class="note">{html.escape(_legend(frame))}</p>'
+    warning = _warning(frame, results_df, run_records)
+    head = f'<p class="warning">{html.escape(warning)}</p>\n' if warning else ""
+    return f'{head}<p class="provenance">{provenance}</p>\n{table}\n<p class="note">{html.escape(_legend(frame))}</p>'

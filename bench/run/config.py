@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from bench.core.errors import BenchError
+from bench.data.normalize import canonical_spec
 
 
 @dataclass
@@ -46,6 +47,7 @@ class RunConfig:
     random_weights: bool = False
     strict: bool = False
     allow_outside_paths: bool = False  # read manifest paths that resolve outside the dataset folder
+    normalize: str | None = None  # e.g. "size:512,jpeg:95": every image rewritten alike first (bench.data.normalize)
 
     @property
     def training_seed(self) -> int:
@@ -74,6 +76,8 @@ class RunConfig:
             _check_field(f.name, getattr(self, f.name))
         if not self.detectors:
             raise BenchError("detectors: give at least one detector name or pattern")
+        if self.normalize is not None:
+            self.normalize = None if self.normalize.strip().lower() == "none" else canonical_spec(self.normalize)
         if self.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", self.device):
             raise BenchError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
@@ -84,10 +88,10 @@ INT_RANGES: dict[str, tuple[int, int | None]] = {
     "seed": (0, SEED_MAX), "train_seed": (0, SEED_MAX), "limit": (1, None), "workers": (1, 1024),
     "batch_size": (1, None), "bootstrap": (0, None), "max_pixels": (1, None), "min_side": (1, None),
 }
-STRS = ("dataset", "train_on", "perturb", "device")
+STRS = ("dataset", "train_on", "perturb", "device", "normalize")
 STR_LISTS = ("detectors", "generators", "train_generators", "test_generators")
 BOOLS = ("random_weights", "strict", "allow_outside_paths")
-OPTIONAL = ("train_on", "generators", "train_generators", "test_generators", "train_seed", "limit")
+OPTIONAL = ("train_on", "generators", "train_generators", "test_generators", "train_seed", "limit", "normalize")
 PRESETS = ("default", "imagenet-c")
 
 

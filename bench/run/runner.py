@@ -27,11 +27,13 @@ from bench.core.registries import DETECTORS, PERTURBATIONS, create_detector, loa
 from bench.data.dataset import Dataset, Item, limit_per_class, load_dataset
 from bench.data.generators import check_generators, keep_generators
 from bench.data.imageset import DecodedCache, ImageSet, PerturbedImageSet
+from bench.data.normalize import normalize_dataset
 from bench.data.split import near_duplicate_groups
 from bench.nn.training import resolve_device
 from bench.run.config import RunConfig
 from bench.run.metrics import evaluate_cell, threshold_at_tnr
 from bench.run.resample import cell_seed
+from bench.run.run_audit import run_audit
 from bench.run.store import write_store
 from bench.weights.gate import WeightsDecision, check_detector_weights
 from perturbations import param_label, param_value
@@ -87,8 +89,11 @@ def make_grid(spec: str, preset: str) -> list[tuple[str, int]]:
 
 
 def build_splits(cfg: RunConfig, cache: Cache, progress: bool) -> Splits:
-    load = lambda spec, gens=None: load_dataset(spec, cache, cfg.seed, cfg.workers, cfg.max_pixels, cfg.min_side,
-                                                progress, cfg.allow_outside_paths, gens)
+    def load(spec: str, generators: list[str] | None = None) -> Dataset:
+        dataset = load_dataset(spec, cache, cfg.seed, cfg.workers, cfg.max_pixels, cfg.min_side, progress,
+                               cfg.allow_outside_paths, generators)
+        return normalize_dataset(dataset, cfg.normalize, cache, cfg.workers, progress) if cfg.normalize else dataset
+
     test_ds = load(cfg.dataset, cfg.generators)
     train_ds = load(cfg.train_on) if cfg.train_on and cfg.train_on != cfg.dataset else test_ds
     train, val = train_ds.split("train"), train_ds.split("val")
@@ -114,6 +119,15 @@ def build_splits(cfg: RunConfig, cache: Cache, progress: bool) -> Splits:
     return Splits(train, val, test, train_hash, test_hash, test_ds, train_ds)
 
 
+def normalization_record(spec: str | None, splits: Splits) -> dict | None:
+    """run.json's "normalize": the spec and, per dataset, the content hash of its images before it."""
+    if not spec:
+        return None
+    datasets = {ds.name: ds for ds in (splits.test_dataset, splits.train_dataset)}
+    return {"spec": spec, "source_hashes": {name: ds.normalized_from.hash for name, ds in datasets.items()
+                                            if ds.normalized_from is not None}}
+
+
 def weights_identity(provenance: dict) -> dict[str, str]:
     """Component -> the sha256 of the weights a detector uses ("random" for random initialisation): part of
     the fit key, so every cached fit, checkpoint and cell score keys on the exact weights it used."""
@@ -130,8 +144,10 @@ def bootstrap_groups(items: list[Item]):
 
 class Runner:
     def __init__(self, cfg: RunConfig, out_dir: Path | None, cache: Cache, progress: bool = True,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, audit: bool = False):
         self.cfg, self.cache, self.progress, self.log = cfg, cache, progress, log
+        self.audit = audit  # the shortcut audit of the evaluated data at the start (bench.run.run_audit)
+        self.audit_block: dict = {"skipped": "not requested (--no-audit)"}
         self.started = datetime.now(timezone.utc)
         self.config_hash = stable_hash(cfg.to_dict(), 8)
         self.run_id = f"{self.started.strftime('%Y%m%dT%H%M%SZ')}-{self.config_hash}"
@@ -264,6 +280,9 @@ class Runner:
             self.log(f"  skipped image {skip.id}: {skip.reason}")
         if len(splits.test_dataset.skips) > 20:
             self.log(f"  ... and {len(splits.test_dataset.skips) - 20} more (see run.json)")
+        if self.audit:
+            self.audit_block = run_audit(splits.test_dataset, self.cfg.normalize, self.cache, self.cfg.seed,
+                                         self.cfg.workers, self.cfg.bootstrap, self.log)
         runs = []
         for name in names:
             self.log(f"fitting {name} ...")
@@ -314,6 +333,8 @@ class Runner:
                                    "val_threshold": r.val_threshold, "fit_seconds": round(r.fit_seconds, 3),
                                    "fit_key": r.fit_key, "provenance": r.provenance,
                                    "config": r.detector.config() if r.detector else None} for r in runs},
+            "normalize": normalization_record(self.cfg.normalize, splits),
+            "audit": self.audit_block,
             "skipped_images": skipped_images,
             "n_skipped_images": len(skipped_images),
         }
