@@ -47,6 +47,7 @@ class Dataset:
     items: list[Item]
     skips: list[Skip] = field(default_factory=list)
     synthetic: bool = False
+    given_splits: bool = False  # the manifest gave the splits (checked for overlaps: bench.data.leaks)
 
     @property
     def hash(self) -> str:
@@ -164,13 +165,16 @@ def resolve_source(spec: str, cache: Cache) -> tuple[str, Path, bool]:
 
 
 def load_dataset(spec: str, cache: Cache, seed: int = 0, workers: int = 2, max_pixels: int = MAX_PIXELS,
-                 min_side: int = MIN_SIDE, progress: bool = True, allow_outside_paths: bool = False) -> Dataset:
+                 min_side: int = MIN_SIDE, progress: bool = True, allow_outside_paths: bool = False,
+                 caption_groups: bool = True) -> Dataset:
     name, path, synthetic = resolve_source(spec, cache)
     rows, skips = read_manifest(path, allow_outside_paths)
     items, probe_skips = probe_rows(rows, cache, workers, max_pixels, min_side, progress)
     items, duplicate_skips = collapse_duplicates(items)
-    items, split_skips = assign_splits(items, seed)
-    dataset = Dataset(name, str(path), items, skips + probe_skips + duplicate_skips + split_skips, synthetic)
+    given_splits = any(it.split for it in items)
+    items, split_skips = assign_splits(items, seed, caption_groups)
+    dataset = Dataset(name, str(path), items, skips + probe_skips + duplicate_skips + split_skips, synthetic,
+                      given_splits)
     if not any(it.label == 0 for it in items) or not any(it.label == 1 for it in items):
         raise BenchError(f"dataset {name!r} needs both real and generated images; "
                          f"usable: {len(items)}, skipped: {len(dataset.skips)}")

@@ -1,10 +1,13 @@
 """Seeded, stratified train/val/test split that keeps near-duplicates together.
 
-Splits given in the manifest are used as they are. Otherwise images are grouped
-(same ``group`` value, or nearly the same 64-bit difference hash: Hamming
-distance <= ``NEAR_DUP_BITS``), and scikit-learn's ``StratifiedGroupKFold``
-deals the groups into five folds stratified by generator: fold 0 is the test
+Splits given in the manifest are used as they are (:mod:`bench.data.leaks` checks them for overlaps).
+Otherwise images are grouped (same ``group`` value, the same caption or prompt, or nearly the same
+64-bit difference hash: Hamming distance <= ``NEAR_DUP_BITS``), and scikit-learn's
+``StratifiedGroupKFold`` deals the groups into five folds stratified by generator: fold 0 is the test
 split, fold 1 validation, the other three training (60/20/20).
+
+Near-duplicates are found through a multi-index hash (:func:`near_duplicate_pairs`), not by comparing
+all pairs, so grouping stays fast on hundreds of thousands of images.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                  "dev": "val", "test": "test", "testing": "test", "eval": "test"}
 NEAR_DUP_BITS = 4
-MAX_PAIRWISE = 20_000  # above this many images only exact hash matches are grouped (pairwise cost is n^2)
+HASH_BITS = 64
 
 
 class _UnionFind:
@@ -41,10 +44,54 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+def _block_keys(values: np.ndarray, n_blocks: int) -> list[np.ndarray]:
+    """The hash bits cut into ``n_blocks`` contiguous blocks (as equal as possible), each as an integer key."""
+    edges = np.linspace(0, HASH_BITS, n_blocks + 1).round().astype(int)
+    return [(values >> np.uint64(lo)) & np.uint64((1 << (hi - lo)) - 1) for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def _same_key_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (i, j), i != j, with ``keys[i] == keys[j]``: sort, then pair each position with the ones
+    after it in its run of equal keys. The work is the number of pairs, not n^2."""
+    order = np.argsort(keys, kind="stable")
+    ranked = keys[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    run_end = np.repeat(np.r_[starts[1:], ranked.size], np.diff(np.r_[starts, ranked.size]))
+    left, right = [], []
+    active = np.flatnonzero(run_end - np.arange(ranked.size) > 1)
+    offset = 1
+    while active.size:
+        left.append(order[active])
+        right.append(order[active + offset])
+        offset += 1
+        active = active[run_end[active] - active > offset]
+    if not left:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(left), np.concatenate(right)
+
+
+def near_duplicate_pairs(dhashes, max_bits: int = NEAR_DUP_BITS) -> np.ndarray:
+    """``(k, 2)`` index pairs ``i < j`` whose 64-bit hashes differ in at most ``max_bits`` bits, sorted.
+
+    Multi-index hashing: the bits are cut into ``max_bits + 1`` blocks; two hashes that differ in at most
+    ``max_bits`` bits agree exactly on at least one block (pigeonhole), so only pairs sharing a block value
+    are candidates, and each candidate is checked with a popcount. Equal hashes pair with each other, so
+    pass distinct values when many images share one hash.
+    """
+    values = np.asarray(dhashes, dtype=np.uint64)
+    found = []
+    for keys in _block_keys(values, max_bits + 1):
+        i, j = _same_key_pairs(keys)
+        close = np.bitwise_count(values[i] ^ values[j]) <= max_bits
+        found.append(np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1)[close])
+    pairs = np.concatenate(found) if found else np.empty((0, 2), np.int64)
+    return np.unique(pairs.astype(np.int64), axis=0) if pairs.size else pairs.reshape(0, 2).astype(np.int64)
+
+
 def near_duplicate_groups(dhashes: list[int], groups: list[str | None],
                           captions: list[str | None] | None = None) -> np.ndarray:
-    """Group id per image: union of explicit groups, near-identical difference hashes and (when given)
-    identical captions."""
+    """Group id per image (the smallest index of its group): union of explicit groups, near-identical
+    difference hashes and (when given) identical captions."""
     n = len(dhashes)
     uf = _UnionFind(n)
     first: dict[object, int] = {}
@@ -55,16 +102,17 @@ def near_duplicate_groups(dhashes: list[int], groups: list[str | None],
                 uf.union(first[key], i)
             else:
                 first[key] = i
-    if 1 < n <= MAX_PAIRWISE:
-        hashes = np.array(dhashes, dtype=np.uint64)
-        for i in range(n - 1):
-            dist = np.bitwise_count(hashes[i + 1 :] ^ hashes[i])
-            for j in np.nonzero(dist <= NEAR_DUP_BITS)[0]:
-                uf.union(i, i + 1 + int(j))
+    if n > 1:
+        distinct, representative = np.unique(np.asarray(dhashes, dtype=np.uint64), return_index=True)
+        for a, b in near_duplicate_pairs(distinct):
+            uf.union(int(representative[a]), int(representative[b]))
     return np.array([uf.find(i) for i in range(n)])
 
 
-def assign_splits(items: list, seed: int) -> tuple[list, list[Skip]]:
+def assign_splits(items: list, seed: int, caption_groups: bool = True) -> tuple[list, list[Skip]]:
+    """Manifest splits as given, or a seeded split that keeps each group in one split (module docstring).
+    ``caption_groups``: rows sharing a caption or prompt form one group (off only to reproduce splits made
+    before captions were grouped, as the ``ci`` suite does for its committed reference)."""
     given = [it.split for it in items]
     if any(given):
         out, skips = [], []
@@ -78,7 +126,8 @@ def assign_splits(items: list, seed: int) -> tuple[list, list[Skip]]:
         return out, skips
     if not items:
         return [], []
-    group_ids = near_duplicate_groups([it.dhash for it in items], [it.group for it in items])
+    group_ids = near_duplicate_groups([it.dhash for it in items], [it.group for it in items],
+                                      [it.caption for it in items] if caption_groups else None)
     strata = np.array([it.generator for it in items])
     folds = np.zeros(len(items), dtype=np.int64)
     n_splits = 5

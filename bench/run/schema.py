@@ -33,6 +33,7 @@ RESULT_COLUMNS = [
     "ci_high",  # float
     "n",  # int, images that entered the number
     "higher_is_better",  # bool
+    "seed",  # int, the training seed of the fit (bench run --seeds); a store without it: run.json's train_seed
 ]
 
 SCORE_COLUMNS = [
@@ -48,4 +49,5 @@ SCORE_COLUMNS = [
     "score",  # float, higher = more likely generated
     "pred_source",  # str or None: predicted generator (attribution detectors)
     "group",  # int: bootstrap group of the image (near-duplicates, same source, caption siblings)
+    "seed",  # int, the training seed of the fit, as in RESULT_COLUMNS
 ]
