@@ -68,7 +68,7 @@ def with_seed(table: pd.DataFrame, record: dict[str, Any]) -> pd.DataFrame:
 
 def seeds_of(table: pd.DataFrame) -> list[int]:
     """The distinct training seeds of a results or scores table, sorted."""
-    return sorted(int(s) for s in table[SEED].unique()) if SEED in table.columns else []
+    return sorted(int(s) for s in table[SEED].dropna().unique()) if SEED in table.columns else []
 
 
 def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
