@@ -129,8 +129,9 @@ def _plot_curve_panel(ax: Axes, curve: pd.DataFrame, title: str, colors: dict[st
         color = colors[detector]
         ax.plot(x, mean["value"], marker="o", markersize=3, color=color, label=detector)
         ax.fill_between(x, mean["ci_low"], mean["ci_high"], color=color, alpha=0.2, linewidth=0)
-        if SEED in rows.columns and rows[SEED].nunique() > 1:
-            ax.fill_between(x, levels["value"].min(), levels["value"].max(), color=color, alpha=0.45, linewidth=0)
+        low, high = levels["value"].min(), levels["value"].max()
+        if SEED in rows.columns and rows[SEED].nunique() > 1 and (high - low).max() > 0:  # a training-free one: none
+            ax.fill_between(x, low, high, color=color, alpha=0.45, linewidth=0)
     ax.set_xticks(range(len(ticks)), ticks["param_label"].tolist(), rotation=30, ha="right")
     ax.set_title(title)
 
