@@ -1,8 +1,8 @@
 """The result store's file names and columns: the contract between runner, reports and comparisons.
 
 ``results.parquet`` / ``results.csv``: long format, one row per
-(run, detector, dataset, generator, perturbation, severity, metric).
-``scores.parquet``: one row per (detector, image, perturbation, severity).
+(run, detector, dataset, generator, perturbation, severity, metric, training seed).
+``scores.parquet``: one row per (detector, image, perturbation, severity, training seed).
 ``run.json``: the run record (see README, "Result schema").
 A stored reference (bench baseline save) may add ``band.parquet`` / ``band.csv``
 (per cell: the spread of its value over training seeds) and ``band.json`` (those seeds).
