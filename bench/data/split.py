@@ -7,7 +7,7 @@ Otherwise images are grouped (same ``group`` value, the same caption or prompt, 
 split, fold 1 validation, the other three training (60/20/20).
 
 Near-duplicates are found through a multi-index hash (:func:`near_duplicate_pairs`), not by comparing
-all pairs, so grouping stays fast on hundreds of thousands of images.
+all pairs, so grouping stays fast on hundreds of thousands of images (benchmarks/near_duplicates.py).
 """
 
 from __future__ import annotations
@@ -44,20 +44,19 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _block_keys(values: np.ndarray, n_blocks: int) -> list[np.ndarray]:
-    """The hash bits cut into ``n_blocks`` contiguous blocks (as equal as possible), each as an integer key."""
+def _block_keys(values: np.ndarray, n_blocks: int) -> list[tuple[np.ndarray, int]]:
+    """The hash bits cut into ``n_blocks`` contiguous blocks (as equal as possible): (integer keys, width)."""
     edges = np.linspace(0, HASH_BITS, n_blocks + 1).round().astype(int)
-    return [(values >> np.uint64(lo)) & np.uint64((1 << (hi - lo)) - 1) for lo, hi in zip(edges[:-1], edges[1:])]
+    return [((values >> np.uint64(lo)) & np.uint64((1 << (hi - lo)) - 1), int(hi - lo))
+            for lo, hi in zip(edges[:-1], edges[1:])]
 
 
-def _same_key_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every pair (i, j), i != j, with ``keys[i] == keys[j]``: sort, then pair each position with the ones
-    after it in its run of equal keys. The work is the number of pairs, not n^2."""
-    order = np.argsort(keys, kind="stable")
-    ranked = keys[order]
+def _same_key_pairs(order: np.ndarray, ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (i, j), i != j, of equal keys (``ranked`` = the keys sorted by ``order``): each position
+    paired with the ones after it in its run of equal keys. The work is the number of pairs, not n^2."""
     starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
     run_end = np.repeat(np.r_[starts[1:], ranked.size], np.diff(np.r_[starts, ranked.size]))
-    left, right = [], []
+    left, right = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
     active = np.flatnonzero(run_end - np.arange(ranked.size) > 1)
     offset = 1
     while active.size:
@@ -65,27 +64,48 @@ def _same_key_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         right.append(order[active + offset])
         offset += 1
         active = active[run_end[active] - active > offset]
-    if not left:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
     return np.concatenate(left), np.concatenate(right)
+
+
+def _keys_at(order: np.ndarray, first: np.ndarray, counts: np.ndarray,
+             queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (i, j) with ``keys[j] == queries[i]``: ``counts[k]`` keys equal ``k`` and they sit at
+    ``order[first[k]:first[k] + counts[k]]`` (a dense table over the block's values: one lookup each)."""
+    n_found = counts[queries]
+    i = np.repeat(np.arange(queries.size), n_found)
+    within = np.arange(i.size) - np.repeat(np.cumsum(n_found) - n_found, n_found)
+    return i, order[np.repeat(first[queries], n_found) + within]
 
 
 def near_duplicate_pairs(dhashes, max_bits: int = NEAR_DUP_BITS) -> np.ndarray:
     """``(k, 2)`` index pairs ``i < j`` whose 64-bit hashes differ in at most ``max_bits`` bits, sorted.
 
-    Multi-index hashing: the bits are cut into ``max_bits + 1`` blocks; two hashes that differ in at most
-    ``max_bits`` bits agree exactly on at least one block (pigeonhole), so only pairs sharing a block value
-    are candidates, and each candidate is checked with a popcount. Equal hashes pair with each other, so
-    pass distinct values when many images share one hash.
+    Multi-index hashing (Norouzi et al., 2012): the bits are cut into ``m = ceil((max_bits + 1) / 2)``
+    blocks; two hashes that differ in at most ``max_bits`` bits differ in at most ``max_bits // m`` (0 or 1)
+    bits on at least one block (pigeonhole). So per block the candidates are the hashes whose block
+    keys are equal or one bit apart (a binary search per one-bit variant), and each candidate is
+    checked with a popcount. Few, wide blocks keep the chance candidates few (about ``n^2 (w + 1) / 2^w``
+    per block of ``w`` bits) as ``n`` grows; a table of ``2^w`` counts per block (``w`` <= 22 bits for
+    4 bits, 32 MB) finds them without a search. Equal hashes pair with each other, so pass distinct values
+    when many images share one hash.
     """
     values = np.asarray(dhashes, dtype=np.uint64)
-    found = []
-    for keys in _block_keys(values, max_bits + 1):
-        i, j = _same_key_pairs(keys)
-        close = np.bitwise_count(values[i] ^ values[j]) <= max_bits
-        found.append(np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1)[close])
-    pairs = np.concatenate(found) if found else np.empty((0, 2), np.int64)
-    return np.unique(pairs.astype(np.int64), axis=0) if pairs.size else pairs.reshape(0, 2).astype(np.int64)
+    n_blocks = (max_bits + 2) // 2
+    radius = max_bits // n_blocks
+    found = [np.empty((0, 2), np.int64)]
+    for keys, width in _block_keys(values, n_blocks):
+        order = np.argsort(keys, kind="stable")
+        ranked = keys[order]
+        candidates = [_same_key_pairs(order, ranked)]
+        if radius:
+            codes = keys.astype(np.int64)
+            counts = np.bincount(codes, minlength=1 << width)
+            first = np.cumsum(counts) - counts
+            candidates += [_keys_at(order, first, counts, codes ^ (1 << bit)) for bit in range(width)]
+        for i, j in candidates:
+            close = np.bitwise_count(values[i] ^ values[j]) <= max_bits
+            found.append(np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1)[close].astype(np.int64))
+    return np.unique(np.concatenate(found), axis=0)
 
 
 def near_duplicate_groups(dhashes: list[int], groups: list[str | None],
