@@ -80,17 +80,17 @@ def _keys_at(order: np.ndarray, first: np.ndarray, counts: np.ndarray,
 def near_duplicate_pairs(dhashes, max_bits: int = NEAR_DUP_BITS) -> np.ndarray:
     """``(k, 2)`` index pairs ``i < j`` whose 64-bit hashes differ in at most ``max_bits`` bits, sorted.
 
-    Multi-index hashing (Norouzi et al., 2012): the bits are cut into ``m = ceil((max_bits + 1) / 2)``
+    Multi-index hashing (Norouzi et al., 2012): the bits are cut into ``m = max(3, ceil((max_bits + 1) / 2))``
     blocks; two hashes that differ in at most ``max_bits`` bits differ in at most ``max_bits // m`` (0 or 1)
     bits on at least one block (pigeonhole). So per block the candidates are the hashes whose block
-    keys are equal or one bit apart (a binary search per one-bit variant), and each candidate is
+    keys are equal or one bit apart, and each candidate is
     checked with a popcount. Few, wide blocks keep the chance candidates few (about ``n^2 (w + 1) / 2^w``
     per block of ``w`` bits) as ``n`` grows; a table of ``2^w`` counts per block (``w`` <= 22 bits for
     4 bits, 32 MB) finds them without a search. Equal hashes pair with each other, so pass distinct values
     when many images share one hash.
     """
     values = np.asarray(dhashes, dtype=np.uint64)
-    n_blocks = (max_bits + 2) // 2
+    n_blocks = max(3, (max_bits + 2) // 2)
     radius = max_bits // n_blocks
     found = [np.empty((0, 2), np.int64)]
     for keys, width in _block_keys(values, n_blocks):
