@@ -87,6 +87,11 @@ class SeedPass:
 STATUS_ORDER = {"ok": 0, "skipped": 1, "failed": 2}
 
 
+def trains(name: str) -> bool:
+    """Whether a detector's fit depends on a training seed (registry ``trains``; unknown counts as yes)."""
+    return bool(DETECTORS.entry(name).meta.get("trains", True))
+
+
 def expand_detectors(patterns: list[str]) -> list[str]:
     """'all' means every registered detector except the test_* ones; wildcards and names as given."""
     load_plugins()
@@ -276,7 +281,7 @@ class Runner:
             for row in evaluate_cell(test.labels, test.generators, pred.score, source, probability=probability,
                                      val_threshold=run.val_threshold, n_boot=self.cfg.bootstrap,
                                      seed=cell_seed(self.cfg.seed, perturbation, severity), groups=groups):
-                rows.append({"detector": run.name, "seed": run.train_seed, "weights": run.weights, "dataset": dataset,
+                rows.append({"detector": run.name, "weights": run.weights, "dataset": dataset,
                              "perturbation": perturbation, "severity": severity,
                              "param": param_value(perturbation, severity, self.cfg.preset),
                              "param_label": param_label(perturbation, severity, self.cfg.preset), **row})
@@ -286,7 +291,7 @@ class Runner:
         rows = []
         for (perturbation, severity), pred in run.predictions.items():
             for i in range(len(test)):
-                rows.append({"detector": run.name, "seed": run.train_seed, "dataset": dataset, "image_id": test.ids[i],
+                rows.append({"detector": run.name, "dataset": dataset, "image_id": test.ids[i],
                              "sha256": test.hashes[i], "label": int(test.labels[i]),
                              "generator": test.generators[i], "perturbation": perturbation, "severity": severity,
                              "score": float(pred.score[i]),
@@ -334,9 +339,8 @@ class Runner:
             if name in once:
                 runs.append(once[name][0])
                 continue
-            trains = bool(DETECTORS.entry(name).meta.get("trains", True))
-            self.log(f"fitting {name}{f' (training seed {train_seed})' if trains and multi else ''} ...")
-            run = self.prepare(name, splits, train_seed if trains else None)
+            self.log(f"fitting {name}{f' (training seed {train_seed})' if trains(name) and multi else ''} ...")
+            run = self.prepare(name, splits, train_seed if trains(name) else None)
             if run.status != "ok":
                 self.log(f"  {run.status} {name}: {run.reason}")
                 if self.cfg.strict:
@@ -353,7 +357,7 @@ class Runner:
                 ok = run.status == "ok"
                 metrics = self.metric_rows(run, test, dataset_name, groups) if ok else []
                 scores = self.score_rows(run, test, dataset_name, groups) if ok else []
-                if not DETECTORS.entry(run.name).meta.get("trains", True) and not self.cfg.vary_split:
+                if not trains(run.name) and not self.cfg.vary_split:
                     once[run.name] = (run, metrics, scores)
             metric_rows += [{**row, "seed": train_seed} for row in metrics]
             score_rows += [{**row, "seed": train_seed} for row in scores]
@@ -398,14 +402,14 @@ class Runner:
 
 def seed_records(passes: list[SeedPass], record: dict) -> dict:
     """run.json keys of a run with several training seeds: ``train_seeds``, and per seed (``seed_runs``) its
-    split seed, data hashes, allowed overlaps and fits. ``record``'s per-detector status becomes the worst
-    over the seeds, so a fit that failed under one seed is not hidden."""
+    split seed, data hashes, allowed overlaps and fits. Each detector's status in ``record`` becomes (in
+    place) the worst over the seeds, so a fit that failed under one seed is not hidden."""
     detectors = record["detectors"]
     for p in passes:
         for run in p.runs:
             if STATUS_ORDER.get(run.status, 2) > STATUS_ORDER.get(detectors[run.name]["status"], 2):
                 detectors[run.name].update(status=run.status, reason=f"training seed {p.train_seed}: {run.reason}")
-    return {"train_seeds": [p.train_seed for p in passes], "detectors": detectors, "seed_runs": [
+    return {"train_seeds": [p.train_seed for p in passes], "seed_runs": [
         {"train_seed": p.train_seed, "split_seed": p.splits.split_seed, "dataset_hash": p.splits.test_dataset.hash,
          "train_hash": p.splits.train_hash, "test_hash": p.splits.test_hash, "overlaps": p.splits.overlaps,
          "detectors": {r.name: {"status": r.status, "reason": r.reason, "train_seed": r.train_seed,
