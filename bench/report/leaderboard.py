@@ -98,7 +98,7 @@ def leaderboard_frame(
         raise BenchError(f"--reference-detector {reference_detector!r} has no {metric!r} results on {dataset!r} "
                          f"(detectors: {known})")
     seeds = seeds_of(cells)
-    if len(seeds) > 1:
+    if seeds:
         frame = _over_seeds([_seed_frame(cells[cells[SEED] == s], higher_is_better, reference_detector).assign(seed=s)
                              for s in seeds])
     else:

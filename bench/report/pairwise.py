@@ -86,7 +86,10 @@ def scores_by_seed(scores: pd.DataFrame, record: dict[str, Any], seed: int | Non
     """The scores of each training seed to compare: ``seed`` alone when given, else every seed of a run
     whose split was the same under every seed."""
     seeds = seeds_of(scores)
-    if not seeds:  # a table without seeds (built in memory): one training draw
+    if not seeds:  # one training draw per detector
+        if seed is not None and SEED in scores.columns and seed not in set(scores[SEED]):
+            raise BenchError(f"no training seed {seed} in this run (it has: "
+                             f"{', '.join(map(str, sorted(set(scores[SEED]))))})")
         return {0: scores}
     if seed is not None:
         if seed not in seeds:

@@ -67,8 +67,11 @@ def with_seed(table: pd.DataFrame, record: dict[str, Any]) -> pd.DataFrame:
 
 
 def seeds_of(table: pd.DataFrame) -> list[int]:
-    """The distinct training seeds of a results or scores table, sorted."""
-    return sorted(int(s) for s in table[SEED].dropna().unique()) if SEED in table.columns else []
+    """The distinct training seeds of a results or scores table, sorted; [] when no detector has several
+    (one seed per run, even when merged runs used different ones: nothing to average or pair per seed)."""
+    if SEED not in table.columns or table.empty or table.groupby("detector")[SEED].nunique().max() < 2:
+        return []
+    return sorted(int(s) for s in table[SEED].dropna().unique())
 
 
 def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
