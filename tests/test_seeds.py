@@ -12,7 +12,9 @@ import pytest
 from bench.core.cache import Cache
 from bench.core.errors import BenchError
 from bench.core.registries import DETECTORS, load_plugins
+from bench.cli.main import build_parser, run_config_from_args
 from bench.report.compare import compare_dirs
+from bench.report.reference import save_baseline
 from bench.report.figures import plot_robustness_curves
 from bench.report.leaderboard import leaderboard_frame, leaderboard_markdown
 from bench.report.pairwise import compare_detectors, scores_by_seed
@@ -123,10 +125,21 @@ def test_leaderboard_and_figures_show_the_spread_over_seeds(seeds_run):
     assert bands(plot_robustness_curves(results)) == bands(one_seed) + 1  # test_cnn's band over seeds
 
 
-def test_compare_gate_refuses_several_seeds(seeds_run, tmp_path):
+def test_compare_gate_and_baseline_save_refuse_several_seeds(seeds_run, tmp_path):
     out = seeds_run[0]
     with pytest.raises(BenchError, match="holds 2 training seeds"):
         compare_dirs(out, out, {})
+    with pytest.raises(BenchError, match="holds 2 training seeds"):
+        save_baseline(out, "multi", reference_root=tmp_path)
+    assert not (tmp_path / "multi").exists()
+
+
+def test_command_line_flags_reach_the_config():
+    args = build_parser().parse_args(["run", "--seeds", "0,1,2", "--vary-split", "--allow-overlap"])
+    cfg = run_config_from_args(args)
+    assert (cfg.seeds, cfg.vary_split, cfg.allow_overlap) == ([0, 1, 2], True, True)
+    with pytest.raises(BenchError, match="seeds"):
+        run_config_from_args(build_parser().parse_args(["run", "--seeds", "0,one"]))
 
 
 def test_compare_detectors_pairs_per_seed_and_averages(seeds_run):
