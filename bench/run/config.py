@@ -87,7 +87,7 @@ class RunConfig:
                 setattr(self, name, [g.strip() for g in value.split(",") if g.strip()])
         if isinstance(self.seeds, str):  # "0,1,2" in YAML, as on the command line
             parts = [v.strip() for v in self.seeds.split(",") if v.strip()]
-            self.seeds = [int(v) for v in parts] if all(v.isdigit() for v in parts) else self.seeds
+            self.seeds = [int(v) for v in parts] if all(v.isdecimal() for v in parts) else self.seeds
         for f in fields(self):
             _check_field(f.name, getattr(self, f.name))
         if not self.detectors:
