@@ -173,9 +173,13 @@ def test_cross_dataset_trains_on_one_and_tests_on_all_of_another(cfg, tiny_datas
     cfg.detectors = ["spectral"]
     cfg.train_on = str(tiny_dataset)
     cfg.dataset = str(other)
+    with pytest.raises(BenchError, match=r"overlap between training and test data \(identical content: tiny0:train"):
+        run(cfg, tmp_path / "out", cache)  # the target is a copy of the training data
+    cfg.allow_overlap = True
     record = run(cfg, tmp_path / "out", cache)
     assert record["splits"]["test"] == 75  # every image of the target dataset
     assert set(record["datasets"]) == {"tiny0", "other"}
+    assert {part.split(":")[0] for o in record["overlaps"] for part in o["files"]} == {"tiny0", "other"}
 
 
 def test_config_round_trip_reproduces_the_run(cfg, tmp_path, cache):

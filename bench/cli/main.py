@@ -26,6 +26,9 @@ RUN_EXAMPLES = """examples:
   bench run --dataset DIR --normalize png                   # every image re-encoded as metadata-free PNG first
   bench run --dataset DIR --normalize size:512,jpeg:95      # resize+crop to 512, then one JPEG q95 for all
   bench run --suite ci --no-audit                           # skip the shortcut audit at the start
+  bench run --detectors npr,spectral --seeds 0,1,2                     # 3 training seeds: mean and spread
+  bench run --seeds 0,1,2 --vary-split                                 # ... and a new split per seed
+  bench run --train-on DIR_A --dataset DIR_B --allow-overlap           # run although A and B share images
 """
 
 
@@ -59,6 +62,13 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="seed for splits, perturbations, training and bootstrap (default: 0)")
     p.add_argument("--train-seed", type=int, help="seed for training randomness only (init, shuffling, "
                                                    "augmentation; default: --seed); see `bench baseline save --band`")
+    p.add_argument("--seeds", help="comma-separated training seeds, e.g. 0,1,2: fit every training detector once "
+                                   "per seed (training-free ones once); results get a seed column")
+    p.add_argument("--vary-split", action="store_true", default=None,
+                   help="with --seeds: draw the split with each training seed too (default: one split)")
+    p.add_argument("--allow-overlap", action="store_true", default=None,
+                   help="run although manifest splits or --train-on data share identical or near-duplicate "
+                        "images with the test set (they are listed and recorded in run.json)")
     p.add_argument("--limit", type=int, help="at most N images per generator class and split (smoke runs)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train and score (default: auto)")
     p.add_argument("--workers", type=int, help="threads/workers for decoding and perturbing (default: 2)")
@@ -99,7 +109,8 @@ def run_config_from_args(args: argparse.Namespace):
              "train_on": args.train_on,
              "train_generators": args.train_generators, "test_generators": args.test_generators,
              "perturb": args.perturb, "preset": args.preset, "seed": args.seed, "train_seed": args.train_seed,
-             "limit": args.limit,
+             "limit": args.limit, "seeds": args.seeds, "vary_split": args.vary_split,
+             "allow_overlap": args.allow_overlap,
              "device": args.device, "workers": args.workers, "batch_size": args.batch_size,
              "bootstrap": args.bootstrap, "random_weights": args.random_weights, "strict": args.strict,
              "allow_outside_paths": args.allow_outside_paths, "normalize": args.normalize}

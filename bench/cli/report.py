@@ -75,12 +75,15 @@ examples:
   bench compare-detectors results/runs/RUN npr spectral
   bench compare-detectors results/runs/RUN npr spectral --metric tpr_at_fpr_5
   bench compare-detectors results/runs/RUN npr spectral --generator sd15
+  bench compare-detectors results/runs/RUN npr spectral --seed 1    # one training seed of a --seeds run
 
 per cell: A, B, diff = A - B, 95% CI, p-value (H0: no difference), Holm-adjusted
 p-value across the cells listed, * where significant at 0.05 after Holm.
 roc_auc: DeLong's test for correlated ROC curves (CI = diff +- 1.96 se), with the
 paired bootstrap CI beside it; other metrics: the paired bootstrap (the run's own
 draws: same images, same groups, same seed for both detectors).
+a run with several training seeds (--seeds): each value is the mean over the seeds,
+paired per seed (same images); a run with a split per seed (--vary-split) needs --seed.
 """
 
 
@@ -90,7 +93,8 @@ def cmd_compare_detectors(args: argparse.Namespace) -> int:
 
     results, scores, record = read_run(args.run)
     frame = compare_detectors(results, scores, record, args.a, args.b, **_given(metric=args.metric,
-                                                                               generator=args.generator))
+                                                                               generator=args.generator,
+                                                                               seed=args.seed))
     print(format_comparison(frame))
     return 0
 
@@ -148,6 +152,8 @@ def _add_compare_detectors(subparsers: Any) -> None:
     parser.add_argument("b", metavar="B", help="second detector")
     parser.add_argument("--metric", help="binary metric to compare (default: roc_auc)")
     parser.add_argument("--generator", help="'all' (default) or one generator's images against all reals")
+    parser.add_argument("--seed", type=int, help="compare one training seed of a run made with --seeds "
+                                                 "(default: the mean over its seeds)")
     parser.set_defaults(func=cmd_compare_detectors)
 
 

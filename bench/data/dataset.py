@@ -50,6 +50,7 @@ class Dataset:
     skips: list[Skip] = field(default_factory=list)
     synthetic: bool = False
     normalized_from: Dataset | None = None  # the source dataset of a --normalize'd one (bench.data.normalize)
+    given_splits: bool = False  # the manifest gave the splits (checked for overlaps: bench.data.leaks)
 
     @property
     def hash(self) -> str:
@@ -152,7 +153,7 @@ def collapse_duplicates(items: list[Item]) -> tuple[list[Item], list[Skip]]:
 
 def load_dataset(spec: str, cache: Cache, seed: int = 0, workers: int = 2, max_pixels: int = MAX_PIXELS,
                  min_side: int = MIN_SIDE, progress: bool = True, allow_outside_paths: bool = False,
-                 generators: list[str] | None = None) -> Dataset:
+                 generators: list[str] | None = None, caption_groups: bool = True) -> Dataset:
     """``generators`` keeps only those generators and their reals (bench.data.generators), before any
     image is read, so a few generators of a large dataset cost only their own images."""
     source = resolve_source(spec, cache.root)
@@ -163,9 +164,10 @@ def load_dataset(spec: str, cache: Cache, seed: int = 0, workers: int = 2, max_p
         rows = keep_generators(rows, generators)
     items, probe_skips = probe_rows(rows, cache, workers, max_pixels, min_side, progress)
     items, duplicate_skips = collapse_duplicates(items)
-    items, split_skips = assign_splits(items, seed)
+    given_splits = any(it.split for it in items)
+    items, split_skips = assign_splits(items, seed, caption_groups)
     dataset = Dataset(name, source.location, items, skips + probe_skips + duplicate_skips + split_skips,
-                      source.synthetic)
+                      source.synthetic, given_splits=given_splits)
     if not any(it.label == 0 for it in items) or not any(it.label == 1 for it in items):
         raise BenchError(f"dataset {name!r} needs both real and generated images; "
                          f"usable: {len(items)}, skipped: {len(dataset.skips)}")

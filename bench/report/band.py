@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.core.errors import BenchError
-from bench.report.runs import CELL_KEYS
+from bench.report.runs import CELL_KEYS, train_seed_of
 
 # One-sided false-alarm rate of one cell for a run that differs from the reference only by training
 # randomness (or machine). Small, because a CI suite gates many cells at once.
@@ -43,12 +43,6 @@ BAND_FREE_KEYS = ("train_seed",)
 
 def _comparable_config(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in (record.get("config") or {}).items() if k not in BAND_FREE_KEYS}
-
-
-def train_seed_of(record: dict[str, Any]) -> int:
-    config = record.get("config") or {}
-    seed = config.get("train_seed")
-    return int(config.get("seed", 0) if seed is None else seed)
 
 
 def check_band_runs(records: Sequence[dict[str, Any]]) -> list[int]:

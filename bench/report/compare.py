@@ -180,6 +180,8 @@ def compare_runs(
     compare_checks.check_metric_names(tolerances, reference_metrics, "--tol")
     compare_checks.check_metric_names(band_metrics, reference_metrics, "--band-metrics")
     compare_checks.check_tolerances(tolerances, default_tol)
+    compare_checks.check_single_seed(ref_df, "reference")
+    compare_checks.check_single_seed(run_df, "run")
     ref = _cells(ref_df, metrics, "reference")
     run = _cells(run_df, metrics, "run")
     compare_checks.check_reference_cells(ref, metrics)

@@ -8,7 +8,9 @@
 - cells whose perturbation level means another physical parameter in the run than in the
   reference (``--preset imagenet-c`` against a ``default`` reference: JPEG q=25 vs q=100);
 - data that differs: a dataset's content hash, or the images actually trained on and
-  evaluated (a ``--limit`` run against a full reference).
+  evaluated (a ``--limit`` run against a full reference);
+- a run or reference holding several training seeds (``bench run --seeds``): the gate judges one
+  training draw against the reference's seed band, so a multi-seed run is refused, not averaged.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.core.registry import unknown_name_message
+from bench.report.runs import seeds_of
 from bench.run.metrics import METRICS
 
 # run.json keys that hash the images a run actually trained on and evaluated (after --limit and
@@ -33,6 +36,15 @@ def check_metric_names(names: Iterable[str] | None, reference_metrics: Iterable[
     for name in names or ():
         if name not in known:
             raise BenchError(f"{option}: " + unknown_name_message("metric", name, known))
+
+
+def check_single_seed(results: pd.DataFrame, what: str) -> None:
+    """One training seed per table: the gate compares one training draw with the reference (or its band)."""
+    seeds = seeds_of(results)
+    if len(seeds) > 1:
+        raise BenchError(f"the {what} holds {len(seeds)} training seeds ({', '.join(map(str, seeds))}); bench compare "
+                         "and bench baseline save take a run of one training seed (bench run --train-seed S); "
+                         "seed bands come from one run per seed (bench baseline save RUN NAME --band RUN...)")
 
 
 def check_tolerances(tolerances: dict[str, float], default_tol: float) -> None:

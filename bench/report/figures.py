@@ -6,6 +6,9 @@ so callers and tests can inspect it before ``save_figure`` writes PNG and PDF.
 Figures are drawn on the Agg canvas without pyplot: no global figure state,
 works headless. Seaborn's "paper" context keeps every text >= 7 pt at the
 width of a paper column (about 3.3 in per panel).
+
+With several training seeds (a ``seed`` column with more than one value) a curve is the mean over
+the seeds, its light band the mean bootstrap interval and its darker band the range over the seeds.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ CLEAN = "none"  # the perturbation name of the clean cell, shared by every pertu
 ALL_GENERATORS = "all"
 MEAN_GENERATOR = "mean"
 REAL = "real"
+SEED = "seed"
 PANEL_WIDTH_IN = 3.3
 PANEL_HEIGHT_IN = 2.4
 MAX_COLUMNS = 3
@@ -119,10 +123,15 @@ def _plot_curve_panel(ax: Axes, curve: pd.DataFrame, title: str, colors: dict[st
     ticks = curve.drop_duplicates("severity")
     position = {severity: index for index, severity in enumerate(ticks["severity"])}
     for detector, rows in curve.groupby("detector", sort=True):
-        x = rows["severity"].map(position)
+        levels = rows.groupby("severity", sort=True)
+        mean = levels[["value", "ci_low", "ci_high"]].mean()  # one row per level unless there are seeds
+        x = mean.index.map(position)
         color = colors[detector]
-        ax.plot(x, rows["value"], marker="o", markersize=3, color=color, label=detector)
-        ax.fill_between(x, rows["ci_low"], rows["ci_high"], color=color, alpha=0.2, linewidth=0)
+        ax.plot(x, mean["value"], marker="o", markersize=3, color=color, label=detector)
+        ax.fill_between(x, mean["ci_low"], mean["ci_high"], color=color, alpha=0.2, linewidth=0)
+        low, high = levels["value"].min(), levels["value"].max()
+        if SEED in rows.columns and rows[SEED].nunique() > 1 and (high - low).max() > 0:  # a training-free one: none
+            ax.fill_between(x, low, high, color=color, alpha=0.45, linewidth=0)
     ax.set_xticks(range(len(ticks)), ticks["param_label"].tolist(), rotation=30, ha="right")
     ax.set_title(title)
 
@@ -178,6 +187,9 @@ def plot_generator_heatmap(results_df: pd.DataFrame, metric: str = "roc_auc") ->
     """
     cells = _metric_cells(results_df, metric, generator=None)
     cells = cells[cells["generator"] != ALL_GENERATORS]
+    if SEED in cells.columns:  # several training seeds: their mean per cell
+        keys = ["detector", "generator", "perturbation", "severity", "higher_is_better"]
+        cells = cells.groupby(keys, as_index=False, sort=False)["value"].mean()
     if not set(cells["generator"]) - {MEAN_GENERATOR}:
         return None
     higher_is_better = bool(cells["higher_is_better"].iloc[0])

@@ -1,6 +1,10 @@
 """Leaderboards from the result store: one frame per dataset (clean value with its CI, the mean
 over severities of each perturbation, the mean over every perturbed cell), rendered as Markdown,
 LaTeX (booktabs) and HTML, each with a provenance header.
+
+A run with several training seeds (``bench run --seeds``) gets every column per seed, then its mean
+over the seeds, and the spread over the seeds (sd, min-max) of the clean and mean perturbed values
+next to the bootstrap interval, which measures test-set sampling only.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from tabulate import tabulate
 from bench.core.errors import BenchError
 from bench.report.audit_section import shortcut_warning
 from bench.report.figures import ALL_GENERATORS, CLEAN
-from bench.report.runs import drop_random
+from bench.report.runs import SEED, drop_random, seeds_of
 from bench.report.summaries import robustness_summary
 
 
@@ -29,6 +33,10 @@ SUMMARY_LEGEND = (
     " nAUC: area under the metric-vs-severity curve normalised by the highest level, mean over perturbations."
     " Relative: mean perturbed / clean. Worst: the worst perturbed cell."
 )
+SEED_SPREAD = ("clean", MEAN_PERTURBED)  # columns whose spread over training seeds is shown
+SEED_LEGEND = (" With {n} training seeds ({seeds}): every value is the mean over the seeds of the per-seed value"
+               " (summaries too), ± the mean half-width of the per-seed bootstrap CI; 'seeds' columns: sd over the"
+               " seeds (min–max); a training-free detector is the same under every seed.")
 MCE_LEGEND = (" mCE: corruption error (1 - value; the value for lower-is-better metrics) summed over the levels,"
               " relative to {ref}, mean over perturbations.")
 EMPTY_LEGEND = "No detector besides random-weight ones (sanity checks); pass --include-random to list them."
@@ -90,15 +98,38 @@ def leaderboard_frame(
         known = ", ".join(sorted(cells["detector"].unique())) or "none"
         raise BenchError(f"--reference-detector {reference_detector!r} has no {metric!r} results on {dataset!r} "
                          f"(detectors: {known})")
-    frame = _aggregate(cells)
-    summary = robustness_summary(cells, higher_is_better, reference_detector)
-    summary = summary[[c for c in SUMMARY_COLUMNS if c in summary.columns]]
-    frame = frame.join(summary, on="detector").sort_values(
+    seeds = seeds_of(cells)
+    if seeds:
+        frame = _over_seeds([_seed_frame(cells[cells[SEED] == s], higher_is_better, reference_detector).assign(seed=s)
+                             for s in seeds])
+    else:
+        frame = _seed_frame(cells, higher_is_better, reference_detector)
+    frame = frame.sort_values(
         ["clean", "detector"], ascending=[not higher_is_better, True], na_position="last", ignore_index=True
     )
     frame.attrs = {"metric": metric, "dataset": dataset, "higher_is_better": higher_is_better,
-                   "reference": reference_detector}
+                   "reference": reference_detector, **({"seeds": seeds} if len(seeds) > 1 else {})}
     return frame
+
+
+def _seed_frame(cells: pd.DataFrame, higher_is_better: bool, reference_detector: str | None) -> pd.DataFrame:
+    """The leaderboard columns of one training seed's cells (or of a single-seed run)."""
+    summary = robustness_summary(cells, higher_is_better, reference_detector)
+    summary = summary[[c for c in SUMMARY_COLUMNS if c in summary.columns]]
+    return _aggregate(cells).join(summary, on="detector")
+
+
+def _over_seeds(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per detector the mean over seeds of every column, and for SEED_SPREAD columns the sample sd, min and
+    max over the seeds (``COLUMN_sd``, ``COLUMN_min``, ``COLUMN_max``) and ``n_seeds``."""
+    stacked = pd.concat(frames, ignore_index=True)
+    by_detector = stacked.groupby("detector", sort=True)
+    values = [c for c in stacked.columns if c not in ("detector", "weights", SEED)]
+    parts = [by_detector["weights"].first(), by_detector[values].mean(), by_detector[SEED].nunique().rename("n_seeds")]
+    for column in (c for c in SEED_SPREAD if c in stacked.columns):
+        spread = by_detector[column].agg(["std", "min", "max"]).fillna({"std": 0.0})
+        parts.append(spread.set_axis([f"{column}_sd", f"{column}_min", f"{column}_max"], axis=1))
+    return pd.concat(parts, axis=1).rename_axis("detector").reset_index()
 
 
 # ---------------------------------------------------------------- rendering
@@ -119,7 +150,8 @@ def _table(
 ) -> tuple[list[str], list[list[str]]]:
     """Headers and display cells, shared by every output format; ``arrows`` = (lower, higher) is better."""
     arrow = arrows[frame.attrs["higher_is_better"]]
-    value_columns = [c for c in frame.columns if c not in FRAME_FIXED]
+    spread = [f"{c}_{s}" for c in SEED_SPREAD for s in ("sd", "min", "max")] + ["n_seeds"]
+    value_columns = [c for c in frame.columns if c not in FRAME_FIXED and c not in spread]
     names = {MEAN_PERTURBED: "Mean perturbed", "nauc": "nAUC", "relative": "Relative", "worst": "Worst",
              "mce": "mCE"}
     column_arrow = {"mce": arrows[False]}  # a corruption error: lower is better whatever the metric
@@ -131,14 +163,28 @@ def _table(
         + [_fmt(row[c], missing) for c in value_columns]
         for _, row in frame.iterrows()
     ]
+    for column in (c for c in reversed(SEED_SPREAD) if f"{c}_sd" in frame.columns):
+        at = 3 if column == "clean" else 3 + value_columns.index(column) + 1
+        headers.insert(at, f"{names.get(column, 'Clean')} seeds: sd (min–max)")
+        for row, (_, values) in zip(rows, frame.iterrows()):
+            row.insert(at, _spread_cell(values, column, missing))
     return headers, rows
+
+
+def _spread_cell(row: pd.Series, column: str, missing: str) -> str:
+    """'0.004 (0.905–0.918)': the sd over the training seeds and their range."""
+    if pd.isna(row[f"{column}_sd"]):
+        return missing
+    return f"{row[f'{column}_sd']:.3f} ({_fmt(row[f'{column}_min'], missing)}–{_fmt(row[f'{column}_max'], missing)})"
 
 
 def _legend(frame: pd.DataFrame) -> str:
     if not len(frame):
         return EMPTY_LEGEND
     legend = LEGEND + (SUMMARY_LEGEND if "nauc" in frame.columns else "")
-    return legend + (MCE_LEGEND.format(ref=frame.attrs["reference"]) if "mce" in frame.columns else "")
+    legend += MCE_LEGEND.format(ref=frame.attrs["reference"]) if "mce" in frame.columns else ""
+    seeds = frame.attrs.get("seeds") or []
+    return legend + (SEED_LEGEND.format(n=len(seeds), seeds=", ".join(map(str, seeds))) if len(seeds) > 1 else "")
 
 
 def _join(singular: str, plural: str, values: Sequence[Any], code: Callable[[str], str]) -> str:

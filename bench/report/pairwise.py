@@ -6,6 +6,12 @@ very draws the run used for its intervals: :mod:`bench.run.resample`), and Holm'
 cells tested. The report's pairwise table: per pair of detectors, the mean over perturbed cells of the
 AUC difference, tested with DeLong's covariance of all those AUCs (they share the images), Holm-corrected
 across the pairs of the table.
+
+Several training seeds (``bench run --seeds``) on one split: every test is of the mean over the seeds of
+the per-seed difference, paired per seed (the seeds' scores are on the same images, so DeLong's covariance
+of all their AUCs and the bootstrap replicates, each averaged over the seeds, stay exact). This is the
+test-set uncertainty of these trained seeds; the spread over seeds is the leaderboard's. A run that drew
+a split per seed (``--vary-split``) is compared one seed at a time (``--seed``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.core.errors import BenchError
+from bench.report.runs import SEED, seeds_of
 from bench.run.metrics import METRICS, MEAN
 from bench.run.resample import bootstrap_weights, cell_seed
 from bench.run.stats import contrast_test, delong_covariance, delong_test, holm, paired_bootstrap
@@ -32,6 +39,7 @@ DEFAULT_BOOT = 200
 class CellScores:
     """The scores of several detectors on one cell, aligned image by image."""
 
+    image_ids: list
     labels: np.ndarray
     generators: np.ndarray
     groups: np.ndarray | None
@@ -56,25 +64,67 @@ def cell_scores(scores: pd.DataFrame, detectors: list[str], perturbation: str, s
         aligned.append(indexed.loc[ids, "score"].to_numpy(np.float64))
     group = first["group"] if "group" in first.columns else pd.Series(dtype=float)
     groups = None if group.isna().any() or group.empty else group.to_numpy()
-    return CellScores(first["label"].to_numpy(np.int64), first["generator"].to_numpy(object), groups,
+    return CellScores(ids, first["label"].to_numpy(np.int64), first["generator"].to_numpy(object), groups,
                       dict(zip(detectors, aligned)))
 
 
-def _run_settings(record: dict[str, Any], results: pd.DataFrame, a: str, b: str) -> tuple[int, int, dict, bool]:
+def seed_cell_scores(by_seed: dict[int, pd.DataFrame], detectors: list[str], perturbation: str,
+                     severity: int) -> list[CellScores] | None:
+    """``cell_scores`` of every training seed (``by_seed``: the scores of each seed), all on the first
+    seed's images in its order; None when a detector lacks a seed's scores on the cell."""
+    cells = [cell_scores(part, detectors, perturbation, severity) for part in by_seed.values()]
+    if any(c is None for c in cells):
+        return None
+    for c in cells[1:]:
+        if c.image_ids != cells[0].image_ids:
+            raise BenchError(f"{perturbation}:{severity}: the training seeds scored different images "
+                             "(a split per seed); compare one seed at a time (--seed S)")
+    return cells
+
+
+def scores_by_seed(scores: pd.DataFrame, record: dict[str, Any], seed: int | None) -> dict[int, pd.DataFrame]:
+    """The scores of each training seed to compare: ``seed`` alone when given, else every seed of a run
+    whose split was the same under every seed."""
+    seeds = seeds_of(scores)
+    if not seeds:  # one training draw per detector
+        if seed is not None and SEED in scores.columns and seed not in set(scores[SEED]):
+            raise BenchError(f"no training seed {seed} in this run (it has: "
+                             f"{', '.join(map(str, sorted(set(scores[SEED]))))})")
+        return {0: scores}
+    if seed is not None:
+        if seed not in seeds:
+            raise BenchError(f"no training seed {seed} in this run (it has: {', '.join(map(str, seeds))})")
+        seeds = [seed]
+    elif len(seeds) > 1 and (record.get("config") or {}).get("vary_split"):
+        raise BenchError(f"the run drew a split per training seed (--vary-split): compare one seed at a time "
+                         f"(--seed S, one of {', '.join(map(str, seeds))})")
+    return {s: scores[scores[SEED] == s] for s in seeds}
+
+
+def _seed_thresholds(record: dict[str, Any], detector: str, seeds: list[int]) -> list[float | None]:
+    """The validation threshold of ``detector`` under each training seed (run.json's ``seed_runs``)."""
+    default = ((record.get("detectors") or {}).get(detector) or {}).get("val_threshold")
+    per_seed = {run.get("train_seed"): ((run.get("detectors") or {}).get(detector) or {}).get("val_threshold")
+                for run in record.get("seed_runs") or []}
+    return [per_seed.get(s, default) for s in seeds]
+
+
+def _run_settings(record: dict[str, Any], results: pd.DataFrame, a: str, b: str,
+                  seeds: list[int]) -> tuple[int, int, dict, bool]:
     config = record.get("config") or {}
     seed = int(record.get("seed", config.get("seed", 0)) or 0)
     n_boot = int(config.get("bootstrap", DEFAULT_BOOT))
-    detectors = record.get("detectors") or {}
-    thresholds = {d: (detectors.get(d) or {}).get("val_threshold") for d in (a, b)}
+    thresholds = {d: _seed_thresholds(record, d, seeds) for d in (a, b)}
     # probability metrics (acc, ece, ...) are stored only for detectors whose scores are probabilities
     probability = all(((results["detector"] == d) & (results["metric"] == "acc")).any() for d in (a, b))
     return seed, n_boot, thresholds, probability
 
 
 def compare_detectors(results: pd.DataFrame, scores: pd.DataFrame, record: dict[str, Any], a: str, b: str,
-                      metric: str = "roc_auc", generator: str = "all") -> pd.DataFrame:
+                      metric: str = "roc_auc", generator: str = "all", seed: int | None = None) -> pd.DataFrame:
     """One row per cell both detectors scored: value_a, value_b, diff, ci_low, ci_high, p, p_holm,
-    significant (p_holm <= 0.05), plus se (DeLong) and boot_low / boot_high for ``roc_auc``."""
+    significant (p_holm <= 0.05), plus se (DeLong) and boot_low / boot_high for ``roc_auc``. With several
+    training seeds, each value is the mean over the seeds (module docstring); ``seed`` picks one."""
     if metric not in METRICS or METRICS[metric].task != "binary":
         binary = ", ".join(n for n, info in METRICS.items() if info.task == "binary")
         raise BenchError(f"unknown or non-binary metric {metric!r} (one of: {binary})")
@@ -86,20 +136,23 @@ def compare_detectors(results: pd.DataFrame, scores: pd.DataFrame, record: dict[
             raise BenchError(f"detector {d!r} has no scores in this run (it has: {', '.join(known) or 'none'})")
     if a == b:
         raise BenchError("give two different detectors")
-    seed, n_boot, thresholds, probability = _run_settings(record, results, a, b)
+    by_seed = scores_by_seed(scores, record, seed)
+    seed, n_boot, thresholds, probability = _run_settings(record, results, a, b, list(by_seed))
     labels = results.drop_duplicates(["perturbation", "severity"]).set_index(["perturbation", "severity"])
     rows = []
     for (perturbation, severity), _ in scores.groupby(["perturbation", "severity"], sort=False):
-        cell = cell_scores(scores, [a, b], perturbation, int(severity))
-        if cell is None:
+        seed_cells = seed_cell_scores(by_seed, [a, b], perturbation, int(severity))
+        if seed_cells is None:
             continue
+        cell = seed_cells[0]
         y, gens = cell.labels, cell.generators
         gen_names = sorted(set(gens[y == 1]))
         if generator != "all" and generator not in gen_names:
             raise BenchError(f"no generator {generator!r} in the scores (it has: {', '.join(gen_names)})")
         w = bootstrap_weights(y, gens, gen_names, n_boot, cell_seed(seed, perturbation, int(severity)), cell.groups)
         cols = np.ones(y.size, bool) if generator == "all" else (y == 0) | (gens == generator)
-        sa, sb = cell.scores[a][cols], cell.scores[b][cols]
+        sa = np.vstack([c.scores[a][cols] for c in seed_cells])
+        sb = np.vstack([c.scores[b][cols] for c in seed_cells])
         boot = paired_bootstrap(y[cols], sa, sb, w[:, cols], metric, probability=probability,
                                 thresholds=(thresholds[a], thresholds[b]))
         row = {"perturbation": perturbation, "severity": int(severity),
@@ -115,7 +168,8 @@ def compare_detectors(results: pd.DataFrame, scores: pd.DataFrame, record: dict[
     frame = pd.DataFrame(rows).sort_values(["perturbation", "severity"], key=_clean_first, ignore_index=True)
     frame["p_holm"] = holm(frame["p"])
     frame["significant"] = frame["p_holm"] <= ALPHA
-    frame.attrs = {"a": a, "b": b, "metric": metric, "generator": generator, "n_boot": n_boot}
+    frame.attrs = {"a": a, "b": b, "metric": metric, "generator": generator, "n_boot": n_boot,
+                   "seeds": list(by_seed)}
     return frame
 
 
@@ -148,7 +202,9 @@ def format_comparison(frame: pd.DataFrame) -> str:
     better = int((frame["significant"] & (frame["diff"] > 0)).sum())
     worse = int((frame["significant"] & (frame["diff"] < 0)).sum())
     direction = "higher" if METRICS[metric].higher_is_better else "lower"
-    summary = (f"{metric} ({direction} is better), generator {attrs['generator']}, A = {a}, B = {b}; test: {method}; "
+    seeds = attrs.get("seeds") or []
+    over = f"mean over training seeds {', '.join(map(str, seeds))} (paired per seed); " if len(seeds) > 1 else ""
+    summary = (f"{metric} ({direction} is better), generator {attrs['generator']}, A = {a}, B = {b}; {over}test: {method}; "
                f"Holm over {frame['p'].notna().sum()} cells at alpha {ALPHA}: A - B significantly > 0 in {better}, "
                f"< 0 in {worse}, not significant in {len(frame) - better - worse} (* = significant)")
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True) + "\n\n" + summary
@@ -158,13 +214,18 @@ def format_comparison(frame: pd.DataFrame) -> str:
 
 
 def pairwise_auc(scores: pd.DataFrame, detectors: list[str]) -> pd.DataFrame | None:
-    """Detector x detector: mean over the perturbed cells both scored of ``AUC(row) - AUC(column)``;
-    ``attrs["p_holm"]`` holds the Holm-adjusted DeLong p-values (same shape). None without perturbed cells."""
+    """Detector x detector: mean over the perturbed cells both scored (and the training seeds) of
+    ``AUC(row) - AUC(column)``; ``attrs["p_holm"]`` holds the Holm-adjusted DeLong p-values (same shape).
+    None without perturbed cells. A run with a split per seed is tabled on its first seed."""
     cells = sorted({(p, int(s)) for p, s in zip(scores["perturbation"], scores["severity"]) if s > 0})
+    by_seed = {s: scores[scores[SEED] == s] for s in seeds_of(scores)} or {0: scores}
+    images = [set(part["image_id"]) for part in by_seed.values()]
+    if any(i != images[0] for i in images[1:]):
+        by_seed = dict(list(by_seed.items())[:1])
     diff = pd.DataFrame(np.nan, index=detectors, columns=detectors)
     pvals: dict[tuple[str, str], float] = {}
     for a, b in combinations(detectors, 2):
-        blocks = [c for c in (cell_scores(scores, [a, b], p, s) for p, s in cells) if c is not None]
+        blocks = [c for p, s in cells for c in (seed_cell_scores(by_seed, [a, b], p, s) or [])]
         blocks = [c for c in blocks if min((c.labels == 1).sum(), (c.labels == 0).sum()) >= 2]
         if not blocks or any(not np.array_equal(c.labels, blocks[0].labels) for c in blocks):
             continue

@@ -24,6 +24,7 @@ from bench.core.errors import BenchError
 from bench.run.schema import BAND_CSV, BAND_JSON, BAND_PARQUET, RESULTS_CSV, RESULTS_PARQUET, RUN_JSON
 from bench.run.store import write_parquet
 from bench.report.band import BAND_COLUMNS, build_band, check_band_runs
+from bench.report.compare_checks import check_single_seed
 from bench.report.runs import read_run, read_table
 
 DEFAULT_REFERENCE_ROOT = "results/reference"
@@ -54,6 +55,7 @@ def save_baseline(
     _check_name(name)
     source = Path(run_dir)
     run_df, _, record = read_run(source)
+    check_single_seed(run_df, "run")
     if run_df.empty or run_df["value"].isna().all():
         failed = sorted(name for name, d in (record.get("detectors") or {}).items()
                         if isinstance(d, dict) and d.get("status") != "ok")
@@ -62,6 +64,8 @@ def save_baseline(
     band = band_json = None
     if band_runs:
         loaded = [read_run(path) for path in band_runs]
+        for path, (df, _, _) in zip(band_runs, loaded):
+            check_single_seed(df, f"band run {path}")
         records = [record] + [r for _, _, r in loaded]
         seeds = check_band_runs(records)
         band = build_band([run_df] + [df for df, _, _ in loaded])

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 # A cell of the grid: what identifies one number across runs (run_id and weights excluded).
 CELL_KEYS = ["detector", "dataset", "generator", "perturbation", "severity", "metric"]
 SCORE_KEYS = ["detector", "dataset", "image_id", "perturbation", "severity"]
+SEED = "seed"  # the training seed of a row: one run with --seeds holds every cell once per seed
 RANDOM_WEIGHTS = "random"
 
 
@@ -36,10 +37,10 @@ def read_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, di
     for required in (RESULTS_PARQUET, RUN_JSON):
         if not (run_dir / required).is_file():
             raise BenchError(f"{run_dir}: no {required}; expected a finished run directory or a stored reference")
-    results = read_table(run_dir / RESULTS_PARQUET, RESULT_COLUMNS)
+    results = read_table(run_dir / RESULTS_PARQUET, [c for c in RESULT_COLUMNS if c != SEED])
     scores_path = run_dir / SCORES_PARQUET
-    scores = read_table(scores_path, [c for c in SCORE_COLUMNS if c != "group"]) if scores_path.is_file() \
-        else pd.DataFrame(columns=SCORE_COLUMNS)
+    scores = read_table(scores_path, [c for c in SCORE_COLUMNS if c not in ("group", SEED)]) \
+        if scores_path.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)
     if "group" not in scores.columns:  # written before bootstrap groups were stored: every image alone
         scores["group"] = pd.Series(range(len(scores)), index=scores.index, dtype="float64")
     try:
@@ -49,7 +50,28 @@ def read_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, di
                          "truncated or not a bench run record") from None
     if not isinstance(record, dict):
         raise BenchError(f"{run_dir / RUN_JSON} is not a bench run record (a JSON object)")
-    return results, scores, record
+    return with_seed(results, record), with_seed(scores, record), record
+
+
+def train_seed_of(record: dict[str, Any]) -> int:
+    """The training seed of a single-seed run: its config's ``train_seed``, else its ``seed``."""
+    config = record.get("config") or {}
+    seed = config.get("train_seed")
+    return int(config.get("seed", 0) if seed is None else seed)
+
+
+def with_seed(table: pd.DataFrame, record: dict[str, Any]) -> pd.DataFrame:
+    """A store written before the ``seed`` column held one training seed: the run's (:func:`train_seed_of`)."""
+    seeds = table[SEED] if SEED in table.columns else pd.Series(float("nan"), index=table.index)
+    return table.assign(**{SEED: seeds.fillna(train_seed_of(record)).astype("int64")})
+
+
+def seeds_of(table: pd.DataFrame) -> list[int]:
+    """The distinct training seeds of a results or scores table, sorted; [] when no detector has several
+    (one seed per run, even when merged runs used different ones: nothing to average or pair per seed)."""
+    if SEED not in table.columns or table.empty or table.groupby("detector")[SEED].nunique().max() < 2:
+        return []
+    return sorted(int(s) for s in table[SEED].dropna().unique())
 
 
 def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
@@ -84,8 +106,8 @@ def load_runs(run_dirs: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, pd.D
     loaded = [read_run(run_dir) for run_dir in run_dirs]
     if not loaded:
         raise BenchError("no run directory given")
-    results = _keep_last(_concat([r for r, _, _ in loaded], RESULT_COLUMNS), CELL_KEYS, "result cells")
-    scores = _keep_last(_concat([s for _, s, _ in loaded], SCORE_COLUMNS), SCORE_KEYS, "scores")
+    results = _keep_last(_concat([r for r, _, _ in loaded], RESULT_COLUMNS), CELL_KEYS + [SEED], "result cells")
+    scores = _keep_last(_concat([s for _, s, _ in loaded], SCORE_COLUMNS), SCORE_KEYS + [SEED], "scores")
     return results, scores, [record for _, _, record in loaded]
 
 

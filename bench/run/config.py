@@ -34,6 +34,13 @@ class RunConfig:
     # perturbations and bootstrap keep following ``seed``, so runs that differ only here measure how much
     # a detector's numbers depend on its training draw (bench baseline save --band).
     train_seed: int | None = None
+    # Several training seeds in one run (bench run --seeds 0,1,2): every training detector is fitted once per
+    # seed, training-free ones once; results carry a ``seed`` column. None = the one training seed above.
+    seeds: list[int] | None = None
+    vary_split: bool = False  # with seeds: redraw the split (and --limit's choice) with each training seed too
+    allow_overlap: bool = False  # run although given splits or --train-on data overlap (recorded in run.json)
+    # Rows sharing a caption or prompt stay in one split; off only to reproduce a split made before that rule.
+    caption_groups: bool = True
     limit: int | None = None  # images per generator class and split, for smoke runs
     device: str = "auto"
     workers: int = 2
@@ -52,6 +59,15 @@ class RunConfig:
     @property
     def training_seed(self) -> int:
         return self.seed if self.train_seed is None else self.train_seed
+
+    @property
+    def training_seeds(self) -> list[int]:
+        """The training seeds of the run, in the order given."""
+        return list(self.seeds) if self.seeds else [self.training_seed]
+
+    def split_seed(self, training_seed: int) -> int:
+        """The split follows the run seed, or the training seed with ``vary_split``."""
+        return training_seed if self.vary_split else self.seed
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -72,12 +88,20 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, str):
                 setattr(self, name, [g.strip() for g in value.split(",") if g.strip()])
+        if isinstance(self.seeds, str):  # "0,1,2" in YAML, as on the command line
+            parts = [v.strip() for v in self.seeds.split(",") if v.strip()]
+            self.seeds = [int(v) for v in parts] if all(v.isdecimal() for v in parts) else self.seeds
         for f in fields(self):
             _check_field(f.name, getattr(self, f.name))
         if not self.detectors:
             raise BenchError("detectors: give at least one detector name or pattern")
         if self.normalize is not None:
             self.normalize = None if self.normalize.strip().lower() == "none" else canonical_spec(self.normalize)
+        if self.seeds is not None:
+            if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+                raise BenchError(f"seeds: give distinct training seeds, got {self.seeds}")
+            if self.train_seed is not None:
+                raise BenchError("give either train_seed (--train-seed) or seeds (--seeds), not both")
         if self.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", self.device):
             raise BenchError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
@@ -90,8 +114,9 @@ INT_RANGES: dict[str, tuple[int, int | None]] = {
 }
 STRS = ("dataset", "train_on", "perturb", "device", "normalize")
 STR_LISTS = ("detectors", "generators", "train_generators", "test_generators")
-BOOLS = ("random_weights", "strict", "allow_outside_paths")
-OPTIONAL = ("train_on", "generators", "train_generators", "test_generators", "train_seed", "limit", "normalize")
+BOOLS = ("random_weights", "strict", "allow_outside_paths", "vary_split", "allow_overlap", "caption_groups")
+OPTIONAL = ("train_on", "generators", "train_generators", "test_generators", "train_seed", "seeds", "limit",
+            "normalize")
 PRESETS = ("default", "imagenet-c")
 
 
@@ -117,6 +142,9 @@ def _check_field(name: str, value: Any) -> None:
     elif name in STR_LISTS:
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise bad("a list of names (or one comma-separated string)")
+    elif name == "seeds":
+        if not isinstance(value, list) or not all(_is_int(v) and 0 <= v <= SEED_MAX for v in value):
+            raise bad(f"a list of integers from 0 to {SEED_MAX}")
     elif name in BOOLS:
         if not isinstance(value, bool):
             raise bad("true or false")

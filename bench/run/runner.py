@@ -5,6 +5,10 @@ the training data's hash and the training seed); a decision threshold is fixed o
 validation data; every grid cell's scores are cached by (fit, test data,
 perturbation table, severity, seed). A second identical run recomputes
 nothing, and a run killed at any point resumes with only the missing cells.
+
+With several training seeds (``--seeds``) the grid runs once per seed: each training
+detector is fitted and scored per seed, a training-free one once (when the split is
+fixed) and its rows repeated under every seed; every row carries its ``seed``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from bench.core.registries import DETECTORS, PERTURBATIONS, create_detector, loa
 from bench.data.dataset import Dataset, Item, limit_per_class, load_dataset
 from bench.data.generators import check_generators, keep_generators
 from bench.data.imageset import DecodedCache, ImageSet, PerturbedImageSet
+from bench.data.leaks import find_overlaps
 from bench.data.normalize import normalize_dataset
 from bench.data.split import near_duplicate_groups
 from bench.nn.training import resolve_device
@@ -52,6 +57,8 @@ class Splits:
     test_hash: str  # the test images actually evaluated (after --limit and --test-generators)
     test_dataset: Dataset
     train_dataset: Dataset
+    overlaps: list[dict] = field(default_factory=list)  # allowed overlaps between parts (--allow-overlap)
+    split_seed: int = 0
 
 
 @dataclass
@@ -64,8 +71,28 @@ class DetectorRun:
     fit_key: str = ""
     val_threshold: float | None = None
     fit_seconds: float = 0.0
+    train_seed: int = 0
     provenance: dict = field(default_factory=dict)
     predictions: dict[tuple[str, int], Prediction] = field(default_factory=dict)
+
+
+@dataclass
+class SeedPass:
+    """What one training seed of a run produced."""
+
+    train_seed: int
+    splits: Splits
+    runs: list[DetectorRun]
+    metric_rows: list[dict]
+    score_rows: list[dict]
+
+
+STATUS_ORDER = {"ok": 0, "skipped": 1, "failed": 2}
+
+
+def trains(name: str) -> bool:
+    """Whether a detector's fit depends on a training seed (registry ``trains``; unknown counts as yes)."""
+    return bool(DETECTORS.entry(name).meta.get("trains", True))
 
 
 def expand_detectors(patterns: list[str]) -> list[str]:
@@ -88,10 +115,13 @@ def make_grid(spec: str, preset: str) -> list[tuple[str, int]]:
     return cells
 
 
-def build_splits(cfg: RunConfig, cache: Cache, progress: bool) -> Splits:
+def build_splits(cfg: RunConfig, cache: Cache, progress: bool, split_seed: int | None = None) -> Splits:
+    """Train, validation and test images; ``split_seed`` (default: the run seed) draws the split and --limit."""
+    split_seed = cfg.seed if split_seed is None else split_seed
+
     def load(spec: str, generators: list[str] | None = None) -> Dataset:
-        dataset = load_dataset(spec, cache, cfg.seed, cfg.workers, cfg.max_pixels, cfg.min_side, progress,
-                               cfg.allow_outside_paths, generators)
+        dataset = load_dataset(spec, cache, split_seed, cfg.workers, cfg.max_pixels, cfg.min_side, progress,
+                               cfg.allow_outside_paths, generators, cfg.caption_groups)
         return normalize_dataset(dataset, cfg.normalize, cache, cfg.workers, progress) if cfg.normalize else dataset
 
     test_ds = load(cfg.dataset, cfg.generators)
@@ -108,7 +138,7 @@ def build_splits(cfg: RunConfig, cache: Cache, progress: bool) -> Splits:
     train = keep(train, cfg.train_generators, "--train-generators", train_ds)
     val = keep(val, cfg.train_generators, "--train-generators", train_ds)
     test = keep(test, cfg.test_generators, "--test-generators", test_ds)
-    train, val, test = (limit_per_class(x, cfg.limit, cfg.seed) for x in (train, val, test))
+    train, val, test = (limit_per_class(x, cfg.limit, split_seed) for x in (train, val, test))
     for role, items in (("training", train), ("validation", val), ("test", test)):
         if not any(it.label == 0 for it in items) or not any(it.label == 1 for it in items):
             raise BenchError(f"the {role} split has no {'real' if not any(it.label == 0 for it in items) else 'generated'} "
@@ -116,7 +146,26 @@ def build_splits(cfg: RunConfig, cache: Cache, progress: bool) -> Splits:
     train_hash = stable_hash(sorted((it.sha256, it.generator, "train") for it in train)
                              + sorted((it.sha256, it.generator, "val") for it in val))
     test_hash = stable_hash(sorted((it.sha256, it.label, it.generator) for it in test))
-    return Splits(train, val, test, train_hash, test_hash, test_ds, train_ds)
+    overlaps = check_overlaps(cfg, train_ds, test_ds, train, val, test)
+    return Splits(train, val, test, train_hash, test_hash, test_ds, train_ds, overlaps, split_seed)
+
+
+def check_overlaps(cfg: RunConfig, train_ds: Dataset, test_ds: Dataset, train: list[Item], val: list[Item],
+                   test: list[Item]) -> list[dict]:
+    """Splits given by a manifest, or a --train-on dataset, may share images with the test set: find identical
+    and near-duplicate images across the parts (bench.data.leaks); an error unless --allow-overlap, then
+    the overlaps are returned for run.json. A seeded split keeps groups whole, so it is not checked."""
+    if train_ds is test_ds and not test_ds.given_splits:
+        return []
+    name = (lambda part, ds: part) if train_ds is test_ds else (lambda part, ds: f"{ds.name}:{part}")
+    overlaps = find_overlaps({name("train", train_ds): train, name("val", train_ds): val,
+                              name("test", test_ds): test})
+    if overlaps and not cfg.allow_overlap:
+        listed = "; ".join(o.describe() for o in overlaps[:10])
+        more = f"; and {len(overlaps) - 10} more" if len(overlaps) > 10 else ""
+        raise BenchError(f"{len(overlaps)} image group(s) overlap between training and test data ({listed}{more}); "
+                         "fix the splits, or pass --allow-overlap to run anyway (recorded in run.json)")
+    return [o.record() for o in overlaps]
 
 
 def normalization_record(spec: str | None, splits: Splits) -> dict | None:
@@ -158,8 +207,9 @@ class Runner:
         self.decoded = DecodedCache()
 
     # -- fitting ----------------------------------------------------------------
-    def prepare(self, name: str, splits: Splits) -> DetectorRun:
-        run = DetectorRun(name)
+    def prepare(self, name: str, splits: Splits, train_seed: int | None = None) -> DetectorRun:
+        """Fit (or load) one detector with ``train_seed`` (default: the run's training seed)."""
+        run = DetectorRun(name, train_seed=self.cfg.training_seed if train_seed is None else train_seed)
         entry = DETECTORS.entry(name)
         decision: WeightsDecision = check_detector_weights(name, entry.meta, self.cfg.weights,
                                                                  self.cfg.random_weights)
@@ -171,15 +221,15 @@ class Runner:
         try:
             detector: Detector = create_detector(name, **self.cfg.detector_params.get(name, {}))
             detector.weights_provenance = decision.provenance
-            run.fit_key = stable_hash([detector.config(), splits.train_hash, self.cfg.seed, self.cfg.training_seed,
+            run.fit_key = stable_hash([detector.config(), splits.train_hash, self.cfg.seed, run.train_seed,
                                        decision.label, weights_identity(decision.provenance)])
             cached = self.cache.load_object("fits", run.fit_key)
             if cached is None:
                 started = time.perf_counter()
                 train = ImageSet(splits.train, self.decoded, self.cfg.max_pixels, self.cfg.min_side)
                 val = ImageSet(splits.val, self.decoded, self.cfg.max_pixels, self.cfg.min_side)
-                ctx = replace(self.ctx, extras={**self.ctx.extras,
-                                                "checkpoint": self.cache.path("checkpoints", run.fit_key, "pt")})
+                ctx = replace(self.ctx, seed=run.train_seed,
+                              extras={**self.ctx.extras, "checkpoint": self.cache.path("checkpoints", run.fit_key, "pt")})
                 detector.fit(train, val, ctx)
                 val_pred = detector.predict(val, ctx)
                 threshold = threshold_at_tnr(val_pred.score[val.labels == 0], self.cfg.val_tnr)
@@ -216,7 +266,7 @@ class Runner:
                 if cached is None:
                     images.materialize(self.cfg.workers)
                     try:
-                        pred = run.detector.predict(images, self.ctx)
+                        pred = run.detector.predict(images, replace(self.ctx, seed=run.train_seed))
                     except Exception as exc:
                         run.status, run.reason = "failed", f"scoring {perturbation}:{severity}: " \
                                                            f"{type(exc).__name__}: {exc}"
@@ -271,11 +321,28 @@ class Runner:
         load_plugins()
         names = expand_detectors(self.cfg.detectors)
         grid = make_grid(self.cfg.perturb, self.cfg.preset)
-        splits = build_splits(self.cfg, self.cache, self.progress)
+        once: dict[str, tuple[DetectorRun, list[dict], list[dict]]] = {}
+        passes = [self.run_seed(train_seed, names, grid, once) for train_seed in self.cfg.training_seeds]
+        record = self.run_record(passes[0].runs, passes[0].splits, grid)
+        if len(passes) > 1:
+            record.update(seed_records(passes, record))
+        write_store(self.out_dir, record, [row for p in passes for row in p.metric_rows],
+                    [row for p in passes for row in p.score_rows])
+        return record
+
+    def run_seed(self, train_seed: int, names: list[str], grid: list[tuple[str, int]],
+                 once: dict[str, tuple[DetectorRun, list[dict], list[dict]]]) -> SeedPass:
+        """One training seed: splits, fits, scores and rows (each row's ``seed`` = ``train_seed``).
+
+        A training-free detector on a fixed split is fitted and scored at the first seed only (``once``
+        keeps its run and rows) and its rows are repeated under the later seeds."""
+        multi = len(self.cfg.training_seeds) > 1
+        splits = build_splits(self.cfg, self.cache, self.progress, self.cfg.split_seed(train_seed))
         test = ImageSet(splits.test, self.decoded, self.cfg.max_pixels, self.cfg.min_side)
+        seed_note = f" [training seed {train_seed}, split seed {splits.split_seed}]" if multi else ""
         self.log(f"dataset {splits.test_dataset.name} ({splits.test_dataset.hash}): train {len(splits.train)}, "
                  f"val {len(splits.val)}, test {len(splits.test)} images; "
-                 f"{len(splits.test_dataset.skips)} skipped; {len(grid)} cells x {len(names)} detectors")
+                 f"{len(splits.test_dataset.skips)} skipped; {len(grid)} cells x {len(names)} detectors{seed_note}")
         for skip in splits.test_dataset.skips[:20]:
             self.log(f"  skipped image {skip.id}: {skip.reason}")
         if len(splits.test_dataset.skips) > 20:
@@ -283,24 +350,36 @@ class Runner:
         if self.audit:
             self.audit_block = run_audit(splits.test_dataset, self.cfg.normalize, self.cache, self.cfg.seed,
                                          self.cfg.workers, self.cfg.bootstrap, self.log)
+        for overlap in splits.overlaps[:20]:
+            self.log(f"  allowed overlap ({overlap['kind']}): {overlap['files']}")
         runs = []
         for name in names:
-            self.log(f"fitting {name} ...")
-            run = self.prepare(name, splits)
+            if name in once:
+                runs.append(once[name][0])
+                continue
+            self.log(f"fitting {name}{f' (training seed {train_seed})' if trains(name) and multi else ''} ...")
+            run = self.prepare(name, splits, train_seed if trains(name) else None)
             if run.status != "ok":
                 self.log(f"  {run.status} {name}: {run.reason}")
                 if self.cfg.strict:
                     raise BenchError(f"{name} {run.status}: {run.reason} (--strict)")
             runs.append(run)
-        self.score_cells([r for r in runs if r.status == "ok"], test, grid)
+        self.score_cells([r for r in runs if r.status == "ok" and r.name not in once], test, grid)
         dataset_name = splits.test_dataset.name
-        ok = [r for r in runs if r.status == "ok"]
         groups = bootstrap_groups(splits.test)
-        metric_rows = [row for r in ok for row in self.metric_rows(r, test, dataset_name, groups)]
-        score_rows = [row for r in ok for row in self.score_rows(r, test, dataset_name, groups)]
-        record = self.run_record(runs, splits, grid)
-        write_store(self.out_dir, record, metric_rows, score_rows)
-        return record
+        metric_rows, score_rows = [], []
+        for run in runs:
+            if run.name in once:
+                _, metrics, scores = once[run.name]
+            else:
+                ok = run.status == "ok"
+                metrics = self.metric_rows(run, test, dataset_name, groups) if ok else []
+                scores = self.score_rows(run, test, dataset_name, groups) if ok else []
+                if not trains(run.name) and not self.cfg.vary_split:
+                    once[run.name] = (run, metrics, scores)
+            metric_rows += [{**row, "seed": train_seed} for row in metrics]
+            score_rows += [{**row, "seed": train_seed} for row in scores]
+        return SeedPass(train_seed, splits, runs, metric_rows, score_rows)
 
     def run_record(self, runs: list[DetectorRun], splits: Splits, grid: list[tuple[str, int]]) -> dict:
         from bench.run.provenance import device_description, git_state, machine_record, package_versions
@@ -322,7 +401,7 @@ class Runner:
             "date": self.started.isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "git": git_state(), "versions": package_versions(), "device": device_description(self.device),
-            "seed": self.cfg.seed, "train_seed": self.cfg.training_seed, "machine": machine_record(),
+            "seed": self.cfg.seed, "train_seed": self.cfg.training_seeds[0], "machine": machine_record(),
             "config": self.cfg.to_dict(), "config_hash": self.config_hash,
             "datasets": datasets, "dataset_hash": splits.test_dataset.hash, "train_hash": splits.train_hash,
             "test_hash": splits.test_hash,
@@ -337,4 +416,23 @@ class Runner:
             "audit": self.audit_block,
             "skipped_images": skipped_images,
             "n_skipped_images": len(skipped_images),
+            "overlaps": splits.overlaps,
         }
+
+
+def seed_records(passes: list[SeedPass], record: dict) -> dict:
+    """run.json keys of a run with several training seeds: ``train_seeds``, and per seed (``seed_runs``) its
+    split seed, data hashes, allowed overlaps and fits. Each detector's status in ``record`` becomes (in
+    place) the worst over the seeds, so a fit that failed under one seed is not hidden."""
+    detectors = record["detectors"]
+    for p in passes:
+        for run in p.runs:
+            if STATUS_ORDER.get(run.status, 2) > STATUS_ORDER.get(detectors[run.name]["status"], 2):
+                detectors[run.name].update(status=run.status, reason=f"training seed {p.train_seed}: {run.reason}")
+    return {"train_seeds": [p.train_seed for p in passes], "seed_runs": [
+        {"train_seed": p.train_seed, "split_seed": p.splits.split_seed, "dataset_hash": p.splits.test_dataset.hash,
+         "train_hash": p.splits.train_hash, "test_hash": p.splits.test_hash, "overlaps": p.splits.overlaps,
+         "detectors": {r.name: {"status": r.status, "reason": r.reason, "train_seed": r.train_seed,
+                                "fit_key": r.fit_key, "val_threshold": r.val_threshold,
+                                "fit_seconds": round(r.fit_seconds, 3)} for r in p.runs}}
+        for p in passes]}

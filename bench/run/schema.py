@@ -1,8 +1,8 @@
 """The result store's file names and columns: the contract between runner, reports and comparisons.
 
 ``results.parquet`` / ``results.csv``: long format, one row per
-(run, detector, dataset, generator, perturbation, severity, metric).
-``scores.parquet``: one row per (detector, image, perturbation, severity).
+(run, detector, dataset, generator, perturbation, severity, metric, training seed).
+``scores.parquet``: one row per (detector, image, perturbation, severity, training seed).
 ``run.json``: the run record (see README, "Result schema").
 A stored reference (bench baseline save) may add ``band.parquet`` / ``band.csv``
 (per cell: the spread of its value over training seeds) and ``band.json`` (those seeds).
@@ -33,6 +33,7 @@ RESULT_COLUMNS = [
     "ci_high",  # float
     "n",  # int, images that entered the number
     "higher_is_better",  # bool
+    "seed",  # int, the training seed of the fit (bench run --seeds); a store without it: run.json's train_seed
 ]
 
 SCORE_COLUMNS = [
@@ -48,4 +49,5 @@ SCORE_COLUMNS = [
     "score",  # float, higher = more likely generated
     "pred_source",  # str or None: predicted generator (attribution detectors)
     "group",  # int: bootstrap group of the image (near-duplicates, same source, caption siblings)
+    "seed",  # int, the training seed of the fit, as in RESULT_COLUMNS
 ]

@@ -56,9 +56,13 @@ def delong_covariance(y, scores) -> tuple[np.ndarray, np.ndarray]:
 def delong_test(y, score_a, score_b, ci: float = 0.95) -> Difference:
     """DeLong's test of ``AUC_a - AUC_b`` on the same images: ``z = diff / se``, two-sided normal p-value,
     ``diff ± z_{(1+ci)/2} se``. ``se = 0`` (identical or perfectly separated scores) gives p = 1 when the
-    difference is 0, else 0."""
-    aucs, cov = delong_covariance(y, np.vstack([score_a, score_b]))
-    return contrast_test(aucs, cov, np.array([1.0, -1.0]), ci)
+    difference is 0, else 0.
+
+    ``score_a`` and ``score_b`` may hold one row per training seed (the same images): then the test is of
+    the mean over the seeds of ``AUC_a,s - AUC_b,s``, with the covariance of all ``2 k`` AUCs."""
+    a, b = np.atleast_2d(score_a), np.atleast_2d(score_b)
+    aucs, cov = delong_covariance(y, np.vstack([a, b]))
+    return contrast_test(aucs, cov, np.r_[np.ones(len(a)), -np.ones(len(b))] / len(a), ci)
 
 
 def contrast_test(aucs: np.ndarray, cov: np.ndarray, weights: np.ndarray, ci: float = 0.95) -> Difference:
@@ -83,17 +87,24 @@ def paired_bootstrap(
     """``metric(a) - metric(b)`` on the same bootstrap draws ``w`` (``(B, n)`` counts, as
     :func:`bench.run.resample.bootstrap_weights`): percentile interval of the replicate differences,
     p-value ``min(1, 2 min(P*(d <= 0), P*(d >= 0)))`` (resolution ``1 / B``). ``thresholds``: the
-    validation thresholds of a and b, for ``acc_at_val_threshold``."""
+    validation thresholds of a and b, for ``acc_at_val_threshold``.
+
+    ``score_a`` and ``score_b`` may hold one row per training seed (the same images; ``thresholds`` then
+    one per seed): each replicate's value is the mean over the seeds."""
     y = np.asarray(y, dtype=np.float64)
     ones = np.vstack([np.ones(y.size), w])
     values = []
     for score, threshold in zip((score_a, score_b), thresholds):
-        batch = _binary_batch(y, np.asarray(score, dtype=np.float64), ones, probability=probability,
-                              val_threshold=threshold)
-        if metric not in batch:
-            raise ValueError(f"metric {metric!r} is not computed for these detectors "
-                             f"(available: {', '.join(batch)})")
-        values.append(batch[metric])
+        rows = np.atleast_2d(np.asarray(score, dtype=np.float64))
+        per_row = list(threshold) if isinstance(threshold, (list, tuple)) else [threshold] * len(rows)
+        seed_values = []
+        for row, row_threshold in zip(rows, per_row):
+            batch = _binary_batch(y, row, ones, probability=probability, val_threshold=row_threshold)
+            if metric not in batch:
+                raise ValueError(f"metric {metric!r} is not computed for these detectors "
+                                 f"(available: {', '.join(batch)})")
+            seed_values.append(batch[metric])
+        values.append(np.mean(seed_values, axis=0))
     a, b = values
     d = a - b
     reps = d[1:][np.isfinite(d[1:])]

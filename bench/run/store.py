@@ -16,7 +16,7 @@ from bench.core import atomic
 from bench.run.schema import RESULT_COLUMNS, RESULTS_CSV, RESULTS_PARQUET, RUN_JSON, SCORE_COLUMNS, SCORES_PARQUET
 
 RESULT_DTYPES = {"severity": "int64", "param": "float64", "value": "float64", "ci_low": "float64",
-                 "ci_high": "float64", "n": "int64", "higher_is_better": "bool"}
+                 "ci_high": "float64", "n": "int64", "higher_is_better": "bool", "seed": "int64"}
 
 
 def results_frame(run_id: str, rows: list[dict]) -> pd.DataFrame:
@@ -26,7 +26,7 @@ def results_frame(run_id: str, rows: list[dict]) -> pd.DataFrame:
 
 def scores_frame(run_id: str, rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame([{**row, "run_id": run_id} for row in rows], columns=SCORE_COLUMNS)
-    return df.astype({"label": "int64", "severity": "int64", "score": "float64"})
+    return df.astype({"label": "int64", "severity": "int64", "score": "float64", "seed": "int64"})
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> None:
