@@ -27,12 +27,8 @@ PIXEL_DIGESTS = {1: "5900c097c5bcfe547e9968be4d2a49c16b6c3fe21a2b22dc93331c3396a
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    cache_root = tmp_path_factory.mktemp("cache")
-    start = time.perf_counter()
-    root = demo_dataset_path(cache_root)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 30, f"building the demo took {elapsed:.1f}s (budget 30s on 2 cores)"
-    return root
+    # Its build time (budget: 30 s on 2 cores) is printed by benchmarks/demo_data.py, not asserted here.
+    return demo_dataset_path(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")
