@@ -19,6 +19,8 @@ RUN_EXAMPLES = """examples:
   bench run --train-on demo --dataset path/to/other_dataset           # cross-dataset
   bench run --train-generators sd15,dalle2 --test-generators gpt-image --dataset DIR
   bench run --config results/runs/<run>/run.json                       # reproduce a run
+  bench run --workers 8 --batch-size 128 --device cuda                 # one GPU box, 8 preparation processes
+  bench run --executor ray --ray-address auto --detectors npr,spectral # on a running Ray cluster
 """
 
 
@@ -51,7 +53,13 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
                                                    "augmentation; default: --seed); see `bench baseline save --band`")
     p.add_argument("--limit", type=int, help="at most N images per generator class and split (smoke runs)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train and score (default: auto)")
-    p.add_argument("--workers", type=int, help="threads/workers for decoding and perturbing (default: 2)")
+    p.add_argument("--workers", type=int, help="processes that decode, perturb and prepare images for the models "
+                                               "while they score (0 = in this process; default: 2)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where fits and cells run: this process (default) or a Ray cluster (pip install "
+                        "'aigi-bench[ray]'; README, 'Running at scale'); same numbers either way")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to join (e.g. ray://head:10001 or auto); default: start a local one")
     p.add_argument("--batch-size", type=int, help="batch size for network detectors (default: 32)")
     p.add_argument("--bootstrap", type=int, help="bootstrap replicates for 95%% intervals (default: 200; 0 = none)")
     p.add_argument("--weights", action="append", metavar="NAME=PATH",
@@ -101,7 +109,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.run.schema import LEADERBOARD_MD
 
     cfg = run_config_from_args(args)
-    runner = Runner(cfg, Path(args.out) if args.out else None, Cache(args.cache_dir), progress=not args.quiet)
+    from bench.run.executors import make_executor
+
+    executor = make_executor(args.executor, args.ray_address)
+    runner = Runner(cfg, Path(args.out) if args.out else None, Cache(args.cache_dir), progress=not args.quiet,
+                    executor=executor)
     record = runner.run()
     out = runner.out_dir
     write_leaderboards([out])

@@ -9,9 +9,7 @@ nothing, and a run killed at any point resumes with only the missing cells.
 
 from __future__ import annotations
 
-import time
-import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -25,13 +23,16 @@ from bench.core.errors import BenchError
 from bench.core.hashing import stable_hash
 from bench.core.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins
 from bench.data.dataset import Dataset, Item, limit_per_class, load_dataset
-from bench.data.imageset import DecodedCache, ImageSet, PerturbedImageSet
+from bench.data.imageset import DecodedCache, ImageSet
 from bench.data.split import near_duplicate_groups
 from bench.nn.training import resolve_device
 from bench.run.config import RunConfig
-from bench.run.metrics import evaluate_cell, threshold_at_tnr
+from bench.run.executors import make_executor
+from bench.run.metrics import evaluate_cell
 from bench.run.resample import cell_seed
 from bench.run.store import write_store
+from bench.run.stream import Failure
+from bench.run.work import CellJob, FitJob, cell_images
 from bench.weights.gate import WeightsDecision, check_detector_weights
 from perturbations import param_label, param_value
 from perturbations.spec import parse_perturb_spec
@@ -132,8 +133,9 @@ def bootstrap_groups(items: list[Item]):
 
 class Runner:
     def __init__(self, cfg: RunConfig, out_dir: Path | None, cache: Cache, progress: bool = True,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, executor=None):
         self.cfg, self.cache, self.progress, self.log = cfg, cache, progress, log
+        self.executor = executor or make_executor("local")
         self.started = datetime.now(timezone.utc)
         self.config_hash = stable_hash(cfg.to_dict(), 8)
         self.run_id = f"{self.started.strftime('%Y%m%dT%H%M%SZ')}-{self.config_hash}"
@@ -144,7 +146,8 @@ class Runner:
         self.decoded = DecodedCache()
 
     # -- fitting ----------------------------------------------------------------
-    def prepare(self, name: str, splits: Splits) -> DetectorRun:
+    def prepare(self, name: str, splits: Splits) -> tuple[DetectorRun, FitJob | None]:
+        """The run of one detector with its cached fit, or the job that fits it (None when skipped or failed)."""
         run = DetectorRun(name)
         entry = DETECTORS.entry(name)
         decision: WeightsDecision = check_detector_weights(name, entry.meta, self.cfg.weights,
@@ -152,7 +155,7 @@ class Runner:
         run.provenance = decision.provenance
         if decision.skip_reason:
             run.status, run.reason = "skipped", decision.skip_reason
-            return run
+            return run, None
         run.weights = decision.label
         try:
             detector: Detector = create_detector(name, **self.cfg.detector_params.get(name, {}))
@@ -160,27 +163,55 @@ class Runner:
             run.fit_key = stable_hash([detector.config(), splits.train_hash, self.cfg.seed, self.cfg.training_seed,
                                        decision.label, weights_identity(decision.provenance)])
             cached = self.cache.load_object("fits", run.fit_key)
-            if cached is None:
-                started = time.perf_counter()
-                train = ImageSet(splits.train, self.decoded, self.cfg.max_pixels, self.cfg.min_side)
-                val = ImageSet(splits.val, self.decoded, self.cfg.max_pixels, self.cfg.min_side)
-                ctx = replace(self.ctx, extras={**self.ctx.extras,
-                                                "checkpoint": self.cache.path("checkpoints", run.fit_key, "pt")})
-                detector.fit(train, val, ctx)
-                val_pred = detector.predict(val, ctx)
-                threshold = threshold_at_tnr(val_pred.score[val.labels == 0], self.cfg.val_tnr)
-                cached = {"detector": detector, "val_threshold": threshold,
-                          "fit_seconds": time.perf_counter() - started}
-                self.cache.save_object("fits", run.fit_key, cached)
-            run.detector, run.val_threshold, run.fit_seconds = (cached["detector"], cached["val_threshold"],
-                                                                cached["fit_seconds"])
-            run.status = "ok"
         except BenchError as exc:
-            run.status, run.reason = "failed", str(exc)
+            self.record_failure(run, Failure(str(exc)))
+            return run, None
         except Exception as exc:  # a broken detector must not take the other detectors' results with it
-            run.status, run.reason = "failed", f"{type(exc).__name__}: {exc}"
-            run.provenance["traceback"] = traceback.format_exc()
-        return run
+            self.record_failure(run, Failure.of(exc))
+            return run, None
+        if cached is None:
+            return run, FitJob(name, detector, splits.train, splits.val, self.cache.path("checkpoints", run.fit_key, "pt"))
+        self.take_fit(run, cached)
+        return run, None
+
+    def take_fit(self, run: DetectorRun, fitted: dict) -> None:
+        run.detector, run.val_threshold, run.fit_seconds = (fitted["detector"], fitted["val_threshold"],
+                                                            fitted["fit_seconds"])
+        run.status = "ok"
+
+    @staticmethod
+    def record_failure(run: DetectorRun, failure: Failure, context: str = "") -> None:
+        run.status, run.reason = "failed", context + failure.reason
+        if failure.traceback:
+            run.provenance["traceback"] = failure.traceback
+
+    def fit_all(self, names: list[str], splits: Splits) -> list[DetectorRun]:
+        """Every detector's run: cached fits loaded, missing ones fitted by the executor and cached as they finish."""
+        runs, jobs = [], []
+        for name in names:
+            self.log(f"fitting {name} ...")
+            run, job = self.prepare(name, splits)
+            runs.append(run)
+            if job is not None:
+                jobs.append(job)
+            else:
+                self.check_status(run)
+        by_name = {run.name: run for run in runs}
+        for job, outcome in self.executor.fit(jobs, self.cfg, self.ctx, self.decoded):
+            run = by_name[job.name]
+            if isinstance(outcome, Failure):
+                self.record_failure(run, outcome)
+            else:
+                self.cache.save_object("fits", run.fit_key, outcome)
+                self.take_fit(run, outcome)
+            self.check_status(run)
+        return runs
+
+    def check_status(self, run: DetectorRun) -> None:
+        if run.status != "ok":
+            self.log(f"  {run.status} {run.name}: {run.reason}")
+            if self.cfg.strict:
+                raise BenchError(f"{run.name} {run.status}: {run.reason} (--strict)")
 
     # -- scoring ------------------------------------------------------------------
     def cell_key(self, run: DetectorRun, test_hash: str, perturbation: str, table: str, severity: int,
@@ -190,34 +221,44 @@ class Runner:
         return stable_hash([run.fit_key, test_hash, perturbation, table, severity, self.cfg.seed, fingerprint])
 
     def score_cells(self, runs: list[DetectorRun], test: ImageSet, grid: list[tuple[str, int]]) -> None:
+        """Cached cells are read back; the executor scores the rest and each cell is cached as it arrives,
+        so an interrupted run resumes with only the missing (detector, cell) pairs."""
         test_hash = stable_hash(test.hashes)
         bar = tqdm(total=len(grid) * len(runs), desc="cells", disable=not self.progress)
-        for perturbation, severity in grid:
-            images = test if perturbation == "none" else PerturbedImageSet(
-                test, PERTURBATIONS.get(perturbation), severity, self.cfg.seed, self.cfg.preset)
+        by_name = {run.name: run for run in runs}
+        jobs, keys = [], {}
+        for cell in grid:
+            images = cell_images(test, cell, self.cfg)
+            missing = []
             for run in runs:
-                bar.set_postfix_str(f"{run.name} {perturbation}:{severity}")
-                key = self.cell_key(run, test_hash, perturbation, images.table, severity, images.fingerprint)
+                key = self.cell_key(run, test_hash, cell[0], images.table, cell[1], images.fingerprint)
                 cached = self.cache.load_arrays("cells", key)
                 if cached is None:
-                    images.materialize(self.cfg.workers)
-                    try:
-                        pred = run.detector.predict(images, self.ctx)
-                    except Exception as exc:
-                        run.status, run.reason = "failed", f"scoring {perturbation}:{severity}: " \
-                                                           f"{type(exc).__name__}: {exc}"
-                        run.provenance["traceback"] = traceback.format_exc()
-                        self.log(f"  failed {run.name}: {run.reason}")
-                        continue
-                    arrays = {"score": pred.score}
-                    if pred.source is not None:
-                        arrays["source"] = pred.source.astype(str)
-                    self.cache.save_arrays("cells", key, **arrays)
-                    cached = arrays
-                run.predictions[(perturbation, severity)] = Prediction(cached["score"], cached.get("source"))
-                bar.update(1)
-            runs = [r for r in runs if r.status == "ok"]
+                    missing.append(run.detector)
+                    keys[(run.name, cell)] = key
+                else:
+                    run.predictions[cell] = Prediction(cached["score"], cached.get("source"))
+                    bar.update(1)
+            if missing:
+                jobs.append(CellJob(cell, missing))
+        for job, detector, outcome in self.executor.score(jobs, test, self.cfg, self.ctx):
+            run = by_name[detector.name]
+            bar.set_postfix_str(f"{run.name} {job.cell[0]}:{job.cell[1]}")
+            if run.status != "ok":
+                continue
+            if isinstance(outcome, Failure):
+                self.record_failure(run, outcome, f"scoring {job.cell[0]}:{job.cell[1]}: ")
+                self.log(f"  failed {run.name}: {run.reason}")
+                continue
+            arrays = {"score": outcome.score}
+            if outcome.source is not None:
+                arrays["source"] = outcome.source.astype(str)
+            self.cache.save_arrays("cells", keys[(run.name, job.cell)], **arrays)
+            run.predictions[job.cell] = Prediction(arrays["score"], arrays.get("source"))
+            bar.update(1)
         bar.close()
+        for run in runs:  # grid order, whichever order the executor finished the cells in
+            run.predictions = {cell: run.predictions[cell] for cell in grid if cell in run.predictions}
 
     # -- metrics -------------------------------------------------------------------
     def metric_rows(self, run: DetectorRun, test: ImageSet, dataset: str, groups=None) -> list[dict]:
@@ -266,15 +307,7 @@ class Runner:
             self.log(f"  skipped image {skip.id}: {skip.reason}")
         if len(splits.test_dataset.skips) > 20:
             self.log(f"  ... and {len(splits.test_dataset.skips) - 20} more (see run.json)")
-        runs = []
-        for name in names:
-            self.log(f"fitting {name} ...")
-            run = self.prepare(name, splits)
-            if run.status != "ok":
-                self.log(f"  {run.status} {name}: {run.reason}")
-                if self.cfg.strict:
-                    raise BenchError(f"{name} {run.status}: {run.reason} (--strict)")
-            runs.append(run)
+        runs = self.fit_all(names, splits)
         self.score_cells([r for r in runs if r.status == "ok"], test, grid)
         dataset_name = splits.test_dataset.name
         ok = [r for r in runs if r.status == "ok"]
@@ -306,7 +339,7 @@ class Runner:
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "git": git_state(), "versions": package_versions(), "device": device_description(self.device),
             "seed": self.cfg.seed, "train_seed": self.cfg.training_seed, "machine": machine_record(),
-            "config": self.cfg.to_dict(), "config_hash": self.config_hash,
+            "config": self.cfg.to_dict(), "config_hash": self.config_hash, "executor": self.executor.name,
             "datasets": datasets, "dataset_hash": splits.test_dataset.hash, "train_hash": splits.train_hash,
             "test_hash": splits.test_hash,
             "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
