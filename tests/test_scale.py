@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from bench.core.cache import Cache
 from bench.core.detector import FitContext
