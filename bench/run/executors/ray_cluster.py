@@ -81,13 +81,14 @@ class RayExecutor:
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise BenchError(f"cannot start or join the Ray cluster {address or '(local)'}: {exc}") from None
         self.shard_batches = shard_batches
+        self.cluster_gpus = ray.cluster_resources().get("GPU", 0)
         remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)
         self._fit, self._score_shard, self._predict = remote(_fit), remote(_score_shard), remote(_predict)
 
     # -- placement ----------------------------------------------------------------------------
     def _gpus(self, detectors: list[Detector], cfg: RunConfig) -> int:
         wants = cfg.device != "cpu" and any(d.info.gpu != "no" for d in detectors)
-        return 1 if wants and ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        return 1 if wants and self.cluster_gpus >= 1 else 0
 
     @staticmethod
     def _worker_ctx(ctx: FitContext, cfg: RunConfig) -> FitContext:
