@@ -119,8 +119,7 @@ class KillOnceSpectral(SpectralDetector):
 def ray_cluster():
     if ray is None:
         pytest.skip("needs the ray extra: pip install 'aigi-bench[ray]'")
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}})
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
     yield
     ray.shutdown()
@@ -148,9 +147,26 @@ def test_ray_run_gives_the_local_results_value_for_value(ray_cluster, tiny_datas
     assert record["executor"] == "ray" and all(d["status"] == "ok" for d in record["detectors"].values())
     same_results(tmp_path / "local", tmp_path / "ray")
 
+    class Recording(RayExecutor):
+        def fit(self, jobs, *args):
+            self.fitted = [job.name for job in jobs]
+            yield from super().fit(jobs, *args)
+
+        def score(self, jobs, *args):
+            self.scored = [(job.cell, d.name) for job in jobs for d in job.detectors]
+            yield from super().score(jobs, *args)
+
+    # a driver killed after all but one cell: the rerun fits nothing and scores only that cell
+    sorted((tmp_path / "ray-cache" / "cells").glob("*.npz"))[0].unlink()
+    rerun = Recording(shard_batches=1)
+    run_on(rerun, cfg, tmp_path / "resumed", tmp_path / "ray-cache")
+    assert rerun.fitted == [] and len(rerun.scored) == 1
+    same_results(tmp_path / "local", tmp_path / "resumed")
+
 
 @needs_ray
 def test_a_worker_killed_while_scoring_is_retried_with_identical_results(ray_cluster, tiny_dataset, tmp_path):
+    from bench.run.executors import make_executor
     from bench.run.executors.ray_cluster import RayExecutor
 
     marker = tmp_path / "killed-once"
@@ -158,8 +174,8 @@ def test_a_worker_killed_while_scoring_is_retried_with_identical_results(ray_clu
     try:
         cfg = RunConfig(detectors=["test_kill_once"], dataset=str(tiny_dataset), perturb="noise:3", bootstrap=20,
                         device="cpu", workers=0, batch_size=8)
-        marker.touch()  # the reference run kills nothing
-        run_on(RayExecutor(), cfg, tmp_path / "reference", tmp_path / "reference-cache")
+        marker.touch()  # the reference run (local) kills nothing
+        run_on(make_executor("local"), cfg, tmp_path / "reference", tmp_path / "reference-cache")
         marker.unlink()
         record = run_on(RayExecutor(shard_batches=1), cfg, tmp_path / "killed", tmp_path / "killed-cache")
     finally:
