@@ -170,7 +170,8 @@ class Runner:
             self.record_failure(run, Failure.of(exc))
             return run, None
         if cached is None:
-            return run, FitJob(name, detector, splits.train, splits.val, self.cache.path("checkpoints", run.fit_key, "pt"))
+            checkpoint = self.cache.path("checkpoints", run.fit_key, "pt")
+            return run, FitJob(name, detector, splits.train, splits.val, checkpoint)
         self.take_fit(run, cached)
         return run, None
 

@@ -51,19 +51,31 @@ def _decoded() -> DecodedCache:
     return _DECODED
 
 
-def _fit(job: FitJob, cfg: RunConfig, ctx: FitContext):
+def _use_threads(threads: int) -> None:
+    """The driver's torch thread count: a trained network's numbers depend on it (the order of float
+    sums), and a Ray worker would otherwise use one thread per CPU the task reserved."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _fit(job: FitJob, cfg: RunConfig, ctx: FitContext, threads: int):
+    _use_threads(threads)
     return fit_detector(job, cfg, ctx, _decoded())
 
 
 def _score_shard(items: list, detectors: list[Detector], cell: tuple[str, int], start: int, stop: int,
-                 cfg: RunConfig, ctx: FitContext) -> dict:
+                 cfg: RunConfig, ctx: FitContext, threads: int) -> dict:
+    _use_threads(threads)
     images = cell_images(ImageSet(items, _decoded(), cfg.max_pixels, cfg.min_side), cell, cfg)
     for _, rows in stream_rows([Unit(cell, images, detectors, start, stop)], ctx, workers=0):
         return rows
     return {}
 
 
-def _predict(items: list, detector: Detector, cell: tuple[str, int], cfg: RunConfig, ctx: FitContext):
+def _predict(items: list, detector: Detector, cell: tuple[str, int], cfg: RunConfig, ctx: FitContext,
+             threads: int):
+    _use_threads(threads)
     images = cell_images(ImageSet(items, _decoded(), cfg.max_pixels, cfg.min_side), cell, cfg)
     return predict_cell(detector, images, ctx, cfg.workers)
 
@@ -82,6 +94,9 @@ class RayExecutor:
                 raise BenchError(f"cannot start or join the Ray cluster {address or '(local)'}: {exc}") from None
         self.shard_batches = shard_batches
         self.cluster_gpus = ray.cluster_resources().get("GPU", 0)
+        import torch
+
+        self.threads = torch.get_num_threads()
         remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)
         self._fit, self._score_shard, self._predict = remote(_fit), remote(_score_shard), remote(_predict)
 
@@ -109,8 +124,10 @@ class RayExecutor:
     # -- the executor interface -------------------------------------------------------------
     def fit(self, jobs: list[FitJob], cfg: RunConfig, ctx: FitContext, decoded=None) -> Iterator[tuple]:
         ctx = self._worker_ctx(ctx, cfg)
-        pending = {self._fit.options(num_gpus=self._gpus([job.detector], cfg), num_cpus=max(1, cfg.workers)).remote(
-            replace(job, checkpoint=None), cfg, ctx): job for job in jobs}  # cfg.workers: its training loader
+        pending = {}
+        for job in jobs:  # a fit reserves the CPUs of its training loader's workers
+            task = self._fit.options(num_gpus=self._gpus([job.detector], cfg), num_cpus=max(1, cfg.workers))
+            pending[task.remote(replace(job, checkpoint=None), cfg, ctx, self.threads)] = job
         yield from self._results(pending)
 
     def score(self, jobs: list[CellJob], test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
@@ -128,12 +145,12 @@ class RayExecutor:
                 parts[j] = [None] * len(starts)
                 for k, start in enumerate(starts):
                     ref = self._score_shard.options(num_gpus=gpus).remote(
-                        items, group_ref, job.cell, start, min(start + shard, len(test)), cfg, ctx)
+                        items, group_ref, job.cell, start, min(start + shard, len(test)), cfg, ctx, self.threads)
                     pending[ref] = ("shard", j, k, group)
             for d in job.detectors:
                 if not streamed(d):
                     ref = self._predict.options(num_gpus=self._gpus([d], cfg)).remote(items, refs[id(d)], job.cell,
-                                                                                       cfg, ctx)
+                                                                                       cfg, ctx, self.threads)
                     pending[ref] = ("cell", j, d)
         for meta, result in self._results(pending):
             if meta[0] == "cell":
