@@ -118,8 +118,10 @@ class RayExecutor:
             meta = pending.pop(done[0])
             try:
                 yield meta, ray.get(done[0])
-            except Exception as exc:  # retries exhausted, or the task itself raised
-                yield meta, Failure(f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # retries exhausted, or the task itself raised (then cause is its exception)
+                cause = getattr(exc, "cause", None) or exc
+                first_line = (str(cause).strip().splitlines() or [""])[0]
+                yield meta, Failure(f"{type(cause).__name__}: {first_line}", str(exc))
 
     # -- the executor interface -------------------------------------------------------------
     def fit(self, jobs: list[FitJob], cfg: RunConfig, ctx: FitContext, decoded=None) -> Iterator[tuple]:
