@@ -55,13 +55,15 @@ class PreparationOnly(Detector):
         return np.zeros(len(batch))
 
 
-def timed(fn, repeats: int) -> float:
-    """The fastest of ``repeats`` runs (the least disturbed by other load on the machine)."""
-    best = float("inf")
+def fastest(fns: dict, repeats: int) -> dict[str, float]:
+    """Each function's fastest of ``repeats`` runs, taken in rounds (one run of each per round) so that
+    other load on the machine disturbs every figure alike."""
+    best = {name: float("inf") for name in fns}
     for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - started)
     return best
 
 
@@ -101,15 +103,12 @@ def main() -> None:
     def stream(dets: list[Detector], workers: int) -> dict:
         return next(rows for _, rows in stream_rows([Unit(None, cell(), dets)], ctx, workers))
 
-    prep = timed(lambda: stream([PreparationOnly(run.detector)], args.workers), args.repeats)
     batches = []
     images = cell()
     for first in range(0, len(images), args.batch_size):
         samples = [run.detector.preparation().fn(images[i]) for i in range(first, min(first + args.batch_size,
                                                                                       len(images)))]
         batches.append(default_collate(samples))
-    model = timed(lambda: [d.forward_batch(b, ctx) for d in detectors for b in batches], args.repeats)
-    end_to_end = timed(lambda: stream(detectors, args.workers), args.repeats)
 
     def sequential() -> None:
         images = cell()
@@ -117,12 +116,15 @@ def main() -> None:
         for detector in detectors:
             detector.predict(images, ctx)
 
-    before = timed(sequential, args.repeats)
+    times = fastest({"preparation alone": lambda: stream([PreparationOnly(run.detector)], args.workers),
+                     "model alone": lambda: [d.forward_batch(b, ctx) for d in detectors for b in batches],
+                     "end to end (stream)": lambda: stream(detectors, args.workers),
+                     "sequential (before the stream)": sequential}, args.repeats)
+    prep, model, end_to_end, before = times.values()
     n = len(test_items)
     print(f"{args.detector} x{args.copies} on {args.dataset}, cell {args.cell}, {n} images, device {runner.device}, "
           f"{args.workers} workers, batch {args.batch_size}")
-    for label, seconds in (("preparation alone", prep), ("model alone", model), ("end to end (stream)", end_to_end),
-                           ("sequential (before the stream)", before)):
+    for label, seconds in times.items():
         print(f"  {label:32s} {seconds:8.2f} s  {n / seconds:8.1f} images/s")
     print(f"  end to end / max(preparation, model) = {end_to_end / max(prep, model):.2f}   (target <= 1.2)")
     print(f"  sequential / end to end              = {before / end_to_end:.2f}")
