@@ -183,3 +183,15 @@ def test_a_worker_killed_while_scoring_is_retried_with_identical_results(ray_clu
     assert marker.exists(), "no worker was killed"
     assert record["detectors"]["test_kill_once"]["status"] == "ok"
     same_results(tmp_path / "reference", tmp_path / "killed")
+
+
+def test_ray_executor_without_ray_or_with_a_stray_address_is_a_one_line_error(monkeypatch):
+    from bench.core.errors import BenchError
+    from bench.run.executors import make_executor
+    from bench.run.executors import ray_cluster
+
+    monkeypatch.setattr(ray_cluster, "ray", None)
+    with pytest.raises(BenchError, match=r"aigi-bench\[ray\]"):
+        make_executor("ray")
+    with pytest.raises(BenchError, match="--executor ray"):
+        make_executor("local", "ray://head:10001")
