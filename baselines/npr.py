@@ -145,5 +145,9 @@ class NPR(BinaryNetDetector):
             x = x[:, ::-1]
         return to_normalised_tensor(x)
 
+    def preparation_key(self) -> tuple:
+        """NPR detectors with the same scoring crop and load size share one prepared stream."""
+        return ("npr-eval", self.test_crop, self.load)
+
     def _build_model(self) -> nn.Module:
         return NPRNet(self.width, self.blocks)

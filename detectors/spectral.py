@@ -15,6 +15,7 @@ macro F1.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -22,7 +23,7 @@ from sklearn.metrics import f1_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
+from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction, Preparation
 from bench.core.errors import BenchError
 from bench.data.imageset import ImageSet
 
@@ -87,9 +88,19 @@ class SpectralDetector(Detector):
         self.classes = list(self.model.classes_)
 
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
+        return self.finish(self.features(images, ctx))
+
+    # streamed: the radial profile is the preparation (worker processes), the model sees all rows at once
+    def preparation(self) -> Preparation:
+        return Preparation(("radial_profile", self.bins), partial(radial_profile, bins=self.bins))
+
+    def forward_batch(self, batch, ctx: FitContext) -> np.ndarray:
+        return batch.numpy()
+
+    def finish(self, rows: np.ndarray) -> Prediction:
         if self.model is None:
             raise BenchError("spectral: predict() called before fit()")
-        proba = self.model.predict_proba(self.features(images, ctx))
+        proba = self.model.predict_proba(rows)
         real_col = self.classes.index("real") if "real" in self.classes else None
         p_fake = 1.0 - proba[:, real_col] if real_col is not None else np.ones(len(proba))
         source = np.array(self.classes, dtype=object)[proba.argmax(axis=1)]

@@ -14,7 +14,8 @@ from torch import nn
 from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
 from bench.core.errors import BenchError
 from bench.data.imageset import ImageSet
-from bench.nn.training import TrainConfig, predict_probs, resize_to_tensor, seeded_torch, train_classifier
+from bench.nn.training import (StreamedNet, TrainConfig, predict_probs, resize_to_tensor, seeded_torch,
+                               train_classifier)
 
 
 def _tiny_net(n_classes: int, width: int) -> nn.Module:
@@ -26,7 +27,7 @@ def _tiny_net(n_classes: int, width: int) -> nn.Module:
     )
 
 
-class TinyCNN(Detector):
+class TinyCNN(StreamedNet, Detector):
     info = DetectorInfo(family="test", paper="none (test model)", trains=True, gpu="optional",
                         tasks=("binary", "attribution"), notes="for tests and smoke runs only")
 
@@ -60,6 +61,8 @@ class TinyCNN(Detector):
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
         if self.model is None:
             raise BenchError("test_cnn: predict() called before fit()")
-        probs = predict_probs(self.model, images, self._transform, ctx)
+        return self.finish(predict_probs(self.model, images, self._transform, ctx))
+
+    def finish(self, probs: np.ndarray) -> Prediction:
         p_fake = 1.0 - probs[:, self.classes.index("real")]
         return Prediction(score=p_fake, source=np.array(self.classes, dtype=object)[probs.argmax(axis=1)])

@@ -165,7 +165,7 @@ def test_fifo_in_a_dataset_is_a_recorded_skip(tmp_path, cache):
 @pytest.mark.parametrize("field,value", [
     ("seed", "abc"), ("seed", -1), ("seed", 2**32), ("seed", 1.5), ("seed", None), ("train_seed", 2**32),
     ("limit", "20"), ("limit", 5.7), ("limit", 0), ("limit", True), ("detectors", 5), ("detectors", [1, 2]),
-    ("detectors", []), ("workers", 0), ("batch_size", "32"), ("bootstrap", -1), ("val_tnr", 1.5),
+    ("detectors", []), ("workers", -1), ("batch_size", "32"), ("bootstrap", -1), ("val_tnr", 1.5),
     ("preset", "imagenet"), ("device", "tpu"), ("dataset", 3), ("strict", "yes"), ("weights", ["a"]),
     ("detector_params", {"npr": 3}), ("max_pixels", 0), ("perturb", None),
 ])
@@ -179,7 +179,7 @@ def test_config_seed_range_edges_are_accepted():
 
 
 @pytest.mark.parametrize("argv", [["--seed", "4294967296"], ["--seed", "-1"], ["--limit", "0"],
-                                  ["--train-seed", "-3"], ["--workers", "0"]])
+                                  ["--train-seed", "-3"], ["--workers", "-1"]])
 def test_cli_out_of_range_flags_exit_2_with_one_line(argv, capsys, tmp_path):
     assert main(["run", "--detectors", "spectral", "--out", str(tmp_path / "o"), *argv]) == 2
     _one_line_error(capsys)

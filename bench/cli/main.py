@@ -29,6 +29,8 @@ RUN_EXAMPLES = """examples:
   bench run --detectors npr,spectral --seeds 0,1,2                     # 3 training seeds: mean and spread
   bench run --seeds 0,1,2 --vary-split                                 # ... and a new split per seed
   bench run --train-on DIR_A --dataset DIR_B --allow-overlap           # run although A and B share images
+  bench run --workers 8 --batch-size 128 --device cuda                 # one GPU box, 8 preparation processes
+  bench run --executor ray --ray-address auto --detectors npr,spectral # on a running Ray cluster
 """
 
 
@@ -71,7 +73,13 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
                         "images with the test set (they are listed and recorded in run.json)")
     p.add_argument("--limit", type=int, help="at most N images per generator class and split (smoke runs)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train and score (default: auto)")
-    p.add_argument("--workers", type=int, help="threads/workers for decoding and perturbing (default: 2)")
+    p.add_argument("--workers", type=int, help="processes that decode, perturb and prepare images for the models "
+                                               "while they score (0 = in this process; default: 2)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where fits and cells run: this process (default) or a Ray cluster (pip install "
+                        "'aigi-bench[ray]'; README, 'Running at scale'); same numbers either way")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to join (e.g. ray://head:10001 or auto); default: start a local one")
     p.add_argument("--batch-size", type=int, help="batch size for network detectors (default: 32)")
     p.add_argument("--bootstrap", type=int, help="bootstrap replicates for 95%% intervals (default: 200; 0 = none)")
     p.add_argument("--weights", action="append", metavar="NAME=PATH",
@@ -129,8 +137,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.run.schema import LEADERBOARD_MD
 
     cfg = run_config_from_args(args)
+    from bench.run.executors import make_executor
+
+    executor = make_executor(args.executor, args.ray_address)
     runner = Runner(cfg, Path(args.out) if args.out else None, Cache(args.cache_dir), progress=not args.quiet,
-                    audit=not args.no_audit)
+                    audit=not args.no_audit, executor=executor)
     record = runner.run()
     out = runner.out_dir
     write_leaderboards([out])
@@ -158,7 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from bench.core.registries import DATASETS, DETECTORS, load_plugins
+    from bench.core.registries import DETECTORS, load_plugins
 
     load_plugins()
     pattern = args.pattern or "*"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable
 
 import numpy as np
 
@@ -58,6 +58,16 @@ class Prediction:
                 raise ValueError("source and score lengths differ")
 
 
+@dataclass(frozen=True)
+class Preparation:
+    """The CPU part of scoring one image: ``fn(image_uint8_hwc) -> array or tensor`` (decoding and
+    perturbing happen before it). The runner's stream (:mod:`bench.run.stream`) runs it in worker
+    processes; detectors whose preparations have equal ``key`` share one computation per image."""
+
+    key: Hashable
+    fn: Callable[[Any], Any]
+
+
 class Detector:
     """Base class. Subclasses set ``info`` and implement ``fit`` (if they train) and ``predict``.
 
@@ -89,6 +99,23 @@ class Detector:
         """Train on clean images. Detectors that need no training keep this no-op."""
 
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
+        raise NotImplementedError
+
+    # -- streamed scoring (optional) ----------------------------------------------------------
+    # A detector that returns a Preparation is scored by the runner's stream: its preparation runs in
+    # worker processes while forward_batch runs on the model, and finish turns the concatenated rows
+    # into the Prediction. The three together must give exactly what predict() gives on the same
+    # images in batches of ``ctx.batch_size`` (tests/test_stream.py checks every streamed detector).
+    def preparation(self) -> Preparation | None:
+        """None: not streamed; the runner calls :meth:`predict` on the whole cell."""
+        return None
+
+    def forward_batch(self, batch: Any, ctx: FitContext) -> np.ndarray:
+        """Rows (one per image) for a collated batch of prepared samples."""
+        raise NotImplementedError
+
+    def finish(self, rows: np.ndarray) -> Prediction:
+        """The Prediction for a cell from its rows, in image order."""
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from bench.core import atomic
-from bench.core.detector import Detector, FitContext, Prediction
+from bench.core.detector import Detector, FitContext, Prediction, Preparation
 from bench.core.errors import BenchError
 from bench.core.rng import derive_rng
 from bench.data.imageset import ImageSet
@@ -109,13 +109,18 @@ def predict_probs(model: nn.Module, images: ImageSet, transform: Transform, ctx:
     loader = DataLoader(_TorchView(images, np.zeros(len(images), dtype=np.int64), transform, ctx.seed, False),
                         batch_size=ctx.batch_size, shuffle=False, num_workers=ctx.workers)
     model.eval().to(device)
-    out = []
-    with torch.no_grad():
-        for x, _ in tqdm(loader, desc=desc, leave=False, disable=not ctx.progress):
-            with _autocast(device):
-                logits = model(x.to(device)).float()
-            out.append((torch.sigmoid(logits) if logits.shape[1] == 1 else logits.softmax(dim=1)).cpu().numpy())
+    out = [batch_probs(model, x, device) for x, _ in tqdm(loader, desc=desc, leave=False, disable=not ctx.progress)]
     return np.concatenate(out) if out else np.zeros((0, 1))
+
+
+def batch_probs(model: nn.Module, x: torch.Tensor, device: torch.device) -> np.ndarray:
+    """Class probabilities of one batch (the model in eval mode on ``device``): the one forward pass
+    behind both :func:`predict_probs` and the runner's stream, so both give the same numbers. A
+    pinned batch is copied without blocking, overlapping the copy with the stream's next batch."""
+    with torch.no_grad():
+        with _autocast(device):
+            logits = model(x.to(device, non_blocking=x.is_pinned())).float()
+        return (torch.sigmoid(logits) if logits.shape[1] == 1 else logits.softmax(dim=1)).cpu().numpy()
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -276,7 +281,28 @@ class CpuPickledModel:
         return self.__dict__.copy()
 
 
-class BinaryNetDetector(CpuPickledModel, Detector):
+class StreamedNet:
+    """Mixin for detectors that score ``predict_probs(self.model, images, self._transform, ctx)``: the
+    same computation split for the runner's stream (the eval transform in worker processes, the
+    forward pass on batches). Subclasses give :meth:`finish` (probabilities -> Prediction) and may
+    widen :meth:`preparation_key` so that detectors with the same eval transform share it."""
+
+    model: nn.Module | None
+
+    def preparation_key(self) -> tuple:
+        return (type(self).__qualname__, id(self))  # shared with no other detector
+
+    def preparation(self) -> Preparation:
+        return Preparation(self.preparation_key(), functools.partial(self._transform, rng=None))
+
+    def forward_batch(self, batch: torch.Tensor, ctx: FitContext) -> np.ndarray:
+        if self.model is None:
+            raise BenchError(f"{self.name}: scored before fit()")
+        device = resolve_device(ctx.device)
+        return batch_probs(self.model.eval().to(device), batch, device)
+
+
+class BinaryNetDetector(StreamedNet, CpuPickledModel, Detector):
     """A one-logit network trained on real (0) vs generated (1) with the shared loop, selected on
     validation accuracy. Subclasses set ``self.cfg`` and give ``_build_model()`` and
     ``_transform(image, rng)``."""
@@ -299,4 +325,7 @@ class BinaryNetDetector(CpuPickledModel, Detector):
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
         if self.model is None:
             raise BenchError(f"{self.name}: predict() called before fit()")
-        return Prediction(score=predict_probs(self.model, images, self._transform, ctx)[:, 0])
+        return self.finish(predict_probs(self.model, images, self._transform, ctx))
+
+    def finish(self, rows: np.ndarray) -> Prediction:
+        return Prediction(score=rows[:, 0])

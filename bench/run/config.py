@@ -43,7 +43,7 @@ class RunConfig:
     caption_groups: bool = True
     limit: int | None = None  # images per generator class and split, for smoke runs
     device: str = "auto"
-    workers: int = 2
+    workers: int = 2  # preparation processes of the scoring stream (0: in-process); threads elsewhere
     batch_size: int = 32
     bootstrap: int = 200  # bootstrap replicates for the 95% intervals
     val_tnr: float = 0.95  # the validation threshold keeps this share of clean real images below it
@@ -109,7 +109,7 @@ class RunConfig:
 MAX_CONFIG_BYTES = 1024 * 1024
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding and many libraries take 32-bit seeds
 INT_RANGES: dict[str, tuple[int, int | None]] = {
-    "seed": (0, SEED_MAX), "train_seed": (0, SEED_MAX), "limit": (1, None), "workers": (1, 1024),
+    "seed": (0, SEED_MAX), "train_seed": (0, SEED_MAX), "limit": (1, None), "workers": (0, 1024),
     "batch_size": (1, None), "bootstrap": (0, None), "max_pixels": (1, None), "min_side": (1, None),
 }
 STRS = ("dataset", "train_on", "perturb", "device", "normalize")

@@ -13,8 +13,6 @@ fixed) and its rows repeated under every seed; every row carries its ``seed``.
 
 from __future__ import annotations
 
-import time
-import traceback
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,16 +28,19 @@ from bench.core.hashing import stable_hash
 from bench.core.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins
 from bench.data.dataset import Dataset, Item, limit_per_class, load_dataset
 from bench.data.generators import check_generators, keep_generators
-from bench.data.imageset import DecodedCache, ImageSet, PerturbedImageSet
+from bench.data.imageset import DecodedCache, ImageSet
 from bench.data.leaks import find_overlaps
 from bench.data.normalize import normalize_dataset
 from bench.data.split import near_duplicate_groups
 from bench.nn.training import resolve_device
 from bench.run.config import RunConfig
-from bench.run.metrics import evaluate_cell, threshold_at_tnr
+from bench.run.executors import make_executor
+from bench.run.metrics import evaluate_cell
 from bench.run.resample import cell_seed
 from bench.run.run_audit import run_audit
 from bench.run.store import write_store
+from bench.run.stream import Failure
+from bench.run.work import CellJob, FitJob, cell_images
 from bench.weights.gate import WeightsDecision, check_detector_weights
 from perturbations import param_label, param_value
 from perturbations.spec import parse_perturb_spec
@@ -193,10 +194,11 @@ def bootstrap_groups(items: list[Item]):
 
 class Runner:
     def __init__(self, cfg: RunConfig, out_dir: Path | None, cache: Cache, progress: bool = True,
-                 log: Callable[[str], None] = print, audit: bool = False):
+                 log: Callable[[str], None] = print, audit: bool = False, executor=None):
         self.cfg, self.cache, self.progress, self.log = cfg, cache, progress, log
         self.audit = audit  # the shortcut audit of the evaluated data at the start (bench.run.run_audit)
         self.audit_block: dict = {"skipped": "not requested (--no-audit)"}
+        self.executor = executor or make_executor("local")
         self.started = datetime.now(timezone.utc)
         self.config_hash = stable_hash(cfg.to_dict(), 8)
         self.run_id = f"{self.started.strftime('%Y%m%dT%H%M%SZ')}-{self.config_hash}"
@@ -207,8 +209,9 @@ class Runner:
         self.decoded = DecodedCache()
 
     # -- fitting ----------------------------------------------------------------
-    def prepare(self, name: str, splits: Splits, train_seed: int | None = None) -> DetectorRun:
-        """Fit (or load) one detector with ``train_seed`` (default: the run's training seed)."""
+    def prepare(self, name: str, splits: Splits, train_seed: int | None = None) -> tuple[DetectorRun, FitJob | None]:
+        """The run of one detector with ``train_seed`` (default: the run's training seed) and its cached fit,
+        or the job that fits it (None when skipped or failed)."""
         run = DetectorRun(name, train_seed=self.cfg.training_seed if train_seed is None else train_seed)
         entry = DETECTORS.entry(name)
         decision: WeightsDecision = check_detector_weights(name, entry.meta, self.cfg.weights,
@@ -216,7 +219,7 @@ class Runner:
         run.provenance = decision.provenance
         if decision.skip_reason:
             run.status, run.reason = "skipped", decision.skip_reason
-            return run
+            return run, None
         run.weights = decision.label
         try:
             detector: Detector = create_detector(name, **self.cfg.detector_params.get(name, {}))
@@ -224,27 +227,58 @@ class Runner:
             run.fit_key = stable_hash([detector.config(), splits.train_hash, self.cfg.seed, run.train_seed,
                                        decision.label, weights_identity(decision.provenance)])
             cached = self.cache.load_object("fits", run.fit_key)
-            if cached is None:
-                started = time.perf_counter()
-                train = ImageSet(splits.train, self.decoded, self.cfg.max_pixels, self.cfg.min_side)
-                val = ImageSet(splits.val, self.decoded, self.cfg.max_pixels, self.cfg.min_side)
-                ctx = replace(self.ctx, seed=run.train_seed,
-                              extras={**self.ctx.extras, "checkpoint": self.cache.path("checkpoints", run.fit_key, "pt")})
-                detector.fit(train, val, ctx)
-                val_pred = detector.predict(val, ctx)
-                threshold = threshold_at_tnr(val_pred.score[val.labels == 0], self.cfg.val_tnr)
-                cached = {"detector": detector, "val_threshold": threshold,
-                          "fit_seconds": time.perf_counter() - started}
-                self.cache.save_object("fits", run.fit_key, cached)
-            run.detector, run.val_threshold, run.fit_seconds = (cached["detector"], cached["val_threshold"],
-                                                                cached["fit_seconds"])
-            run.status = "ok"
         except BenchError as exc:
-            run.status, run.reason = "failed", str(exc)
+            self.record_failure(run, Failure(str(exc)))
+            return run, None
         except Exception as exc:  # a broken detector must not take the other detectors' results with it
-            run.status, run.reason = "failed", f"{type(exc).__name__}: {exc}"
-            run.provenance["traceback"] = traceback.format_exc()
-        return run
+            self.record_failure(run, Failure.of(exc))
+            return run, None
+        if cached is None:
+            checkpoint = self.cache.path("checkpoints", run.fit_key, "pt")
+            return run, FitJob(name, detector, splits.train, splits.val, run.train_seed, checkpoint)
+        self.take_fit(run, cached)
+        return run, None
+
+    def take_fit(self, run: DetectorRun, fitted: dict) -> None:
+        run.detector, run.val_threshold, run.fit_seconds = (fitted["detector"], fitted["val_threshold"],
+                                                            fitted["fit_seconds"])
+        run.status = "ok"
+
+    @staticmethod
+    def record_failure(run: DetectorRun, failure: Failure, context: str = "") -> None:
+        run.status, run.reason = "failed", context + failure.reason
+        if failure.traceback:
+            run.provenance["traceback"] = failure.traceback
+
+    def fit_all(self, names: list[str], splits: Splits, train_seeds: dict[str, int | None],
+                multi_seed: bool = False) -> dict[str, DetectorRun]:
+        """Every detector's run, by name: cached fits loaded, missing ones fitted by the executor (each with
+        its training seed, ``train_seeds[name]``; None = the run's) and cached as they finish."""
+        runs, jobs = {}, []
+        for name in names:
+            seed_note = f" (training seed {train_seeds[name]})" if multi_seed and train_seeds[name] is not None else ""
+            self.log(f"fitting {name}{seed_note} ...")
+            run, job = self.prepare(name, splits, train_seeds[name])
+            runs[name] = run
+            if job is not None:
+                jobs.append(job)
+            else:
+                self.check_status(run)
+        for job, outcome in self.executor.fit(jobs, self.cfg, self.ctx, self.decoded):
+            run = runs[job.name]
+            if isinstance(outcome, Failure):
+                self.record_failure(run, outcome)
+            else:
+                self.cache.save_object("fits", run.fit_key, outcome)
+                self.take_fit(run, outcome)
+            self.check_status(run)
+        return runs
+
+    def check_status(self, run: DetectorRun) -> None:
+        if run.status != "ok":
+            self.log(f"  {run.status} {run.name}: {run.reason}")
+            if self.cfg.strict:
+                raise BenchError(f"{run.name} {run.status}: {run.reason} (--strict)")
 
     # -- scoring ------------------------------------------------------------------
     def cell_key(self, run: DetectorRun, test_hash: str, perturbation: str, table: str, severity: int,
@@ -254,34 +288,46 @@ class Runner:
         return stable_hash([run.fit_key, test_hash, perturbation, table, severity, self.cfg.seed, fingerprint])
 
     def score_cells(self, runs: list[DetectorRun], test: ImageSet, grid: list[tuple[str, int]]) -> None:
+        """Cached cells are read back; the executor scores the rest and each cell is cached as it arrives,
+        so an interrupted run resumes with only the missing (detector, cell) pairs."""
         test_hash = stable_hash(test.hashes)
         bar = tqdm(total=len(grid) * len(runs), desc="cells", disable=not self.progress)
-        for perturbation, severity in grid:
-            images = test if perturbation == "none" else PerturbedImageSet(
-                test, PERTURBATIONS.get(perturbation), severity, self.cfg.seed, self.cfg.preset)
+        by_name = {run.name: run for run in runs}
+        jobs, keys, seeds = {}, {}, {}
+        for cell in grid:
+            images = cell_images(test, cell, self.cfg)
+            missing = []
             for run in runs:
-                bar.set_postfix_str(f"{run.name} {perturbation}:{severity}")
-                key = self.cell_key(run, test_hash, perturbation, images.table, severity, images.fingerprint)
+                key = self.cell_key(run, test_hash, cell[0], images.table, cell[1], images.fingerprint)
                 cached = self.cache.load_arrays("cells", key)
                 if cached is None:
-                    images.materialize(self.cfg.workers)
-                    try:
-                        pred = run.detector.predict(images, replace(self.ctx, seed=run.train_seed))
-                    except Exception as exc:
-                        run.status, run.reason = "failed", f"scoring {perturbation}:{severity}: " \
-                                                           f"{type(exc).__name__}: {exc}"
-                        run.provenance["traceback"] = traceback.format_exc()
-                        self.log(f"  failed {run.name}: {run.reason}")
-                        continue
-                    arrays = {"score": pred.score}
-                    if pred.source is not None:
-                        arrays["source"] = pred.source.astype(str)
-                    self.cache.save_arrays("cells", key, **arrays)
-                    cached = arrays
-                run.predictions[(perturbation, severity)] = Prediction(cached["score"], cached.get("source"))
+                    missing.append(run.detector)
+                    keys[(run.name, cell)] = key
+                    seeds[run.name] = run.train_seed
+                else:
+                    run.predictions[cell] = Prediction(cached["score"], cached.get("source"))
+                    bar.update(1)
+            for seed in sorted({seeds[d.name] for d in missing}):
+                jobs.setdefault(seed, []).append(CellJob(cell, [d for d in missing if seeds[d.name] == seed]))
+        for seed, seed_jobs in jobs.items():  # one training seed per executor call: its context carries the seed
+            for job, detector, outcome in self.executor.score(seed_jobs, test, self.cfg, replace(self.ctx, seed=seed)):
+                run = by_name[detector.name]
+                bar.set_postfix_str(f"{run.name} {job.cell[0]}:{job.cell[1]}")
+                if run.status != "ok":
+                    continue
+                if isinstance(outcome, Failure):
+                    self.record_failure(run, outcome, f"scoring {job.cell[0]}:{job.cell[1]}: ")
+                    self.log(f"  failed {run.name}: {run.reason}")
+                    continue
+                arrays = {"score": outcome.score}
+                if outcome.source is not None:
+                    arrays["source"] = outcome.source.astype(str)
+                self.cache.save_arrays("cells", keys[(run.name, job.cell)], **arrays)
+                run.predictions[job.cell] = Prediction(arrays["score"], arrays.get("source"))
                 bar.update(1)
-            runs = [r for r in runs if r.status == "ok"]
         bar.close()
+        for run in runs:  # grid order, whichever order the executor finished the cells in
+            run.predictions = {cell: run.predictions[cell] for cell in grid if cell in run.predictions}
 
     # -- metrics -------------------------------------------------------------------
     def metric_rows(self, run: DetectorRun, test: ImageSet, dataset: str, groups=None) -> list[dict]:
@@ -352,18 +398,9 @@ class Runner:
                                          self.cfg.workers, self.cfg.bootstrap, self.log)
         for overlap in splits.overlaps[:20]:
             self.log(f"  allowed overlap ({overlap['kind']}): {overlap['files']}")
-        runs = []
-        for name in names:
-            if name in once:
-                runs.append(once[name][0])
-                continue
-            self.log(f"fitting {name}{f' (training seed {train_seed})' if trains(name) and multi else ''} ...")
-            run = self.prepare(name, splits, train_seed if trains(name) else None)
-            if run.status != "ok":
-                self.log(f"  {run.status} {name}: {run.reason}")
-                if self.cfg.strict:
-                    raise BenchError(f"{name} {run.status}: {run.reason} (--strict)")
-            runs.append(run)
+        fitted = self.fit_all([n for n in names if n not in once], splits,
+                              {n: train_seed if trains(n) else None for n in names}, multi)
+        runs = [once[name][0] if name in once else fitted[name] for name in names]
         self.score_cells([r for r in runs if r.status == "ok" and r.name not in once], test, grid)
         dataset_name = splits.test_dataset.name
         groups = bootstrap_groups(splits.test)
@@ -402,7 +439,7 @@ class Runner:
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "git": git_state(), "versions": package_versions(), "device": device_description(self.device),
             "seed": self.cfg.seed, "train_seed": self.cfg.training_seeds[0], "machine": machine_record(),
-            "config": self.cfg.to_dict(), "config_hash": self.config_hash,
+            "config": self.cfg.to_dict(), "config_hash": self.config_hash, "executor": self.executor.name,
             "datasets": datasets, "dataset_hash": splits.test_dataset.hash, "train_hash": splits.train_hash,
             "test_hash": splits.test_hash,
             "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},

@@ -1,0 +1,167 @@
+"""The Ray executor (``bench run --executor ray``): the same grid as Ray tasks on a cluster.
+
+* A fit is one task, with a GPU when the detector can use one (``DetectorInfo.gpu`` is not "no"), the
+  run's device is not ``cpu`` and the cluster has GPUs.
+* Scoring is one task per (detector group, cell, shard): the group is every streamed detector that
+  still needs the cell, sharing one preparation of each image (:mod:`bench.run.stream`); a shard is
+  ``SHARD_BATCHES`` batches, so every detector sees the batches a local run gives it and the driver
+  concatenates the shards' rows in order and finishes them (the same numbers as a local run, value
+  for value). A detector that is not streamed is scored on a whole cell in one task.
+* Tasks only compute. The driver (this process) stays the only writer of the cache and the result
+  store, writing each fit and cell as its task returns, so nodes need no shared cache and a re-run
+  after the driver dies resumes from the cache like a local run.
+* A task whose worker process dies (killed, out of memory, node lost) is retried by Ray up to
+  ``MAX_RETRIES`` times; tasks are pure functions of their arguments, so a retry gives the same rows.
+
+Workers read images and weights from the paths in the manifest and the weights records: those must
+be the same paths on every node (a shared or replicated file system; README, "Running at scale"), and
+every node needs this package installed (the version the driver runs).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Iterator
+
+import numpy as np
+
+from bench.core.detector import Detector, FitContext
+from bench.core.errors import BenchError
+from bench.data.imageset import DecodedCache, ImageSet
+from bench.run.config import RunConfig
+from bench.run.stream import Failure, Unit, stream_rows, streamed
+from bench.run.work import CellJob, FitJob, cell_images, finish_rows, fit_detector, predict_cell
+
+try:
+    import ray
+except ImportError:  # pragma: no cover - depends on the environment
+    ray = None
+
+SHARD_BATCHES = 8  # batches per scoring task
+MAX_RETRIES = 3  # Ray re-runs a task whose worker died this many times
+
+_DECODED: DecodedCache | None = None  # per worker process, reused by the tasks it runs
+
+
+def _decoded() -> DecodedCache:
+    global _DECODED
+    if _DECODED is None:
+        _DECODED = DecodedCache()
+    return _DECODED
+
+
+def _use_threads(threads: int) -> None:
+    """The driver's torch thread count: a trained network's numbers depend on it (the order of float
+    sums), and a Ray worker would otherwise use one thread per CPU the task reserved."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _fit(job: FitJob, cfg: RunConfig, ctx: FitContext, threads: int):
+    _use_threads(threads)
+    return fit_detector(job, cfg, ctx, _decoded())
+
+
+def _score_shard(items: list, detectors: list[Detector], cell: tuple[str, int], start: int, stop: int,
+                 cfg: RunConfig, ctx: FitContext, threads: int) -> dict:
+    _use_threads(threads)
+    images = cell_images(ImageSet(items, _decoded(), cfg.max_pixels, cfg.min_side), cell, cfg)
+    for _, rows in stream_rows([Unit(cell, images, detectors, start, stop)], ctx, workers=0):
+        return rows
+    return {}
+
+
+def _predict(items: list, detector: Detector, cell: tuple[str, int], cfg: RunConfig, ctx: FitContext,
+             threads: int):
+    _use_threads(threads)
+    images = cell_images(ImageSet(items, _decoded(), cfg.max_pixels, cfg.min_side), cell, cfg)
+    return predict_cell(detector, images, ctx, cfg.workers)
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, address: str | None = None, shard_batches: int = SHARD_BATCHES):
+        if ray is None:
+            raise BenchError("--executor ray needs Ray: pip install 'aigi-bench[ray]'")
+        if not ray.is_initialized():
+            try:
+                ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
+                         configure_logging=False)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise BenchError(f"cannot start or join the Ray cluster {address or '(local)'}: {exc}") from None
+        self.shard_batches = shard_batches
+        self.cluster_gpus = ray.cluster_resources().get("GPU", 0)
+        import torch
+
+        self.threads = torch.get_num_threads()
+        remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)
+        self._fit, self._score_shard, self._predict = remote(_fit), remote(_score_shard), remote(_predict)
+
+    # -- placement ----------------------------------------------------------------------------
+    def _gpus(self, detectors: list[Detector], cfg: RunConfig) -> int:
+        wants = cfg.device != "cpu" and any(d.info.gpu != "no" for d in detectors)
+        return 1 if wants and self.cluster_gpus >= 1 else 0
+
+    @staticmethod
+    def _worker_ctx(ctx: FitContext, cfg: RunConfig) -> FitContext:
+        """Each worker resolves the device itself; no cache or checkpoint (the driver alone writes)."""
+        return replace(ctx, device=cfg.device, progress=False, extras={})
+
+    @staticmethod
+    def _results(pending: dict) -> Iterator[tuple]:
+        """(what the task was, its result or a Failure) as tasks finish."""
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            meta = pending.pop(done[0])
+            try:
+                yield meta, ray.get(done[0])
+            except Exception as exc:  # retries exhausted, or the task itself raised (then cause is its exception)
+                cause = getattr(exc, "cause", None) or exc
+                first_line = (str(cause).strip().splitlines() or [""])[0]
+                yield meta, Failure(f"{type(cause).__name__}: {first_line}", str(exc))
+
+    # -- the executor interface -------------------------------------------------------------
+    def fit(self, jobs: list[FitJob], cfg: RunConfig, ctx: FitContext, decoded=None) -> Iterator[tuple]:
+        ctx = self._worker_ctx(ctx, cfg)
+        pending = {}
+        for job in jobs:  # a fit reserves the CPUs of its training loader's workers
+            task = self._fit.options(num_gpus=self._gpus([job.detector], cfg), num_cpus=max(1, cfg.workers))
+            pending[task.remote(replace(job, checkpoint=None), cfg, ctx, self.threads)] = job
+        yield from self._results(pending)
+
+    def score(self, jobs: list[CellJob], test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
+        ctx = self._worker_ctx(ctx, cfg)
+        items = ray.put(test.items)
+        refs = {id(d): ray.put(d) for job in jobs for d in job.detectors if not streamed(d)}
+        shard = cfg.batch_size * self.shard_batches
+        pending, parts = {}, {}
+        for j, job in enumerate(jobs):
+            group = [d for d in job.detectors if streamed(d)]
+            if group:
+                gpus = self._gpus(group, cfg)
+                group_ref = ray.put(group)
+                starts = range(0, len(test), shard)
+                parts[j] = [None] * len(starts)
+                for k, start in enumerate(starts):
+                    ref = self._score_shard.options(num_gpus=gpus).remote(
+                        items, group_ref, job.cell, start, min(start + shard, len(test)), cfg, ctx, self.threads)
+                    pending[ref] = ("shard", j, k, group)
+            for d in job.detectors:
+                if not streamed(d):
+                    ref = self._predict.options(num_gpus=self._gpus([d], cfg)).remote(items, refs[id(d)], job.cell,
+                                                                                       cfg, ctx, self.threads)
+                    pending[ref] = ("cell", j, d)
+        for meta, result in self._results(pending):
+            if meta[0] == "cell":
+                yield jobs[meta[1]], meta[2], result
+                continue
+            _, j, k, group = meta
+            parts[j][k] = result
+            if all(p is not None for p in parts[j]):
+                for d, detector in enumerate(group):
+                    pieces = [p if isinstance(p, Failure) else p[d] for p in parts[j]]
+                    failure = next((p for p in pieces if isinstance(p, Failure)), None)
+                    yield jobs[j], detector, finish_rows(detector, failure or np.concatenate(pieces))

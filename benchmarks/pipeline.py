@@ -1,0 +1,134 @@
+"""Benchmark the scoring stream on one detector, dataset and cell (not a test; prints numbers, asserts nothing).
+
+    python benchmarks/pipeline.py --detector npr --dataset ../shared/data/wild-dev --images 256 --workers 2
+    python benchmarks/pipeline.py --detector npr --dataset DIR --device cuda --workers 8 --batch-size 128
+
+It fits the detector through the runner (or reuses its fit from ``--cache-dir``, e.g. a ``bench run``'s
+cache; ``--fit-limit`` trains on fewer images: the model's speed does not depend on how well it is
+trained), takes the first
+``--images`` test images of the cell ``--cell`` (default jpeg:3) and times, each on a fresh decode:
+
+* preparation alone: decode + perturb + the detector's preparation, through the stream's worker
+  processes, batches consumed and dropped;
+* model alone: the detector's forward pass over batches prepared beforehand (in memory);
+* end to end: the stream (what ``bench run`` does now);
+* sequential: the path before the stream (perturb every image in threads, then ``predict``);
+
+and the ratio end to end / max(preparation, model): 1.0 is perfect overlap, 2.0 no overlap at all
+when both take the same time (the target is <= 1.2). ``--copies K`` scores K copies of the detector
+in one stream (they share one preparation per image), to show how a cell's cost grows with the
+number of detectors on one preparation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import default_collate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.core.cache import Cache  # noqa: E402
+from bench.core.detector import Detector  # noqa: E402
+from bench.data.imageset import DecodedCache, ImageSet  # noqa: E402
+from bench.run.config import RunConfig  # noqa: E402
+from bench.run.runner import Runner, build_splits  # noqa: E402
+from bench.run.stream import Unit, stream_rows  # noqa: E402
+from bench.run.work import cell_images  # noqa: E402
+
+
+class PreparationOnly(Detector):
+    """Consumes a detector's prepared batches without a model: times the preparation side of the stream."""
+
+    def __init__(self, detector: Detector):
+        super().__init__()
+        self.inner = detector
+
+    def preparation(self):
+        return self.inner.preparation()
+
+    def forward_batch(self, batch, ctx):
+        return np.zeros(len(batch))
+
+
+def fastest(fns: dict, repeats: int) -> dict[str, float]:
+    """Each function's fastest of ``repeats`` runs, taken in rounds (one run of each per round) so that
+    other load on the machine disturbs every figure alike."""
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - started)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--detector", default="npr")
+    parser.add_argument("--dataset", default="demo")
+    parser.add_argument("--cell", default="jpeg:3", help="perturbation:severity (none:0 for clean images)")
+    parser.add_argument("--images", type=int, default=256, help="test images to score (the first N)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--copies", type=int, default=1, help="copies of the detector sharing one stream")
+    parser.add_argument("--fit-limit", type=int, help="fit on at most N images per class and split (default: all; "
+                                                      "a fit already in --cache-dir is reused)")
+    parser.add_argument("--cache-dir", default="/tmp/bench-pipeline-cache")
+    parser.add_argument("--repeats", type=int, default=3, help="each figure is the fastest of this many runs")
+    args = parser.parse_args()
+
+    perturbation, severity = args.cell.split(":")
+    cfg = RunConfig(detectors=[args.detector], dataset=args.dataset, limit=args.fit_limit, device=args.device,
+                    workers=args.workers, batch_size=args.batch_size, perturb="none")
+    runner = Runner(cfg, Path("/tmp/bench-pipeline-out"), Cache(args.cache_dir), progress=False, log=lambda *_: None)
+    splits = build_splits(cfg, runner.cache, progress=False)
+    [run] = runner.fit_all([args.detector], splits)
+    if run.status != "ok":
+        raise SystemExit(f"{args.detector}: {run.reason}")
+    full = RunConfig(dataset=args.dataset, seed=cfg.seed)
+    test_items = build_splits(full, runner.cache, progress=False).test[:args.images]
+    ctx = runner.ctx
+    detectors = [run.detector] * args.copies
+
+    def cell() -> ImageSet:  # a fresh decoded cache each time: every measurement decodes
+        return cell_images(ImageSet(test_items, DecodedCache(), cfg.max_pixels, cfg.min_side),
+                           (perturbation, int(severity)), cfg)
+
+    def stream(dets: list[Detector], workers: int) -> dict:
+        return next(rows for _, rows in stream_rows([Unit(None, cell(), dets)], ctx, workers))
+
+    batches = []
+    images = cell()
+    for first in range(0, len(images), args.batch_size):
+        samples = [run.detector.preparation().fn(images[i]) for i in range(first, min(first + args.batch_size,
+                                                                                      len(images)))]
+        batches.append(default_collate(samples))
+
+    def sequential() -> None:
+        images = cell()
+        images.materialize(max(1, args.workers))
+        for detector in detectors:
+            detector.predict(images, ctx)
+
+    times = fastest({"preparation alone": lambda: stream([PreparationOnly(run.detector)], args.workers),
+                     "model alone": lambda: [d.forward_batch(b, ctx) for d in detectors for b in batches],
+                     "end to end (stream)": lambda: stream(detectors, args.workers),
+                     "sequential (before the stream)": sequential}, args.repeats)
+    prep, model, end_to_end, before = times.values()
+    n = len(test_items)
+    print(f"{args.detector} x{args.copies} on {args.dataset}, cell {args.cell}, {n} images, device {runner.device}, "
+          f"{args.workers} workers, batch {args.batch_size}")
+    for label, seconds in times.items():
+        print(f"  {label:32s} {seconds:8.2f} s  {n / seconds:8.1f} images/s")
+    print(f"  end to end / max(preparation, model) = {end_to_end / max(prep, model):.2f}   (target <= 1.2)")
+    print(f"  sequential / end to end              = {before / end_to_end:.2f}")
+
+
+if __name__ == "__main__":
+    main()
