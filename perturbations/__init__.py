@@ -22,13 +22,22 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bench.core.registries import PERTURBATIONS
-from perturbations import functions
-from perturbations.base import PRESETS, Perturbation
+from bench.core.errors import BenchError
+from bench.core.registry import unknown_name_message
 
-__all__ = ["PRESETS", "Perturbation", "format_param", "param_label", "param_value"]
+from bench.core.registries import PERTURBATIONS
+from perturbations import functions, redigitise, share
+from perturbations.base import PRESETS, Perturbation
+from perturbations.families import Family, add_family, get_perturbation
+
+__all__ = ["IMAGENET_C", "IMAGENET_C_CORRUPTIONS", "PRESETS", "Perturbation", "format_param", "get_perturbation",
+           "param_label", "param_value"]
 
 _IMAGENET_C_BRIGHTEN = (0.1, 0.2, 0.3, 0.4, 0.5)
+
+IMAGENET_C = "imagenet-c"  # the --perturb item and --preset that stand for ImageNet-C's corruptions
+#: ImageNet-C's 15 corruptions (Hendrycks and Dietterich 2019), by their names here, in the paper's order.
+IMAGENET_C_CORRUPTIONS = ("noise", "jpeg", "brighten")
 
 _PERTURBATIONS: tuple[tuple[Perturbation, str], ...] = (
     (
@@ -131,14 +140,71 @@ _PERTURBATIONS: tuple[tuple[Perturbation, str], ...] = (
         ),
         "x{:g}, q={}",
     ),
+    (
+        Perturbation(
+            name="share",
+            description="Re-shared through social platforms, one hop per level along whatsapp, facebook, instagram, "
+            "twitter, telegram: long side fitted to the platform's limit (area), optional unsharp mask, JPEG at its "
+            "quality (4:2:0); back to size (bilinear) at the end. Profile numbers: commonly reported estimates "
+            "(perturbations/share.py); `share:PROFILE` repeats one platform.",
+            param_name="hops",
+            unit="uploads",
+            fn=share.share,
+            tables={"default": (1, 2, 3, 4, 5)},
+            identity=lambda: repr([share.PROFILES[name] for name in share.CHAIN]),
+        ),
+        "{} hop(s)",
+    ),
+    (
+        Perturbation(
+            name="screenshot",
+            description="Screenshot: shown at zoom x (non-integer display scaling; bilinear up, area down, no "
+            "subpixel rendering), values to the power gamma, PNG capture, resampled back to size.",
+            param_name="(zoom, gamma)",
+            unit="",
+            fn=redigitise.screenshot,
+            tables={"default": ((1.25, 1.0), (1.5, 1.05), (0.8, 1.1), (0.67, 1.15), (0.5, 1.2))},
+        ),
+        "x{:g}, gamma {:g}",
+    ),
+    (
+        Perturbation(
+            name="recapture",
+            description="Photo of a screen: seeded perspective (corners in by up to tilt of the side), Gaussian "
+            "blur sigma px, Poisson-Gaussian sensor noise std on [0,1] at mid grey, JPEG at the quality (4:2:0).",
+            param_name="(tilt, sigma px, noise, quality)",
+            unit="",
+            fn=redigitise.recapture,
+            tables={"default": ((0.02, 0.5, 0.01, 90), (0.04, 0.8, 0.02, 85), (0.06, 1.1, 0.03, 80),
+                                (0.08, 1.4, 0.04, 75), (0.10, 1.8, 0.05, 70))},
+        ),
+        "tilt {:g}, sigma {:g}, noise {:g}, q={}",
+    ),
 )
 
 for _perturbation, _label in _PERTURBATIONS:
     PERTURBATIONS.add(_perturbation.name, _perturbation, label=_label)
 
 
+def _share_member(profile: str) -> tuple[Perturbation, str]:
+    if profile.lower() not in share.PROFILES:
+        raise BenchError("share: " + unknown_name_message("platform profile", profile, list(share.PROFILES)))
+    chosen = share.PROFILES[profile.lower()]
+    return Perturbation(
+        name=f"share:{chosen.name}",
+        description=f"Re-shared through one {chosen.name}-like platform, one upload per level: long side "
+        f"{chosen.long_side} px, JPEG q={chosen.quality} 4:2:0, sharpen {chosen.sharpen:g}. {chosen.source}.",
+        param_name="hops", unit="uploads", fn=share.share_profile(chosen.name), tables={"default": (1, 2, 3)},
+        identity=lambda: repr(chosen),
+    ), "{} hop(s)"
+
+
+add_family(Family("share", "platform profile", _share_member, lambda: list(share.PROFILES),
+                  "share:PROFILE: repeated uploads through one platform-like profile"))
+
+
 def _resolve(perturbation: Perturbation | str) -> Perturbation:
-    return PERTURBATIONS.get(perturbation) if isinstance(perturbation, str) else perturbation
+    return get_perturbation(perturbation) if isinstance(perturbation, str) else perturbation
 
 
 def format_param(param: Any) -> str:

@@ -19,7 +19,8 @@ from tabulate import tabulate
 
 from bench.core.errors import BenchError
 from bench.core.registries import PERTURBATIONS
-from perturbations import Perturbation, format_param
+from perturbations import IMAGENET_C, IMAGENET_C_CORRUPTIONS, Perturbation, format_param
+from perturbations.families import get_perturbation, split_family
 
 _LEVELS = re.compile(r"(\d+)(?:-(\d+))?")
 
@@ -44,27 +45,75 @@ def _levels(perturbation: Perturbation, text: str, preset: str) -> range:
     return range(low, high + 1)
 
 
+def split_items(text: str) -> list[str]:
+    """Split ``--perturb`` on the commas that are outside ``{...}`` and ``(...)``, so that one-off settings
+    such as ``albu:Affine{scale=(0.9,1.1),rotate=5}`` stay one item."""
+    items, depth, current = [], 0, []
+    for char in text:
+        depth += char in "{(" and 1 or (-1 if char in "})" else 0)
+        if char == "," and depth <= 0:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current))
+    return [item.strip() for item in items]
+
+
+def _split_levels(token: str) -> tuple[str, str, bool]:
+    """``"blur:1-3"`` -> ``("blur", "1-3", True)``; ``"albu:MotionBlur:2"`` -> ``("albu:MotionBlur", "2", True)``;
+    ``"albu:MotionBlur"`` -> ``("albu:MotionBlur", "", False)``. A family's argument keeps its case."""
+    name, colon, levels = token.rpartition(":")
+    if colon and (_LEVELS.fullmatch(levels.strip()) or not levels.strip()) and (
+            ":" in name or split_family(f"{name}:x") is None):
+        return name.strip(), levels.strip(), True
+    if split_family(token) is not None:
+        return token, "", False
+    pattern, colon, levels = token.partition(":")  # a plain name: what follows the colon is levels, good or bad
+    return pattern.strip(), levels.strip(), bool(colon)
+
+
+def _names(pattern: str) -> list[str]:
+    """The perturbation names an item stands for: a family member, ``imagenet-c``, ``all`` or a wildcard."""
+    if split_family(pattern) is not None:
+        return [get_perturbation(pattern).name]
+    pattern = pattern.lower()
+    if pattern == IMAGENET_C:
+        return list(IMAGENET_C_CORRUPTIONS)
+    if pattern == "all":
+        return [n for n in PERTURBATIONS.names() if not _excluded_from_all(n)]
+    return PERTURBATIONS.resolve([pattern])
+
+
+def _excluded_from_all(name: str) -> bool:
+    """``all`` means the pure image perturbations registered up front: not the attacks (they need the detector
+    and cost gradients), not the members of families built on demand."""
+    meta = PERTURBATIONS.entry(name).meta
+    return bool(meta.get("adversarial") or meta.get("family"))
+
+
 def parse_perturb_spec(text: str, preset: str = "default") -> list[tuple[str, list[int]]]:
     """``"jpeg,blur:1-3"`` -> ``[("jpeg", [1, ..., 8]), ("blur", [1, 2, 3])]``, in the order given.
 
     A perturbation named twice gets the union of its levels. Unknown names raise
     the registry's error with close matches; bad or out-of-range levels raise
-    :class:`BenchError`.
+    :class:`BenchError`. Family members (``albu:MotionBlur``, ``vae_roundtrip:taef2:1-2``) are built and
+    registered here; ``imagenet-c`` stands for the 15 ImageNet-C corruptions.
     """
     if text.strip().lower() in ("", "none"):
         return []
     selection: dict[str, set[int]] = {}
     open_item: list[str] = []  # the names of the last "name:levels" item, which a bare level extends
-    for token in (t.strip().lower() for t in text.split(",")):
+    for token in split_items(text):
         if _LEVELS.fullmatch(token):
             if not open_item:
                 raise BenchError(f"--perturb: level {token!r} must follow a 'name:levels' item, as in 'blur:1,3'")
             names, levels_text = open_item, token
         else:
-            pattern, colon, levels_text = (part.strip() for part in token.partition(":"))
+            pattern, levels_text, colon = _split_levels(token)
             if not pattern or (colon and not levels_text):
                 raise BenchError(f"--perturb: cannot read item {token!r} in {text!r}; expected 'name' or 'name:levels'")
-            names = PERTURBATIONS.resolve(["*" if pattern == "all" else pattern])
+            names = _names(pattern)
             open_item = names if colon else []
         for name in names:
             selection.setdefault(name, set()).update(_levels(PERTURBATIONS.get(name), levels_text, preset))
