@@ -26,7 +26,7 @@ from bench.core.errors import BenchError
 from bench.core.registry import unknown_name_message
 
 from bench.core.registries import PERTURBATIONS
-from perturbations import functions, redigitise, share
+from perturbations import albu, functions, redigitise, share  # noqa: F401  (albu registers its family)
 from perturbations.base import PRESETS, Perturbation
 from perturbations.families import Family, add_family, get_perturbation
 

@@ -15,11 +15,19 @@ from bench.core.errors import BenchError
 from bench.core.registries import PERTURBATIONS
 from bench.core.registry import UnknownNameError
 from bench.core.rng import cell_rng
-from perturbations import PRESETS, Perturbation, functions, param_label, param_value
+from perturbations import PRESETS, Perturbation, functions, get_perturbation, param_label, param_value
+from perturbations.albu import TABLES as ALBU_TABLES
+from perturbations.share import PROFILES as SHARE_PROFILES
 from perturbations.spec import describe_perturbations, parse_perturb_spec
 
 SEED = 1234
-SERIES = [(name, preset) for name in PERTURBATIONS.names() for preset in PRESETS]
+#: Family members built on demand join the contract like the perturbations registered up front.
+FAMILY_MEMBERS = [*(f"albu:{name}" for name in ALBU_TABLES), "albu:Emboss", "albu:MotionBlur{blur_limit=(9,9)}",
+                  *(f"share:{name}" for name in SHARE_PROFILES)]
+for _member in FAMILY_MEMBERS:
+    get_perturbation(_member)
+PURE = [name for name in PERTURBATIONS.names() if not PERTURBATIONS.entry(name).meta.get("adversarial")]
+SERIES = [(name, preset) for name in PURE for preset in PRESETS]
 CASES = [(name, preset, level) for name, preset in SERIES for level in PERTURBATIONS.get(name).levels(preset)[1:]]
 
 
@@ -254,7 +262,8 @@ def test_parse_perturb_spec(text, expected):
 
 def test_parse_all_follows_the_preset():
     selection = dict(parse_perturb_spec("all", "imagenet-c"))
-    assert list(selection) == PERTURBATIONS.names()
+    up_front = [n for n in PURE if "family" not in PERTURBATIONS.entry(n).meta]
+    assert list(selection) == up_front and "share" in up_front and not any(":" in n for n in up_front)
     assert selection["jpeg"] == [1, 2, 3, 4, 5] and selection["resize"] == [1, 2, 3, 4]
 
 
