@@ -153,6 +153,32 @@ def build_tiny(spec: AutoencoderSpec, path, init_seed: int, device: str):
     return model.eval().requires_grad_(False).to(device)
 
 
+def build_autoencoder(spec: AutoencoderSpec, path, init_seed: int, device: str):
+    """Any autoencoder of :data:`AUTOENCODERS`, in eval mode without gradients, float32 on ``device``: loaded
+    from the resolved component folder ``path``, or seeded random weights when ``path`` is None."""
+    if spec.kind == TINY:
+        return build_tiny(spec, path, init_seed, device)
+    import torch
+    from diffusers import AutoencoderKL, VQModel
+
+    from bench.nn.training import seeded_torch
+    from bench.weights import diffusers_variant
+
+    cls = AutoencoderKL if spec.kind == KL else VQModel
+    if path is None:
+        with seeded_torch(seed_int("aeroblade.init", init_seed, spec.name)):
+            model = cls(**spec.config)
+    else:
+        model = cls.from_pretrained(str(path), local_files_only=True, torch_dtype=torch.float32,
+                                    variant=diffusers_variant(path))
+        factor = 2 ** (len(model.config.block_out_channels) - 1)
+        if factor != spec.factor:
+            raise BenchError(f"aeroblade: {path} has downsampling factor {factor}, expected {spec.factor} "
+                             f"for {spec.description}")
+    model.eval().requires_grad_(False)
+    return model.to(device)  # float32: built so, or loaded with torch_dtype
+
+
 def seed_int(*parts: Any) -> int:
     return int(stable_hash(list(parts), 15), 16)
 

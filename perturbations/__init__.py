@@ -26,7 +26,7 @@ from bench.core.errors import BenchError
 from bench.core.registry import unknown_name_message
 
 from bench.core.registries import PERTURBATIONS
-from perturbations import albu, functions, redigitise, share  # noqa: F401  (albu registers its family)
+from perturbations import albu, functions, redigitise, share, vae_roundtrip  # noqa: F401  (families register)
 from perturbations.base import PRESETS, Perturbation
 from perturbations.families import Family, add_family, get_perturbation
 
