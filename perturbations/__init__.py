@@ -26,7 +26,7 @@ from bench.core.errors import BenchError
 from bench.core.registry import unknown_name_message
 
 from bench.core.registries import PERTURBATIONS
-from perturbations import albu, functions, redigitise, share, vae_roundtrip  # noqa: F401  (families register)
+from perturbations import adversarial, albu, functions, redigitise, share, vae_roundtrip  # noqa: F401
 from perturbations.base import PRESETS, Perturbation
 from perturbations.families import Family, add_family, get_perturbation
 
@@ -199,6 +199,11 @@ def _share_member(profile: str) -> tuple[Perturbation, str]:
     ), "{} hop(s)"
 
 
+for _attack in (adversarial.PGD, adversarial.FGSM):
+    PERTURBATIONS.add(_attack.name, _attack, label=adversarial.LABEL, adversarial=True)
+add_family(Family("transfer", "surrogate detector", adversarial.transfer, lambda: ["npr"],
+                  "transfer:SURROGATE: PGD crafted once per cell on the surrogate detector, scored by every detector",
+                  meta={"adversarial": True}))
 add_family(Family("share", "platform profile", _share_member, lambda: list(share.PROFILES),
                   "share:PROFILE: repeated uploads through one platform-like profile"))
 

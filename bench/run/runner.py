@@ -25,9 +25,10 @@ from bench.core.errors import BenchError
 from bench.core.hashing import stable_hash
 from bench.core.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins
 from bench.data.dataset import Dataset, Item, limit_per_class, load_dataset
-from bench.data.imageset import DecodedCache, ImageSet, PerturbedImageSet
+from bench.data.imageset import DecodedCache, ImageSet
 from bench.data.split import near_duplicate_groups
 from bench.nn.training import resolve_device
+from bench.run.attacks import CellImages, check_surrogate, transfer_surrogates
 from bench.run.config import RunConfig
 from bench.run.metrics import evaluate_cell, threshold_at_tnr
 from bench.run.resample import cell_seed
@@ -60,6 +61,7 @@ class DetectorRun:
     detector: Detector | None = None
     fit_key: str = ""
     val_threshold: float | None = None
+    skipped_cells: dict[str, str] = field(default_factory=dict)  # "perturbation:severity" -> why it was not scored
     fit_seconds: float = 0.0
     provenance: dict = field(default_factory=dict)
     predictions: dict[tuple[str, int], Prediction] = field(default_factory=dict)
@@ -142,6 +144,7 @@ class Runner:
         self.ctx = FitContext(device=self.device, seed=cfg.training_seed, workers=cfg.workers,
                               batch_size=cfg.batch_size, progress=progress, extras={"cache": cache})
         self.decoded = DecodedCache()
+        self.surrogates: dict = {}  # transfer attacks' surrogate detectors (prepare_surrogates)
 
     # -- fitting ----------------------------------------------------------------
     def prepare(self, name: str, splits: Splits) -> DetectorRun:
@@ -182,6 +185,16 @@ class Runner:
             run.provenance["traceback"] = traceback.format_exc()
         return run
 
+    def prepare_surrogates(self, grid: list[tuple[str, int]], runs: list[DetectorRun], splits: Splits):
+        """Surrogate name -> (fitted detector, fit key) for the grid's transfer attacks: a detector of the run,
+        or one fitted here for the purpose (and not scored)."""
+        surrogates = {}
+        for name in transfer_surrogates(grid, PERTURBATIONS.get):
+            run = next((r for r in runs if r.name == name), None) or self.prepare(name, splits)
+            check_surrogate(name, run.detector, run.status, run.reason)
+            surrogates[name] = (run.detector, run.fit_key)
+        return surrogates
+
     # -- scoring ------------------------------------------------------------------
     def cell_key(self, run: DetectorRun, test_hash: str, perturbation: str, table: str, severity: int,
                  fingerprint: str = "") -> str:
@@ -193,10 +206,15 @@ class Runner:
         test_hash = stable_hash(test.hashes)
         bar = tqdm(total=len(grid) * len(runs), desc="cells", disable=not self.progress)
         for perturbation, severity in grid:
-            images = test if perturbation == "none" else PerturbedImageSet(
-                test, PERTURBATIONS.get(perturbation), severity, self.cfg.seed, self.cfg.preset)
+            cell = CellImages(test, None if perturbation == "none" else PERTURBATIONS.get(perturbation), severity,
+                              self.cfg.seed, self.cfg.preset, self.surrogates)
             for run in runs:
                 bar.set_postfix_str(f"{run.name} {perturbation}:{severity}")
+                images = cell.for_detector(run.detector, run.fit_key)
+                if isinstance(images, str):  # e.g. a white-box attack on a non-differentiable detector
+                    run.skipped_cells[f"{perturbation}:{severity}"] = images
+                    bar.update(1)
+                    continue
                 key = self.cell_key(run, test_hash, perturbation, images.table, severity, images.fingerprint)
                 cached = self.cache.load_arrays("cells", key)
                 if cached is None:
@@ -275,6 +293,7 @@ class Runner:
                 if self.cfg.strict:
                     raise BenchError(f"{name} {run.status}: {run.reason} (--strict)")
             runs.append(run)
+        self.surrogates = self.prepare_surrogates(grid, runs, splits)
         self.score_cells([r for r in runs if r.status == "ok"], test, grid)
         dataset_name = splits.test_dataset.name
         ok = [r for r in runs if r.status == "ok"]
@@ -315,6 +334,7 @@ class Runner:
             "detectors": {r.name: {"status": r.status, "reason": r.reason, "weights": r.weights,
                                    "val_threshold": r.val_threshold, "fit_seconds": round(r.fit_seconds, 3),
                                    "fit_key": r.fit_key, "provenance": r.provenance,
+                                   **({"skipped_cells": r.skipped_cells} if r.skipped_cells else {}),
                                    "config": r.detector.config() if r.detector else None} for r in runs},
             "skipped_images": skipped_images,
             "n_skipped_images": len(skipped_images),
