@@ -26,7 +26,7 @@ from bench.core.errors import BenchError
 from bench.core.registry import unknown_name_message
 
 from bench.core.registries import PERTURBATIONS
-from perturbations import adversarial, albu, functions, redigitise, share, vae_roundtrip  # noqa: F401
+from perturbations import adversarial, albu, functions, imagenet_c, redigitise, share, vae_roundtrip  # noqa: F401
 from perturbations.base import PRESETS, Perturbation
 from perturbations.families import Family, add_family, get_perturbation
 
@@ -37,7 +37,45 @@ _IMAGENET_C_BRIGHTEN = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 IMAGENET_C = "imagenet-c"  # the --perturb item and --preset that stand for ImageNet-C's corruptions
 #: ImageNet-C's 15 corruptions (Hendrycks and Dietterich 2019), by their names here, in the paper's order.
-IMAGENET_C_CORRUPTIONS = ("noise", "jpeg", "brighten")
+IMAGENET_C_CORRUPTIONS = ("noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+                          "zoom_blur", "snow", "fog", "brighten", "contrast", "elastic", "pixelate", "jpeg")
+_E = 244  # the release's elastic constants are multiples of 244 ("should have been 224", its comment says)
+
+#: ImageNet-C corruptions added here (perturbations/imagenet_c.py): name, description, parameter, unit, function,
+#: severities 1-5 (the constants of the authors' release), label. Their 'default' table is the same.
+_IMAGENET_C_TABLES = (
+    ("shot_noise", "ImageNet-C shot noise: Poisson(x * photons) / photons on [0,1].", "photons", "per unit",
+     imagenet_c.shot_noise, (60, 25, 12, 5, 3), "{} photons"),
+    ("impulse_noise", "ImageNet-C impulse noise: salt and pepper on a fraction of the channel values.", "amount",
+     "of values", imagenet_c.impulse_noise, (0.03, 0.06, 0.09, 0.17, 0.27), "s&p {:.2f}"),
+    ("defocus_blur", "ImageNet-C defocus blur: antialiased disk kernel of the radius (alias-blur sigma).",
+     "(radius px, alias sigma)", "", imagenet_c.defocus_blur, ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)),
+     "r={} px, {:g}"),
+    ("glass_blur", "ImageNet-C glass blur: Gaussian blur, local pixel displacement sweeps, Gaussian blur.",
+     "(sigma px, max delta px, iterations)", "", imagenet_c.glass_blur,
+     ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)), "sigma={:g}, d={}, x{}"),
+    ("motion_blur", "ImageNet-C motion blur: ImageMagick-style one-sided Gaussian streak, angle U[-45, 45] deg.",
+     "(radius px, sigma)", "", imagenet_c.motion_blur, ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)),
+     "r={} px, sigma={}"),
+    ("zoom_blur", "ImageNet-C zoom blur: mean of the image and centre zooms by arange(start, stop, step).",
+     "(start, stop, step)", "", imagenet_c.zoom_blur,
+     ((1, 1.11, 0.01), (1, 1.16, 0.01), (1, 1.21, 0.02), (1, 1.26, 0.02), (1, 1.31, 0.03)), "zoom {:g}-{:g}/{:g}"),
+    ("snow", "ImageNet-C snow: zoomed, thresholded, motion-streaked noise flakes over a whitened image.",
+     "(mean, std, zoom, threshold, radius, sigma, keep)", "", imagenet_c.snow,
+     ((0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+      (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)), "snow {:g}/{:g}/{:g}/{:g}/{}/{}/{:g}"),
+    ("fog", "ImageNet-C fog: plus a diamond-square plasma fractal of the strength and roughness decay.",
+     "(strength, decay)", "", imagenet_c.fog, ((1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4)),
+     "fog {:g}, decay {:g}"),
+    ("contrast", "ImageNet-C contrast: (x - channel mean) * factor + mean.", "factor", "", imagenet_c.contrast,
+     (0.4, 0.3, 0.2, 0.1, 0.05), "x{:.2f}"),
+    ("elastic", "ImageNet-C elastic transform: random affine, then a smoothed random displacement field.",
+     "(alpha px, sigma px, affine shift px)", "", imagenet_c.elastic,
+     ((_E * 2, _E * 0.7, _E * 0.1), (_E * 2, _E * 0.08, _E * 0.2), (_E * 0.05, _E * 0.01, _E * 0.02),
+      (_E * 0.07, _E * 0.01, _E * 0.02), (_E * 0.12, _E * 0.01, _E * 0.02)), "a={:.1f}, s={:.1f}, d={:.1f}"),
+    ("pixelate", "ImageNet-C pixelate: box downscale to the fraction of each side, box upscale back (Pillow).",
+     "fraction", "of side", imagenet_c.pixelate, (0.6, 0.5, 0.4, 0.3, 0.25), "box x{:.2f}"),
+)
 
 _PERTURBATIONS: tuple[tuple[Perturbation, str], ...] = (
     (
@@ -184,6 +222,9 @@ _PERTURBATIONS: tuple[tuple[Perturbation, str], ...] = (
 
 for _perturbation, _label in _PERTURBATIONS:
     PERTURBATIONS.add(_perturbation.name, _perturbation, label=_label)
+for _name, _description, _param, _unit, _fn, _table, _label in _IMAGENET_C_TABLES:
+    PERTURBATIONS.add(_name, Perturbation(_name, _description, _param, _unit, _fn,
+                                          {"default": _table, "imagenet-c": _table}), label=_label, imagenet_c=True)
 
 
 def _share_member(profile: str) -> tuple[Perturbation, str]:

@@ -83,12 +83,25 @@ def test_level_zero_is_identity(name, preset):
     assert np.array_equal(apply(name, image, 0, preset), image)
 
 
+#: ImageNet-C corruptions whose published constants do not order the distortion of every image: the tables
+#: are the authors' and are kept as they are (tests/test_imagenet_c.py checks these functions' formulas).
+NOT_ORDERED = {
+    "elastic": "levels 1-2 (smoothing sigma 171 and 20 px) and 3-5 (2.4 px) are different regimes",
+    "fog": "strength and roughness change together, and each level draws its own fractal",
+    "glass_blur": "level 2 makes one displacement sweep, level 1 two",
+    "motion_blur": "each level draws its own angle; levels 2-4 share the radius",
+}
+
+
 @pytest.mark.parametrize("name,preset", SERIES)
 def test_distortion_grows_with_severity(name, preset):
     image = textured_image(48, 64)
     levels = PERTURBATIONS.get(name).levels(preset)
     quality = [psnr(image, apply(name, image, level, preset)) for level in levels]
     assert quality[0] == math.inf
+    if name in NOT_ORDERED:
+        assert all(q < 60 for q in quality[1:]), quality  # every level still distorts
+        return
     assert all(later <= earlier + 0.05 for earlier, later in zip(quality, quality[1:])), quality
 
 
