@@ -75,5 +75,5 @@ DETECTORS.add("test_aeroblade", "baselines.aeroblade:Aeroblade", family="test",
 # name -> weights component (None: random weights, tests only); the same names as aeroblade_models.AUTOENCODERS
 for _ae, _component in (("sd1", "sd_vae_sd1"), ("sd2", "sd_vae_sd2"), ("kd21", "kandinsky21_movq"),
                         ("taesd", "taesd"), ("taesdxl", "taesdxl"), ("taesd3", "taesd3"), ("taef1", "taef1"),
-                        ("taef2", "taef2"), ("test_kl", None), ("test_vq", None)):
+                        ("taef2", "taef2"), ("test_kl", None), ("test_vq", None), ("test_tiny", None)):
     AUTOENCODERS.add(_ae, "baselines.ae_roundtrip:load_roundtrip", component=_component, test=_component is None)

@@ -82,6 +82,7 @@ AUTOENCODERS: dict[str, AutoencoderSpec] = {s.name: s for s in (
     AutoencoderSpec("taef2", TINY, "taef2", _tiny_config("taef2", 32, True), "TAEF2 (tiny FLUX.2 VAE)"),
     AutoencoderSpec("test_kl", KL, None, TINY_KL_CONFIG, "tiny random AutoencoderKL (tests)"),
     AutoencoderSpec("test_vq", VQ, None, TINY_VQ_CONFIG, "tiny random VQModel, spatial norm (tests)"),
+    AutoencoderSpec("test_tiny", TINY, None, _tiny_config("test_tiny", 4), "random TAESD-shaped autoencoder (tests)"),
 )}
 
 

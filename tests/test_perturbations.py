@@ -23,6 +23,7 @@ from perturbations.spec import describe_perturbations, parse_perturb_spec
 SEED = 1234
 #: Family members built on demand join the contract like the perturbations registered up front.
 FAMILY_MEMBERS = [*(f"albu:{name}" for name in ALBU_TABLES), "albu:Emboss", "albu:MotionBlur{blur_limit=(9,9)}",
+                  "vae_roundtrip:test_tiny",
                   *(f"share:{name}" for name in SHARE_PROFILES)]
 for _member in FAMILY_MEMBERS:
     get_perturbation(_member)
