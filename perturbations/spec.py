@@ -20,7 +20,7 @@ from tabulate import tabulate
 from bench.core.errors import BenchError
 from bench.core.registries import PERTURBATIONS
 from perturbations import IMAGENET_C, IMAGENET_C_CORRUPTIONS, Perturbation, format_param
-from perturbations.families import get_perturbation, split_family
+from perturbations.families import FAMILIES, get_perturbation, split_family
 
 _LEVELS = re.compile(r"(\d+)(?:-(\d+))?")
 
@@ -124,9 +124,42 @@ def _parameter_heading(perturbation: Perturbation) -> str:
     return f"{perturbation.param_name} ({perturbation.unit})" if perturbation.unit else perturbation.param_name
 
 
+def _family_lines() -> list[str]:
+    """The ``FAMILY:ARGUMENT`` perturbations, built when named: what they take, their levels and units."""
+    from perturbations.adversarial import EPSILONS
+    from perturbations.albu import TABLES
+    from perturbations.share import PROFILES
+    from perturbations.vae_roundtrip import ROUND_TRIPS
+
+    albu_rows = [[f"albu:{name}", f"{t.param_name} ({t.unit})" if t.unit else t.param_name,
+                  *(format_param(v) for v in t.values)] for name, t in sorted(TABLES.items())]
+    share_rows = [[f"share:{p.name}", p.long_side, p.quality, format_param(p.sharpen), p.source]
+                  for p in PROFILES.values()]
+    levels = ", ".join(str(k) for k in ROUND_TRIPS)
+    return [
+        "Families, built when named in --perturb (FAMILY:ARGUMENT):",
+        *(f"  {FAMILIES.get(prefix).summary}" for prefix in FAMILIES.names()),
+        f"  vae_roundtrip:AE levels: {levels} round trips; autoencoders: {', '.join(FAMILIES.get('vae_roundtrip').choices())}",
+        f"  transfer:SURROGATE levels: eps {', '.join(format_param(e) for e in EPSILONS)} (/255), PGD on the surrogate",
+        "  albu:NAME without a shipped table runs once with albumentations' defaults (one level).",
+        "",
+        "albu:NAME shipped severity tables (albumentations keyword arguments per level: perturbations/albu.py):",
+        tabulate(albu_rows, headers=["name", "parameter", "1", "2", "3", "4", "5"], disable_numparse=True),
+        "",
+        "share profiles (one upload per hop; qualities are commonly reported estimates, not platform documentation):",
+        tabulate(share_rows, headers=["name", "long side px", "JPEG q (4:2:0)", "sharpen", "source"],
+                 disable_numparse=True),
+        "",
+        f"'{IMAGENET_C}' in --perturb stands for ImageNet-C's corruptions ({', '.join(IMAGENET_C_CORRUPTIONS)}); "
+        "frost is left out (perturbations/imagenet_c.py says why). Attacks (pgd, fgsm, transfer:*) are not in 'all'.",
+    ]
+
+
 def describe_perturbations(preset: str = "default") -> str:
-    """Every registered perturbation with its parameter, the table used under ``preset``, and each level's value."""
-    perturbations = [PERTURBATIONS.get(name) for name in PERTURBATIONS.names()]
+    """Every perturbation registered up front with its parameter, the table used under ``preset``, and each
+    level's value; then the families built on demand (albu:NAME, vae_roundtrip:AE, transfer:SURROGATE, ...)."""
+    perturbations = [PERTURBATIONS.get(name) for name in PERTURBATIONS.names()
+                     if "family" not in PERTURBATIONS.entry(name).meta]
     depth = max(len(p.table(preset)) for p in perturbations)
     rows = []
     for p in perturbations:
@@ -141,5 +174,7 @@ def describe_perturbations(preset: str = "default") -> str:
         tabulate(rows, headers=headers, disable_numparse=True),
         "",
         *(f"{p.name}: {p.description}" for p in perturbations),
+        "",
+        *_family_lines(),
     ]
     return "\n".join(lines)
