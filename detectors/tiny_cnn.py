@@ -66,7 +66,8 @@ class TinyCNN(Detector):
             raise BenchError("test_cnn: differentiable_score() called before fit()")
         x = nn.functional.interpolate(image01[None], size=(self.size, self.size), mode="bilinear", antialias=True,
                                       align_corners=False)
-        return 1 - self.model.eval()(x).softmax(dim=1)[0, self.classes.index("real")]
+        model = self.model.eval()
+        return 1 - model(x.to(next(model.parameters()).device)).softmax(dim=1)[0, self.classes.index("real")]
 
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
         if self.model is None:
