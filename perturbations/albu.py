@@ -25,7 +25,7 @@ import numpy as np
 
 from bench.core.errors import BenchError
 from perturbations.base import Perturbation
-from perturbations.families import Family, add_family
+from perturbations.families import Family, add_family, split_top_level
 
 
 @dataclass(frozen=True)
@@ -102,18 +102,6 @@ def _canonical(name: str) -> str:
     return by_lower[name.lower()]
 
 
-def _split_top_level(text: str) -> list[str]:
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += 1 if char in "([{" else -1 if char in ")]}" else 0
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    return [p.strip() for p in [*parts, current] if p.strip()]
-
-
 def _literal(text: str) -> Any:
     try:
         return ast.literal_eval(text)
@@ -125,7 +113,7 @@ def parse_settings(transform: str, text: str) -> dict[str, Any]:
     """``"blur_limit=(9,9), allow_shifted=False"`` -> keyword arguments, keys checked against the transform."""
     fields = [f for f in getattr(_albumentations(), transform).InitSchema.model_fields if f not in _RESERVED]
     settings: dict[str, Any] = {}
-    for item in _split_top_level(text):
+    for item in (part for part in split_top_level(text) if part):
         key, equals, value = (part.strip() for part in item.partition("="))
         if not equals or not key or not value:
             raise BenchError(f"albu:{transform}: cannot read setting {item!r}; write key=value")

@@ -47,6 +47,22 @@ def split_family(name: str) -> tuple[str, str] | None:
     return (prefix, argument.strip()) if colon and prefix in FAMILIES else None
 
 
+def split_top_level(text: str) -> list[str]:
+    """Split on the commas outside brackets, so ``albu:Affine{scale=(0.9,1.1),rotate=5}`` stays one item."""
+    items, depth, current = [], 0, []
+    for char in text:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        if char == "," and depth <= 0:
+            items.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    return [*items, "".join(current).strip()]
+
+
 def get_perturbation(name: str) -> Perturbation:
     """A registered perturbation, or the member of a family built (and registered) on first use."""
     if name in PERTURBATIONS:

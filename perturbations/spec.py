@@ -20,7 +20,7 @@ from tabulate import tabulate
 from bench.core.errors import BenchError
 from bench.core.registries import PERTURBATIONS
 from perturbations import IMAGENET_C, IMAGENET_C_CORRUPTIONS, Perturbation, format_param
-from perturbations.families import FAMILIES, get_perturbation, split_family
+from perturbations.families import FAMILIES, get_perturbation, split_family, split_top_level
 
 _LEVELS = re.compile(r"(\d+)(?:-(\d+))?")
 
@@ -43,21 +43,6 @@ def _levels(perturbation: Perturbation, text: str, preset: str) -> range:
             f"(level 0, the clean image, is always run)"
         )
     return range(low, high + 1)
-
-
-def split_items(text: str) -> list[str]:
-    """Split ``--perturb`` on the commas that are outside ``{...}`` and ``(...)``, so that one-off settings
-    such as ``albu:Affine{scale=(0.9,1.1),rotate=5}`` stay one item."""
-    items, depth, current = [], 0, []
-    for char in text:
-        depth += char in "{(" and 1 or (-1 if char in "})" else 0)
-        if char == "," and depth <= 0:
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    items.append("".join(current))
-    return [item.strip() for item in items]
 
 
 def _split_levels(token: str) -> tuple[str, str, bool]:
@@ -104,7 +89,7 @@ def parse_perturb_spec(text: str, preset: str = "default") -> list[tuple[str, li
         return []
     selection: dict[str, set[int]] = {}
     open_item: list[str] = []  # the names of the last "name:levels" item, which a bare level extends
-    for token in split_items(text):
+    for token in split_top_level(text):
         if _LEVELS.fullmatch(token):
             if not open_item:
                 raise BenchError(f"--perturb: level {token!r} must follow a 'name:levels' item, as in 'blur:1,3'")

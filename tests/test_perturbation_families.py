@@ -17,7 +17,8 @@ from bench.core.rng import cell_rng
 from perturbations import functions, get_perturbation, param_label
 from perturbations.redigitise import recapture, screenshot
 from perturbations.share import CHAIN, PROFILES, share, share_hop
-from perturbations.spec import parse_perturb_spec, split_items
+from perturbations.families import split_top_level
+from perturbations.spec import parse_perturb_spec
 from tests.conftest import SHARED_WEIGHTS
 
 
@@ -89,7 +90,7 @@ def test_albu_names_case_levels_and_one_off_settings():
     assert parse_perturb_spec("albu:motionblur:2-3") == [("albu:MotionBlur", [2, 3])]
     [(name, levels)] = parse_perturb_spec("albu:GaussNoise{std_range=(0.1, 0.1), per_channel=False}")
     assert name == "albu:GaussNoise{std_range=(0.1, 0.1),per_channel=False}" and levels == [1]
-    assert split_items("jpeg,albu:Affine{scale=(0.9,1.1),rotate=5}:1") == ["jpeg", "albu:Affine{scale=(0.9,1.1),rotate=5}:1"]
+    assert split_top_level("jpeg,albu:Affine{scale=(0.9,1.1),rotate=5}:1") == ["jpeg", "albu:Affine{scale=(0.9,1.1),rotate=5}:1"]
     assert param_label("albu:MotionBlur", 2) == "kernel 5 px"
 
 
