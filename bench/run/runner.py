@@ -212,6 +212,8 @@ class Runner:
                 bar.set_postfix_str(f"{run.name} {perturbation}:{severity}")
                 images = cell.for_detector(run.detector, run.fit_key)
                 if isinstance(images, str):  # e.g. a white-box attack on a non-differentiable detector
+                    if not any(k.startswith(f"{perturbation}:") for k in run.skipped_cells):
+                        self.log(f"  skipped {run.name} on {perturbation}: {images}")
                     run.skipped_cells[f"{perturbation}:{severity}"] = images
                     bar.update(1)
                     continue
