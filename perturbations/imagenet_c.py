@@ -130,7 +130,7 @@ def streak(values: np.ndarray, radius: float, sigma: float, angle_degrees: float
     rows, cols = np.arange(height), np.arange(width)
     out = np.zeros(values.shape, dtype=np.float64)
     for i, weight in enumerate(motion_kernel(radius, sigma)):
-        dx, dy = round(i * math.cos(angle)), round(i * math.sin(angle))
+        dx, dy = math.ceil(i * math.cos(angle) - 0.5), math.ceil(i * math.sin(angle) - 0.5)  # ImageMagick's rounding
         shifted = values[np.clip(rows + dy, 0, height - 1)][:, np.clip(cols + dx, 0, width - 1)]
         out += weight * shifted
     return out
