@@ -9,6 +9,12 @@ severities 1-5 where ImageNet-C defines the perturbation; elsewhere the
 Perturbations are applied at full resolution, before each detector's own
 resize or crop (see ``bench.data.imageset.PerturbedImageSet``).
 
+Beyond the basics, one module per family: ``share`` (multi-hop platform-like re-encodes),
+``redigitise`` (screenshot, recapture), ``imagenet_c`` (ImageNet-C's other corruptions),
+``albu`` (``albu:NAME``, any albumentations transform), ``vae_roundtrip`` (``vae_roundtrip:AE``) and
+``adversarial`` (``pgd``, ``fgsm``, ``transfer:SURROGATE``: crafted by the runner, which has the
+detector). ``FAMILY:ARGUMENT`` names are built on first use (:mod:`perturbations.families`).
+
 The registry entry's ``label`` metadata is a ``str.format`` pattern that turns
 a level's parameter into a short human label for tables and plots ("q=90");
 tuple parameters fill the pattern's fields in order.
@@ -23,9 +29,8 @@ import math
 from typing import Any
 
 from bench.core.errors import BenchError
-from bench.core.registry import unknown_name_message
-
 from bench.core.registries import PERTURBATIONS
+from bench.core.registry import unknown_name_message
 from perturbations import adversarial, albu, functions, imagenet_c, redigitise, share, vae_roundtrip  # noqa: F401
 from perturbations.base import PRESETS, Perturbation
 from perturbations.families import Family, add_family, get_perturbation
