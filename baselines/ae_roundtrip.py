@@ -47,7 +47,7 @@ class Roundtrip:
         height, width = image.shape[:2]
         pad_h, pad_w = -height % self.factor, -width % self.factor
         padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="symmetric") if pad_h or pad_w else image
-        x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float().div(255.0).mul(2).sub(1)
+        x = torch.from_numpy(np.array(padded)).permute(2, 0, 1)[None].float().div(255.0).mul(2).sub(1)
         with torch.no_grad():
             rec = reconstruct(self.model, self.kind, x, None)  # KL: posterior mean (generators=None)
         out = (rec[0] / 2 + 0.5).clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
