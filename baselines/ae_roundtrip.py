@@ -29,6 +29,7 @@ import numpy as np
 from baselines.aeroblade_models import AUTOENCODERS, KL, build_autoencoder, reconstruct
 
 INIT_SEED = 0  # random-weight test autoencoders only
+VERSION = 1  # bump when the pass changes (padding, rounding, latent choice): cached cells key on it
 
 
 @dataclass
@@ -40,6 +41,11 @@ class Roundtrip:
     factor: int
     model: Any
     sha256: str  # of the weights ("random:<seed>" for the random test autoencoders)
+
+    @property
+    def identity(self) -> str:
+        """What the pixels depend on besides the image: the weights and this code's version."""
+        return f"{self.sha256}:v{VERSION}"
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         import torch

@@ -11,7 +11,8 @@ lazy ``"module:attr"`` loader per autoencoder in the core ``AUTOENCODERS`` regis
 resolves the name there, so the import happens at run time, in the direction of the registry,
 and ``bench --help`` loads no model. The loader resolves the weights through ``bench.weights``
 (a missing component is a one-line error naming the fix, raised when ``--perturb`` is read) and
-returns the round trip with the weights' sha256, which goes into every cell's fingerprint: other
+returns the round trip with the weights' sha256 (and its code version), which go into every cell's
+fingerprint: other
 weights under the same name never serve cached scores.
 """
 
@@ -87,7 +88,7 @@ def build(argument: str) -> tuple[Perturbation, str]:
         description=f"Round trips through the {name} autoencoder (weights {component or 'random, tests only'}, "
         f"sha256 {weights[:12]}), encode+decode, uint8 after each, CPU float32, deterministic.",
         param_name="round trips", unit="", fn=roundtrips(name), tables={"default": ROUND_TRIPS},
-        identity=lambda: load(name).sha256,
+        identity=lambda: load(name).identity,
     ), "{} trip(s)"
 
 
