@@ -11,9 +11,8 @@ lazy ``"module:attr"`` loader per autoencoder in the core ``AUTOENCODERS`` regis
 resolves the name there, so the import happens at run time, in the direction of the registry,
 and ``bench --help`` loads no model. The loader resolves the weights through ``bench.weights``
 (a missing component is a one-line error naming the fix, raised when ``--perturb`` is read) and
-returns the round trip with the weights' sha256 (and its code version), which go into every cell's
-fingerprint: other
-weights under the same name never serve cached scores.
+returns the round trip with the weights' sha256 (and its code version), which go into every
+cell's fingerprint: other weights under the same name never serve cached scores.
 """
 
 from __future__ import annotations
