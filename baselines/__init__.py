@@ -4,7 +4,7 @@ May import: bench.core, bench.data, bench.weights, bench.nn and baselines itself
 bench.report or bench.cli (tests/test_layering.py).
 """
 
-from bench.core.registries import DETECTORS
+from bench.core.registries import AUTOENCODERS, DETECTORS
 
 # -- CNN baselines (CNNDet, NPR) -----------------------------------------------------------------
 DETECTORS.add("cnndet.p05", "baselines.cnndet:CNNDet", family="cnn",
@@ -70,3 +70,10 @@ DETECTORS.add("test_aeroblade", "baselines.aeroblade:Aeroblade", family="test",
               weights=(), trains=False, gpu="no", tasks=("binary",), test=True,
               kwargs={"autoencoders": ("test_kl", "test_vq"), "lpips_backbone": "random"})
 # -- end AEROBLADE ---------------------------------------------------------------------------------
+
+# -- autoencoder round trips for the vae_roundtrip:AE perturbation (baselines/ae_roundtrip.py) --------------
+# name -> weights component (None: random weights, tests only); the same names as aeroblade_models.AUTOENCODERS
+for _ae, _component in (("sd1", "sd_vae_sd1"), ("sd2", "sd_vae_sd2"), ("kd21", "kandinsky21_movq"),
+                        ("taesd", "taesd"), ("taesdxl", "taesdxl"), ("taesd3", "taesd3"), ("taef1", "taef1"),
+                        ("taef2", "taef2"), ("test_kl", None), ("test_vq", None), ("test_tiny", None)):
+    AUTOENCODERS.add(_ae, "baselines.ae_roundtrip:load_roundtrip", component=_component, test=_component is None)

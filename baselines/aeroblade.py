@@ -91,7 +91,7 @@ from baselines.aeroblade_models import (
     KL,
     TINY,
     AutoencoderSpec,
-    build_tiny,
+    build_autoencoder,
     crop_box,
     max_over_autoencoders,
     pixel_batches,
@@ -105,7 +105,6 @@ from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
 from bench.core.errors import BenchError
 from bench.core.hashing import sha256_file, stable_hash
 from bench.data.imageset import ImageSet
-from bench.weights import diffusers_variant
 
 log = logging.getLogger(__name__)
 
@@ -253,29 +252,8 @@ class Aeroblade(Detector):
             self._lpips = shared_model(["lpips", self.lpips_identity(), device], lambda: self._build_lpips(device))
 
     def _build_autoencoder(self, spec: AutoencoderSpec, device: str):
-        import torch
-
-        if spec.kind == TINY:
-            path = None if spec.component is None else self.weight_path(spec.component)
-            return build_tiny(spec, path, self.init_seed, device)
-        from diffusers import AutoencoderKL, VQModel
-
-        from bench.nn.training import seeded_torch
-
-        cls = AutoencoderKL if spec.kind == KL else VQModel
         path = None if spec.component is None else self.weight_path(spec.component)
-        if path is None:
-            with seeded_torch(seed_int("aeroblade.init", self.init_seed, spec.name)):
-                model = cls(**spec.config)
-        else:
-            model = cls.from_pretrained(str(path), local_files_only=True, torch_dtype=torch.float32,
-                                        variant=diffusers_variant(path))
-            factor = 2 ** (len(model.config.block_out_channels) - 1)
-            if factor != spec.factor:
-                raise BenchError(f"aeroblade: {path} has downsampling factor {factor}, expected {spec.factor} "
-                                 f"for {spec.description}")
-        model.eval().requires_grad_(False)
-        return model.to(device)  # float32: built so, or loaded with torch_dtype
+        return build_autoencoder(spec, path, self.init_seed, device)
 
     def _build_lpips(self, device: str):
         import torch

@@ -82,6 +82,7 @@ AUTOENCODERS: dict[str, AutoencoderSpec] = {s.name: s for s in (
     AutoencoderSpec("taef2", TINY, "taef2", _tiny_config("taef2", 32, True), "TAEF2 (tiny FLUX.2 VAE)"),
     AutoencoderSpec("test_kl", KL, None, TINY_KL_CONFIG, "tiny random AutoencoderKL (tests)"),
     AutoencoderSpec("test_vq", VQ, None, TINY_VQ_CONFIG, "tiny random VQModel, spatial norm (tests)"),
+    AutoencoderSpec("test_tiny", TINY, None, _tiny_config("test_tiny", 4), "random TAESD-shaped autoencoder (tests)"),
 )}
 
 
@@ -151,6 +152,32 @@ def build_tiny(spec: AutoencoderSpec, path, init_seed: int, device: str):
     if path is not None:
         model.load_folder(path, cfg["files"])
     return model.eval().requires_grad_(False).to(device)
+
+
+def build_autoencoder(spec: AutoencoderSpec, path, init_seed: int, device: str):
+    """Any autoencoder of :data:`AUTOENCODERS`, in eval mode without gradients, float32 on ``device``: loaded
+    from the resolved component folder ``path``, or seeded random weights when ``path`` is None."""
+    if spec.kind == TINY:
+        return build_tiny(spec, path, init_seed, device)
+    import torch
+    from diffusers import AutoencoderKL, VQModel
+
+    from bench.nn.training import seeded_torch
+    from bench.weights import diffusers_variant
+
+    cls = AutoencoderKL if spec.kind == KL else VQModel
+    if path is None:
+        with seeded_torch(seed_int("aeroblade.init", init_seed, spec.name)):
+            model = cls(**spec.config)
+    else:
+        model = cls.from_pretrained(str(path), local_files_only=True, torch_dtype=torch.float32,
+                                    variant=diffusers_variant(path))
+        factor = 2 ** (len(model.config.block_out_channels) - 1)
+        if factor != spec.factor:
+            raise BenchError(f"aeroblade: {path} has downsampling factor {factor}, expected {spec.factor} "
+                             f"for {spec.description}")
+    model.eval().requires_grad_(False)
+    return model.to(device)  # float32: built so, or loaded with torch_dtype
 
 
 def seed_int(*parts: Any) -> int:

@@ -43,7 +43,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from baselines.cnndet import crop_square, to_normalised_tensor
+from baselines.cnndet import IMAGENET_MEAN, IMAGENET_STD, crop_square, to_normalised_tensor
 from bench.core.detector import DetectorInfo
 from bench.core.errors import BenchError
 from bench.nn.training import BinaryNetDetector, TrainConfig
@@ -151,3 +151,24 @@ class NPR(BinaryNetDetector):
 
     def _build_model(self) -> nn.Module:
         return NPRNet(self.width, self.blocks)
+
+    differentiable = True
+
+    def differentiable_score(self, image01: torch.Tensor) -> torch.Tensor:
+        """The test-time path of ``_transform`` in torch (the optional ``load`` resize is torch's bilinear
+        instead of PIL's), then the network's logit."""
+        if self.model is None:
+            raise BenchError(f"{self.name}: differentiable_score() called before fit()")
+        x = image01
+        if self.load is not None and tuple(x.shape[-2:]) != (self.load, self.load):
+            x = nn.functional.interpolate(x[None], size=(self.load, self.load), mode="bilinear", align_corners=False)[0]
+        size = self.test_crop
+        height, width = x.shape[-2:]
+        if height < size or width < size:  # like pad_to: reflect bottom and right, no edge repeat
+            x = nn.functional.pad(x[None], (0, max(0, size - width), 0, max(0, size - height)), mode="reflect")[0]
+            height, width = x.shape[-2:]
+        top, left = (height - size) // 2, (width - size) // 2
+        x = x[:, top:top + size, left:left + size]
+        mean, std = (torch.from_numpy(v).to(x)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
+        model = self.model.eval()
+        return model(((x - mean) / std)[None].to(next(model.parameters()).device))[0, 0]

@@ -9,6 +9,7 @@ nothing about any published detector.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import nn
 
 from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
@@ -57,6 +58,17 @@ class TinyCNN(StreamedNet, Detector):
             self.history = train_classifier(self.model, train, val.subset(keep),
                                             y_train, y_val[keep], self._transform, self.cfg, ctx,
                                             checkpoint=ctx.extras.get("checkpoint"))
+
+    differentiable = True
+
+    def differentiable_score(self, image01: torch.Tensor) -> torch.Tensor:
+        """P(generated) = 1 - P(real) through the same antialiased resize as ``_transform`` (already torch)."""
+        if self.model is None:
+            raise BenchError("test_cnn: differentiable_score() called before fit()")
+        x = nn.functional.interpolate(image01[None], size=(self.size, self.size), mode="bilinear", antialias=True,
+                                      align_corners=False)
+        model = self.model.eval()
+        return 1 - model(x.to(next(model.parameters()).device)).softmax(dim=1)[0, self.classes.index("real")]
 
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
         if self.model is None:

@@ -31,6 +31,9 @@ class Perturbation:
     fn: PerturbFn  # fn(image_uint8_hwc, param, rng) -> image_uint8_hwc; must not mutate its input
     tables: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # preset -> params of levels 1..k
     version: int = 1  # bump when the function's behaviour changes in code that its source hash does not see
+    # What else the pixels depend on that neither the table nor the source shows, e.g. the sha256 of an
+    # autoencoder's weights (``vae_roundtrip:AE``); called when a cell's fingerprint is made.
+    identity: Callable[[], str] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if "default" not in self.tables or not self.tables["default"]:
@@ -56,7 +59,10 @@ class Perturbation:
         except (OSError, TypeError):  # built-in or source not available: the qualified name stands in
             source = f"{getattr(self.fn, '__module__', '')}.{getattr(self.fn, '__qualname__', repr(self.fn))}"
         values = self.table(preset) if severity is None else [self.param(severity, preset)]
-        return stable_hash([self.name, [repr(v) for v in values], self.version, source])
+        parts = [self.name, [repr(v) for v in values], self.version, source]
+        if self.identity is not None:  # appended only when set, so existing perturbations keep their fingerprints
+            parts.append(self.identity())
+        return stable_hash(parts)
 
     def levels(self, preset: str = "default") -> list[int]:
         return list(range(0, len(self.table(preset)) + 1))

@@ -31,6 +31,9 @@ RUN_EXAMPLES = """examples:
   bench run --train-on DIR_A --dataset DIR_B --allow-overlap           # run although A and B share images
   bench run --workers 8 --batch-size 128 --device cuda                 # one GPU box, 8 preparation processes
   bench run --executor ray --ray-address auto --detectors npr,spectral # on a running Ray cluster
+  bench run --detectors npr,spectral --perturb pgd,transfer:npr,share,screenshot,recapture
+  bench run --perturb "vae_roundtrip:taef2,albu:MotionBlur:1-3,albu:GaussNoise{std_range=(0.1,0.1)}"
+  bench run --perturb imagenet-c --preset imagenet-c                  # ImageNet-C's corruptions
 """
 
 
@@ -58,8 +61,9 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-on", help="train on this dataset and evaluate on every image of --dataset")
     p.add_argument("--train-generators", type=_csv, help="train only on these generators (plus real images)")
     p.add_argument("--test-generators", type=_csv, help="test only on these generators (plus real images)")
-    p.add_argument("--perturb", help="perturbations and levels: 'jpeg,blur:1-3,noise', 'all' or 'none' "
-                                     "(default: jpeg,blur,noise)")
+    p.add_argument("--perturb", help="perturbations and levels: 'jpeg,blur:1-3,noise', 'all' or 'none'; families "
+                                     "FAMILY:ARG such as albu:MotionBlur, vae_roundtrip:taef2, transfer:npr; "
+                                     "'imagenet-c' (default: jpeg,blur,noise)")
     p.add_argument("--preset", choices=["default", "imagenet-c"], help="severity tables (default: default)")
     p.add_argument("--seed", type=int, help="seed for splits, perturbations, training and bootstrap (default: 0)")
     p.add_argument("--train-seed", type=int, help="seed for training randomness only (init, shuffling, "

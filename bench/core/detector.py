@@ -18,6 +18,8 @@ import numpy as np
 from bench.core.errors import BenchError
 
 if TYPE_CHECKING:  # annotations only: core imports nothing above it at run time
+    import torch
+
     from bench.data.imageset import ImageSet
 
 
@@ -78,6 +80,9 @@ class Detector:
 
     info: ClassVar[DetectorInfo]
     version: ClassVar[str] = "1"  # bump when a change invalidates cached fits or scores
+    #: Whether :meth:`differentiable_score` exists: white-box attacks (``pgd``, ``fgsm``) need it. Detectors
+    #: without it (an SVM on features, AEROBLADE's max over autoencoders) get transfer attacks only.
+    differentiable: ClassVar[bool] = False
 
     def __init__(self, **params: Any):
         self.params = params
@@ -117,6 +122,16 @@ class Detector:
     def finish(self, rows: np.ndarray) -> Prediction:
         """The Prediction for a cell from its rows, in image order."""
         raise NotImplementedError
+    def differentiable_score(self, image01: torch.Tensor) -> torch.Tensor:
+        """The score of one image as a 0-d tensor that torch can differentiate with respect to ``image01``.
+
+        ``image01`` is the image at full resolution, float RGB (3, H, W) in [0, 1]; the detector applies its
+        own test-time preprocessing inside (resize, crop, normalisation), so an attack's gradient sees what
+        :meth:`predict` sees. Higher = more likely generated, ordered like ``predict``'s score (a logit or
+        a probability).
+        """
+        raise BenchError(f"{self.name} is not differentiable end to end: white-box attacks cannot target it; "
+                         "use a transfer attack (--perturb transfer:SURROGATE)")
 
     def config(self) -> dict[str, Any]:
         """Everything that identifies a fitted detector (used in cache keys and run.json)."""

@@ -1,4 +1,4 @@
-"""The three registries of the benchmark and the packages that fill them.
+"""The registries of the benchmark and the packages that fill them.
 
 Detectors, baselines, perturbations and datasets register lazily (``"module:attr"``
 strings with metadata), so listing them imports no model code.
@@ -13,6 +13,9 @@ from bench.core.registry import Registry
 DETECTORS: Registry = Registry("detector")
 PERTURBATIONS: Registry = Registry("perturbation")
 DATASETS: Registry = Registry("dataset")
+#: Image round trips through an autoencoder (``vae_roundtrip:AE``): lazy ``"module:attr"`` loaders that the
+#: plugins holding the autoencoder code register, so perturbations can use them without importing upward.
+AUTOENCODERS: Registry = Registry("autoencoder")
 
 _PLUGIN_PACKAGES = ("perturbations", "detectors", "baselines", "bench.data.datasets")
 _loaded = False

@@ -33,6 +33,7 @@ from bench.data.leaks import find_overlaps
 from bench.data.normalize import normalize_dataset
 from bench.data.split import near_duplicate_groups
 from bench.nn.training import resolve_device
+from bench.run.attacks import CellImages, check_surrogate, transfer_surrogates
 from bench.run.config import RunConfig
 from bench.run.executors import make_executor
 from bench.run.metrics import evaluate_cell
@@ -40,7 +41,7 @@ from bench.run.resample import cell_seed
 from bench.run.run_audit import run_audit
 from bench.run.store import write_store
 from bench.run.stream import Failure
-from bench.run.work import CellJob, FitJob, cell_images
+from bench.run.work import CellJob, FitJob
 from bench.weights.gate import WeightsDecision, check_detector_weights
 from perturbations import param_label, param_value
 from perturbations.spec import parse_perturb_spec
@@ -71,6 +72,7 @@ class DetectorRun:
     detector: Detector | None = None
     fit_key: str = ""
     val_threshold: float | None = None
+    skipped_cells: dict[str, str] = field(default_factory=dict)  # "perturbation:severity" -> why it was not scored
     fit_seconds: float = 0.0
     train_seed: int = 0
     provenance: dict = field(default_factory=dict)
@@ -207,6 +209,7 @@ class Runner:
         self.ctx = FitContext(device=self.device, seed=cfg.training_seed, workers=cfg.workers,
                               batch_size=cfg.batch_size, progress=progress, extras={"cache": cache})
         self.decoded = DecodedCache()
+        self.surrogates: dict = {}  # transfer attacks' surrogate detectors (prepare_surrogates)
 
     # -- fitting ----------------------------------------------------------------
     def prepare(self, name: str, splits: Splits, train_seed: int | None = None) -> tuple[DetectorRun, FitJob | None]:
@@ -280,6 +283,16 @@ class Runner:
             if self.cfg.strict:
                 raise BenchError(f"{run.name} {run.status}: {run.reason} (--strict)")
 
+    def prepare_surrogates(self, grid: list[tuple[str, int]], runs: list[DetectorRun], splits: Splits):
+        """Surrogate name -> (fitted detector, fit key) for the grid's transfer attacks: a detector of the run,
+        or one fitted here for the purpose (and not scored)."""
+        surrogates = {}
+        for name in transfer_surrogates(grid, PERTURBATIONS.get):
+            run = next((r for r in runs if r.name == name), None) or self.fit_all([name], splits, {name: None})[name]
+            check_surrogate(name, run.detector, run.status, run.reason)
+            surrogates[name] = (run.detector, run.fit_key)
+        return surrogates
+
     # -- scoring ------------------------------------------------------------------
     def cell_key(self, run: DetectorRun, test_hash: str, perturbation: str, table: str, severity: int,
                  fingerprint: str = "") -> str:
@@ -295,12 +308,24 @@ class Runner:
         by_name = {run.name: run for run in runs}
         jobs, keys, seeds = {}, {}, {}
         for cell in grid:
-            images = cell_images(test, cell, self.cfg)
+            perturbation, severity = cell
+            cell_sets = CellImages(test, None if perturbation == "none" else PERTURBATIONS.get(perturbation), severity,
+                                   self.cfg.seed, self.cfg.preset, self.surrogates)
             missing = []
             for run in runs:
-                key = self.cell_key(run, test_hash, cell[0], images.table, cell[1], images.fingerprint)
+                images = cell_sets.for_detector(run.detector, run.fit_key)
+                if isinstance(images, str):  # e.g. a white-box attack on a non-differentiable detector
+                    if not any(k.startswith(f"{perturbation}:") for k in run.skipped_cells):
+                        self.log(f"  skipped {run.name} on {perturbation}: {images}")
+                    run.skipped_cells[f"{perturbation}:{severity}"] = images
+                    bar.update(1)
+                    continue
+                key = self.cell_key(run, test_hash, perturbation, images.table, severity, images.fingerprint)
                 cached = self.cache.load_arrays("cells", key)
-                if cached is None:
+                if cached is None and cell_sets.attack:
+                    self.score_attacked(run, images, cell, key)
+                    bar.update(1)
+                elif cached is None:
                     missing.append(run.detector)
                     keys[(run.name, cell)] = key
                     seeds[run.name] = run.train_seed
@@ -315,19 +340,33 @@ class Runner:
                 bar.set_postfix_str(f"{run.name} {job.cell[0]}:{job.cell[1]}")
                 if run.status != "ok":
                     continue
-                if isinstance(outcome, Failure):
-                    self.record_failure(run, outcome, f"scoring {job.cell[0]}:{job.cell[1]}: ")
-                    self.log(f"  failed {run.name}: {run.reason}")
-                    continue
-                arrays = {"score": outcome.score}
-                if outcome.source is not None:
-                    arrays["source"] = outcome.source.astype(str)
-                self.cache.save_arrays("cells", keys[(run.name, job.cell)], **arrays)
-                run.predictions[job.cell] = Prediction(arrays["score"], arrays.get("source"))
+                self.take_cell(run, job.cell, keys[(run.name, job.cell)], outcome)
                 bar.update(1)
         bar.close()
         for run in runs:  # grid order, whichever order the executor finished the cells in
             run.predictions = {cell: run.predictions[cell] for cell in grid if cell in run.predictions}
+
+    def score_attacked(self, run: DetectorRun, images: ImageSet, cell: tuple[str, int], key: str) -> None:
+        """An adversarial cell is crafted against a model (the scored detector, or a transfer attack's
+        surrogate) that lives in this process, so it is crafted and scored here, whatever the executor."""
+        try:
+            images.materialize(self.cfg.workers)
+            outcome = run.detector.predict(images, replace(self.ctx, seed=run.train_seed))
+        except Exception as exc:  # a broken detector must not take the other detectors' results with it
+            outcome = Failure.of(exc)
+        self.take_cell(run, cell, key, outcome)
+
+    def take_cell(self, run: DetectorRun, cell: tuple[str, int], key: str, outcome: Prediction | Failure) -> None:
+        """Cache one scored cell and keep its prediction, or record why it failed."""
+        if isinstance(outcome, Failure):
+            self.record_failure(run, outcome, f"scoring {cell[0]}:{cell[1]}: ")
+            self.log(f"  failed {run.name}: {run.reason}")
+            return
+        arrays = {"score": outcome.score}
+        if outcome.source is not None:
+            arrays["source"] = outcome.source.astype(str)
+        self.cache.save_arrays("cells", key, **arrays)
+        run.predictions[cell] = Prediction(arrays["score"], arrays.get("source"))
 
     # -- metrics -------------------------------------------------------------------
     def metric_rows(self, run: DetectorRun, test: ImageSet, dataset: str, groups=None) -> list[dict]:
@@ -401,6 +440,7 @@ class Runner:
         fitted = self.fit_all([n for n in names if n not in once], splits,
                               {n: train_seed if trains(n) else None for n in names}, multi)
         runs = [once[name][0] if name in once else fitted[name] for name in names]
+        self.surrogates = self.prepare_surrogates(grid, runs, splits)
         self.score_cells([r for r in runs if r.status == "ok" and r.name not in once], test, grid)
         dataset_name = splits.test_dataset.name
         groups = bootstrap_groups(splits.test)
@@ -448,6 +488,7 @@ class Runner:
             "detectors": {r.name: {"status": r.status, "reason": r.reason, "weights": r.weights,
                                    "val_threshold": r.val_threshold, "fit_seconds": round(r.fit_seconds, 3),
                                    "fit_key": r.fit_key, "provenance": r.provenance,
+                                   **({"skipped_cells": r.skipped_cells} if r.skipped_cells else {}),
                                    "config": r.detector.config() if r.detector else None} for r in runs},
             "normalize": normalization_record(self.cfg.normalize, splits),
             "audit": self.audit_block,

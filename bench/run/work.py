@@ -15,12 +15,13 @@ import numpy as np
 
 from bench.core.detector import Detector, FitContext, Prediction
 from bench.core.errors import BenchError
-from bench.core.registries import PERTURBATIONS, load_plugins
+from bench.core.registries import load_plugins
 from bench.data.dataset import Item
 from bench.data.imageset import DecodedCache, ImageSet, PerturbedImageSet
 from bench.run.config import RunConfig
 from bench.run.metrics import threshold_at_tnr
 from bench.run.stream import Failure
+from perturbations import get_perturbation
 
 
 @dataclass
@@ -67,7 +68,7 @@ def cell_images(test: ImageSet, cell: tuple[str, int], cfg: RunConfig) -> ImageS
     if perturbation == "none":
         return test
     load_plugins()  # a fresh worker process has an empty registry
-    return PerturbedImageSet(test, PERTURBATIONS.get(perturbation), severity, cfg.seed, cfg.preset)
+    return PerturbedImageSet(test, get_perturbation(perturbation), severity, cfg.seed, cfg.preset)
 
 
 def finish_rows(detector: Detector, rows: np.ndarray | Failure) -> Prediction | Failure:
