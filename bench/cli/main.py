@@ -19,6 +19,7 @@ RUN_EXAMPLES = """examples:
   bench run --train-on demo --dataset path/to/other_dataset           # cross-dataset
   bench run --train-generators sd15,dalle2 --test-generators gpt-image --dataset DIR
   bench run --config results/runs/<run>/run.json                       # reproduce a run
+  bench run --profile fast --detectors npr                             # CPU smoke settings, not the paper's
 """
 
 
@@ -46,6 +47,9 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--perturb", help="perturbations and levels: 'jpeg,blur:1-3,noise', 'all' or 'none' "
                                      "(default: jpeg,blur,noise)")
     p.add_argument("--preset", choices=["default", "imagenet-c"], help="severity tables (default: default)")
+    p.add_argument("--profile", choices=["paper", "fast"],
+                   help="detector settings: paper = the authors' preprocessing, augmentation, schedule and "
+                        "selection; fast = CPU smoke settings of make demo and the CI suite (default: paper)")
     p.add_argument("--seed", type=int, help="seed for splits, perturbations, training and bootstrap (default: 0)")
     p.add_argument("--train-seed", type=int, help="seed for training randomness only (init, shuffling, "
                                                    "augmentation; default: --seed); see `bench baseline save --band`")
@@ -81,7 +85,7 @@ def run_config_from_args(args: argparse.Namespace):
         data.update(load_config_file(args.config))
     flags = {"detectors": args.detectors, "dataset": args.dataset, "train_on": args.train_on,
              "train_generators": args.train_generators, "test_generators": args.test_generators,
-             "perturb": args.perturb, "preset": args.preset, "seed": args.seed, "train_seed": args.train_seed,
+             "perturb": args.perturb, "preset": args.preset, "profile": args.profile, "seed": args.seed, "train_seed": args.train_seed,
              "limit": args.limit,
              "device": args.device, "workers": args.workers, "batch_size": args.batch_size,
              "bootstrap": args.bootstrap, "random_weights": args.random_weights, "strict": args.strict,

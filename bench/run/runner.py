@@ -57,6 +57,7 @@ class DetectorRun:
     status: str = "pending"  # ok | skipped | failed
     reason: str = ""
     weights: str = "none"  # pretrained | trained | none | random
+    profile: str = ""  # paper | fast | custom (detector_params override), once constructed
     detector: Detector | None = None
     fit_key: str = ""
     val_threshold: float | None = None
@@ -155,7 +156,8 @@ class Runner:
             return run
         run.weights = decision.label
         try:
-            detector: Detector = create_detector(name, **self.cfg.detector_params.get(name, {}))
+            detector: Detector = create_detector(name, self.cfg.profile, **self.cfg.detector_params.get(name, {}))
+            run.profile = detector.profile
             detector.weights_provenance = decision.provenance
             run.fit_key = stable_hash([detector.config(), splits.train_hash, self.cfg.seed, self.cfg.training_seed,
                                        decision.label, weights_identity(decision.provenance)])
@@ -232,7 +234,7 @@ class Runner:
             for row in evaluate_cell(test.labels, test.generators, pred.score, source, probability=probability,
                                      val_threshold=run.val_threshold, n_boot=self.cfg.bootstrap,
                                      seed=cell_seed(self.cfg.seed, perturbation, severity), groups=groups):
-                rows.append({"detector": run.name, "weights": run.weights, "dataset": dataset,
+                rows.append({"detector": run.name, "weights": run.weights, "profile": run.profile, "dataset": dataset,
                              "perturbation": perturbation, "severity": severity,
                              "param": param_value(perturbation, severity, self.cfg.preset),
                              "param_label": param_label(perturbation, severity, self.cfg.preset), **row})
@@ -312,7 +314,7 @@ class Runner:
             "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
             "perturbation_stage": PERTURBATION_STAGE, "perturbation_tables": tables,
             "grid": [list(c) for c in grid],
-            "detectors": {r.name: {"status": r.status, "reason": r.reason, "weights": r.weights,
+            "detectors": {r.name: {"status": r.status, "reason": r.reason, "weights": r.weights, "profile": r.profile,
                                    "val_threshold": r.val_threshold, "fit_seconds": round(r.fit_seconds, 3),
                                    "fit_key": r.fit_key, "provenance": r.provenance,
                                    "config": r.detector.config() if r.detector else None} for r in runs},
