@@ -16,7 +16,11 @@ score is P(generated) = 1 - P(real) from Platt scaling of the SVM's decision
 values (sklearn ``CalibratedClassifierCV(method="sigmoid", ensemble=False)``:
 sigmoids fitted on 5-fold out-of-fold decisions, one-vs-rest and normalised, the
 SVM itself fitted on all training rows; this replaces ``SVC(probability=True)``,
-deprecated in scikit-learn 1.9). ``task="binary"`` trains real-vs-generated only.
+deprecated in scikit-learn 1.9). The folds are grouped by image
+(:func:`calibration_folds`): every view of an image is held out together, so no
+held-out decision comes from an SVM that was trained on another view of the same
+image (which would make the held-out decisions over-confident and the sigmoids too
+steep). ``task="binary"`` trains real-vs-generated only.
 
 Departures, and why:
 - The noise level (sigma = 0.03 on [0, 1]) and the brightness jitter range
@@ -72,6 +76,19 @@ def _jpeg75(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 VIEWS = {"hflip": _hflip, "brightness": _brightness, "noise": _noise, "jpeg75": _jpeg75}
+MAX_CALIBRATION_FOLDS = 5
+
+
+def calibration_folds(y: np.ndarray, groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds for Platt scaling that keep each group (one training image: all its views) on one
+    side; [] when some class has fewer than two images (nothing to hold out)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    images_per_class = [len(np.unique(groups[y == label])) for label in np.unique(y)]
+    n_splits = min(MAX_CALIBRATION_FOLDS, min(images_per_class))
+    if n_splits < 2:
+        return []
+    return list(StratifiedGroupKFold(n_splits=n_splits).split(np.zeros(len(y)), y, groups))
 
 
 class ClipSVM(FrozenClipHead):
@@ -85,6 +102,7 @@ class ClipSVM(FrozenClipHead):
         notes="score = 1 - P(real) (Platt); source = SVC decision; noise/brightness view strengths are our "
               "choice (not given in the paper); optional max_train_rows cap",
     )
+    version = "2"  # 2: calibration folds grouped by image
 
     def __init__(self, backbone: str = "clip_vit_b16",
                  views: tuple[str, ...] = ("orig", "hflip", "brightness", "noise", "jpeg75"),
@@ -131,12 +149,13 @@ class ClipSVM(FrozenClipHead):
             blocks.append(feats.images(train, view))
         x = np.concatenate(blocks)
         y = np.concatenate([y_one] * len(blocks))
+        groups = np.tile(np.arange(len(y_one)), len(blocks))  # the training image each row is a view of
         if self.max_train_rows and len(x) > self.max_train_rows:
             from sklearn.model_selection import train_test_split
 
             keep, _ = train_test_split(np.arange(len(x)), train_size=self.max_train_rows, stratify=y,
                                        random_state=int(ctx.seed))
-            x, y = x[np.sort(keep)], y[np.sort(keep)]
+            x, y, groups = x[np.sort(keep)], y[np.sort(keep)], groups[np.sort(keep)]
         y_val = self._targets(val)
         known = np.isin(y_val, np.unique(y))
         x_val = feats.images(val.subset(np.flatnonzero(known))) if known.any() else np.zeros((0, x.shape[1]))
@@ -151,10 +170,10 @@ class ClipSVM(FrozenClipHead):
                 if best is None or f1 > best[0]:
                     best = (f1, c, gamma)
         f1, c, gamma = best
-        # Platt scaling: sigmoid calibration on 5-fold out-of-fold decisions; the SVM used at prediction
-        # time is the one fitted on all training rows (ensemble=False).
-        folds = int(min(5, np.unique(y, return_counts=True)[1].min()))
-        if folds >= 2:
+        # Platt scaling: sigmoid calibration on out-of-fold decisions, folds grouped by image; the SVM used at
+        # prediction time is the one fitted on all training rows (ensemble=False).
+        folds = calibration_folds(y, groups)
+        if folds:
             self.calibrated = CalibratedClassifierCV(self._pipeline(c, gamma, x.shape[1]), method="sigmoid",
                                                      cv=folds, ensemble=False).fit(x, y)
             self.model = self.calibrated.calibrated_classifiers_[0].estimator
@@ -163,7 +182,8 @@ class ClipSVM(FrozenClipHead):
             self.calibrated = None
         self._svm_classes = [str(k) for k in self.model.classes_]
         self.classes = list(self._svm_classes) if self.task == "attribution" else []
-        self.selection = {"C": c, "gamma": gamma, "val_macro_f1": f1, "grid": grid, "train_rows": int(len(x))}
+        self.selection = {"C": c, "gamma": gamma, "val_macro_f1": f1, "grid": grid, "train_rows": int(len(x)),
+                          "calibration_folds": len(folds)}
 
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
         if self.model is None:
