@@ -43,7 +43,24 @@ DETECTORS.add("test_clip.occ_clip", "baselines.occ_clip:OCCClip", family="test",
               gpu="no", tasks=("binary", "attribution"), test=True, profile="fast",
               kwargs={"backbone": "test_tiny_clip", "n_ctx": 4, "shots": 8, "epochs": 3, "lr": 1e-2,
                       "batch_size": 8})
-# -- end CLIP baselines --------------------------------------------------------------------------
+# -- end CLIP baselines ---------------------------------------------------------------------------
+
+# -- released checkpoints (the authors' weights, no training; baselines/released.py) ---------------
+DETECTORS.add("cnndet.released", "baselines.released:ReleasedCNNDet", family="cnn",
+              summary="CNNDetection's released ResNet-50 blur_jpg_prob0.5 (no training)",
+              weights=("cnndet_blur_jpg_p05",), trains=False, gpu="recommended", tasks=("binary",),
+              kwargs={"component": "cnndet_blur_jpg_p05"})
+DETECTORS.add("cnndet.released_p01", "baselines.released:ReleasedCNNDet", family="cnn",
+              summary="CNNDetection's released ResNet-50 blur_jpg_prob0.1 (no training)",
+              weights=("cnndet_blur_jpg_p01",), trains=False, gpu="recommended", tasks=("binary",),
+              kwargs={"component": "cnndet_blur_jpg_p01"})
+DETECTORS.add("univfd.released", "baselines.released:ReleasedUnivFD", family="clip",
+              summary="UniversalFakeDetect's released fc_weights.pth on CLIP ViT-L/14 (no training)",
+              weights=("clip_vit_l14", "univfd_fc"), trains=False, gpu="optional", tasks=("binary",))
+DETECTORS.add("npr.released", "baselines.released:ReleasedNPR", family="cnn",
+              summary="NPR's released NPR.pth (no training)", weights=("npr_released",), trains=False,
+              gpu="optional", tasks=("binary",))
+# -- end released checkpoints --------------------------------------------------------------------------
 
 # -- AEROBLADE -------------------------------------------------------------------------------------
 DETECTORS.add("aeroblade", "baselines.aeroblade:Aeroblade", family="reconstruction",

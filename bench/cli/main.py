@@ -147,9 +147,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(tabulate(rows, headers=["detector", "family", "weights", "trains", "gpu", "tasks", "method"]))
         print("\n'all' selects every detector except test_*; test_* models are for tests and smoke runs only.")
         if args.verbose:
-            for name in DETECTORS.names(pattern):
-                info = DETECTORS.get(name).info
-                print(f"\n{name}\n  paper: {info.paper}\n  departures: {info.notes or 'none noted'}")
+            print_detector_details(DETECTORS.names(pattern))
         else:
             print("Use -v for each detector's paper and its documented departures from it (imports the models).")
     elif args.what == "perturbations":
@@ -161,6 +159,25 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(tabulate(rows, headers=["dataset", "description"]))
         print("\nAny folder or CSV manifest can also be passed to --dataset (see README, 'Data').")
     return 0
+
+
+def print_detector_details(names: list[str]) -> None:
+    """Each detector's paper, departures, fast-profile settings, and (heads on frozen features) which
+    detectors share its backbone forward pass in the paper profile (README, "Profiles and fidelity")."""
+    from bench.core.registries import create_detector
+
+    detectors = {name: create_detector(name) for name in names}
+    passes: dict[str, list[str]] = {}
+    for name, det in detectors.items():
+        if hasattr(det, "feature_pass"):
+            passes.setdefault(det.feature_pass(), []).append(name)
+    for name, det in detectors.items():
+        fast = type(det).profile_params("fast")
+        print(f"\n{name}\n  paper: {det.info.paper}\n  departures: {det.info.notes or 'none noted'}")
+        print(f"  fast profile: {', '.join(f'{k}={v}' for k, v in fast.items()) or 'the paper settings'}")
+        if hasattr(det, "feature_pass"):
+            others = [n for n in passes[det.feature_pass()] if n != name]
+            print(f"  features: {det.feature_pass()}; shares that pass with: {', '.join(others) or 'no other head'}")
 
 
 def cmd_data_inspect(args: argparse.Namespace) -> int:
