@@ -1,7 +1,7 @@
 """The perturbation type: a name, explicit severity tables, and a pure function.
 
 Level 0 is always the identity. Levels 1..k map to a physical parameter through
-an explicit table per preset (``default``, ``imagenet-c``); a preset that does
+an explicit table per preset (``default``, ``imagenet-c``, ``aeroblade``); a preset that does
 not define a perturbation falls back to the ``default`` table, and the run
 records which table was used.
 """
@@ -17,7 +17,7 @@ import numpy as np
 from bench.core.errors import BenchError
 from bench.core.hashing import stable_hash
 
-PRESETS = ("default", "imagenet-c")
+PRESETS = ("default", "imagenet-c", "aeroblade")
 
 PerturbFn = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
 
@@ -31,11 +31,13 @@ class Perturbation:
     fn: PerturbFn  # fn(image_uint8_hwc, param, rng) -> image_uint8_hwc; must not mutate its input
     tables: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # preset -> params of levels 1..k
     version: int = 1  # bump when the function's behaviour changes in code that its source hash does not see
+    # preset -> the function that preset's paper used instead of ``fn`` (AEROBLADE blurs with a fixed 9x9 kernel)
+    preset_fns: dict[str, PerturbFn] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if "default" not in self.tables or not self.tables["default"]:
             raise BenchError(f"perturbation {self.name!r} needs a non-empty 'default' severity table")
-        for preset in self.tables:
+        for preset in (*self.tables, *self.preset_fns):
             if preset not in PRESETS:
                 raise BenchError(f"perturbation {self.name!r}: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
 
@@ -48,13 +50,18 @@ class Perturbation:
         """The preset whose table is actually used (``default`` when ``preset`` lacks one)."""
         return preset if preset in self.tables else "default"
 
+    def function(self, preset: str = "default") -> PerturbFn:
+        """The function applied under ``preset``: ``fn``, unless that preset's paper used another."""
+        return self.preset_fns.get(preset, self.fn)
+
     def fingerprint(self, preset: str = "default", severity: int | None = None) -> str:
         """What the pixels of a perturbed cell depend on besides the image and the seed: the parameter of
         ``severity`` (every value of the table used when None), ``version`` and the function's source."""
+        fn = self.function(preset)
         try:
-            source = inspect.getsource(self.fn)
+            source = inspect.getsource(fn)
         except (OSError, TypeError):  # built-in or source not available: the qualified name stands in
-            source = f"{getattr(self.fn, '__module__', '')}.{getattr(self.fn, '__qualname__', repr(self.fn))}"
+            source = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
         values = self.table(preset) if severity is None else [self.param(severity, preset)]
         return stable_hash([self.name, [repr(v) for v in values], self.version, source])
 
@@ -74,5 +81,5 @@ class Perturbation:
         param = self.param(severity, preset)
         if param is None:
             return image.copy()
-        out = self.fn(image, param, rng)
+        out = self.function(preset)(image, param, rng)
         return out

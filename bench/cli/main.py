@@ -20,6 +20,7 @@ RUN_EXAMPLES = """examples:
   bench run --train-generators sd15,dalle2 --test-generators gpt-image --dataset DIR
   bench run --config results/runs/<run>/run.json                       # reproduce a run
   bench run --profile fast --detectors npr                             # CPU smoke settings, not the paper's
+  bench run --detectors aeroblade --perturb jpeg,crop,blur,noise --preset aeroblade  # AEROBLADE's protocol
 """
 
 
@@ -46,7 +47,9 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-generators", type=_csv, help="test only on these generators (plus real images)")
     p.add_argument("--perturb", help="perturbations and levels: 'jpeg,blur:1-3,noise', 'all' or 'none' "
                                      "(default: jpeg,blur,noise)")
-    p.add_argument("--preset", choices=["default", "imagenet-c"], help="severity tables (default: default)")
+    p.add_argument("--preset", choices=["default", "imagenet-c", "aeroblade"],
+                   help="severity tables: default, imagenet-c, or aeroblade (the AEROBLADE paper's robustness "
+                        "section, its 9x9 blur kernel included); `bench list perturbations --preset NAME` prints them")
     p.add_argument("--profile", choices=["paper", "fast"],
                    help="detector settings: paper = the authors' preprocessing, augmentation, schedule and "
                         "selection; fast = CPU smoke settings of make demo and the CI suite (default: paper)")
@@ -214,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list detectors, perturbations (with severity tables) or datasets")
     p.add_argument("what", choices=["detectors", "perturbations", "datasets"])
     p.add_argument("pattern", nargs="?", help="wildcard filter, e.g. 'clip_*'")
-    p.add_argument("--preset", default="default", choices=["default", "imagenet-c"],
+    p.add_argument("--preset", default="default", choices=["default", "imagenet-c", "aeroblade"],
                    help="severity tables to show for perturbations")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="detectors: also print each one's paper and departures from it")

@@ -89,7 +89,7 @@ STRS = ("dataset", "train_on", "perturb", "device")
 STR_LISTS = ("detectors", "train_generators", "test_generators")
 BOOLS = ("random_weights", "strict", "allow_outside_paths")
 OPTIONAL = ("train_on", "train_generators", "test_generators", "train_seed", "limit")
-PRESETS = ("default", "imagenet-c")
+PRESETS = ("default", "imagenet-c", "aeroblade")
 
 
 def _is_int(value: Any) -> bool:

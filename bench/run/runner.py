@@ -308,6 +308,7 @@ class Runner:
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "git": git_state(), "versions": package_versions(), "device": device_description(self.device),
             "seed": self.cfg.seed, "train_seed": self.cfg.training_seed, "machine": machine_record(),
+            "preset": self.cfg.preset, "profile": self.cfg.profile,
             "config": self.cfg.to_dict(), "config_hash": self.config_hash,
             "datasets": datasets, "dataset_hash": splits.test_dataset.hash, "train_hash": splits.train_hash,
             "test_hash": splits.test_hash,
