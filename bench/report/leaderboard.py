@@ -184,6 +184,7 @@ def _profile_note(frame: pd.DataFrame, results_df: pd.DataFrame) -> list[str]:
         return []
     shown = results_df[results_df["detector"].isin(frame["detector"])
                        & (results_df["dataset"] == frame.attrs["dataset"])]
+    shown = shown.dropna(subset=["profile"])
     by_profile = shown.groupby(shown["profile"].astype(str))["detector"].unique()
     return [f"NOT the paper settings: {profile} profile for {', '.join(sorted(map(str, names)))}"
             for profile, names in sorted(by_profile.items()) if profile != "paper"]
