@@ -56,7 +56,8 @@ class TrainConfig:
     step_gamma: float = 0.9
     keep: str = "best"  # "best" validation epoch, or the "last" epoch trained
     # > 0: when `patience` epochs pass without validation gain, multiply the lr by this factor and go on
-    # (CNNDetection's plateau rule); training stops once the lr falls below `stop_lr`. 0: stop at once.
+    # (CNNDetection's plateau rule; meant for schedule "constant", a schedule would overwrite the lowered rate);
+    # training stops once the lr falls below `stop_lr`. 0: stop at once.
     plateau_factor: float = 0.0
     stop_lr: float = 1e-6
 
