@@ -177,3 +177,14 @@ def test_clip_svm_calibration_folds_hold_out_every_view_of_an_image_together():
         assert not set(groups[train]) & set(groups[test])
         assert set(y[train]) == set(y_one)
     assert calibration_folds(np.array(["real", "real", "sd", "sd"]), np.array([0, 0, 1, 1])) == []
+
+
+def test_list_detectors_verbose_names_fast_settings_and_shared_passes(capsys):
+    from bench.cli.main import main
+
+    assert main(["list", "detectors", "-v"]) == 0
+    out = capsys.readouterr().out
+    npr = out.split("\nnpr\n", 1)[1].split("\n\n", 1)[0]
+    assert "fast profile: crop=64, test_crop=128, load=None" in npr
+    svm = out.split("\nclip_svm\n", 1)[1].split("\n\n", 1)[0]
+    assert "shares that pass with: occ_clip" in svm
