@@ -24,9 +24,13 @@ Profiles (README, "Profiles and fidelity"), checked against the authors' code
 
 Remaining departures of the paper profile: the original draws a fresh augmentation
 every epoch; here each training image contributes ``train_views`` fixed draws (their
-embeddings are cached, so a re-run costs no forward pass). The original validates on
-images with a fixed mid-strength blur (sigma 1.5) and JPEG (q 65) applied with p 0.5;
-here validation images are clean. Selection metric: macro F1 (original: accuracy).
+embeddings are cached, so a re-run costs no forward pass). Selection metric: macro
+F1 (original: accuracy).
+
+Validation, as the original's ``get_val_opt``: short side resized to 256, blur with
+the fixed mid-strength sigma 1.5 and PIL JPEG at the fixed quality 65, each with
+probability 0.5, centre 224 crop (``val_augment``; the fast profile validates on the
+clean features).
 """
 
 from __future__ import annotations
@@ -54,6 +58,17 @@ def univfd_training_view(image: np.ndarray, rng: np.random.Generator) -> np.ndar
     return np.ascontiguousarray(x[:, ::-1]) if rng.random() < 0.5 else x
 
 
+VAL_SIGMA, VAL_QUALITY = 1.5, 65  # the original's get_val_opt: the middle of U[0, 3] and of U{30..100}
+
+
+def univfd_validation_view(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The original's validation transform: short side 256, blur sigma 1.5 and PIL JPEG q65 (p 0.5 each),
+    centre 224 crop."""
+    x = blur_jpeg_augment(resize_shorter(image, TRAIN_LOAD), rng, AUGMENT_PROB, AUGMENT_PROB,
+                          sigma=(VAL_SIGMA, VAL_SIGMA), quality=(VAL_QUALITY, VAL_QUALITY), methods=("pil",))
+    return crop_square(x, TRAIN_CROP, None)
+
+
 class UnivFD(FrozenClipHead):
     info = DetectorInfo(
         family="clip",
@@ -64,22 +79,24 @@ class UnivFD(FrozenClipHead):
         tasks=("binary",),
         notes="paper: native centre crop 224 at test; training views as the original's transform (short side 256, "
               "blur+JPEG p 0.5, random crop 224, flip) but train_views fixed draws per image instead of a fresh draw "
-              "per epoch; clean validation images (original: fixed blur 1.5 / JPEG 65 with p 0.5); "
-              "fast: backbone eval resize+crop, no augmentation",
+              "per epoch; validation as the original (fixed blur 1.5 / PIL JPEG 65, p 0.5); "
+              "fast: backbone eval resize+crop, no augmentation, clean validation",
     )
     profiles = {"fast": {"crop": "resize", "train_views": 0, "epochs": 50, "patience": 10, "plateau_factor": 0.0,
-                         "init_std": None}}
+                         "init_std": None, "val_augment": False}}
 
     def __init__(self, backbone: str = "clip_vit_l14", lr: float = 1e-4, weight_decay: float = 0.0,
                  epochs: int = 100, batch_size: int = 256, patience: int = 5, crop: str = "native",
-                 train_views: int = 4, plateau_factor: float = 0.1, init_std: float | None = 0.02):
+                 train_views: int = 4, plateau_factor: float = 0.1, init_std: float | None = 0.02,
+                 val_augment: bool = True):
         if crop not in CROPS:
             raise BenchError(f"univfd: crop must be one of {', '.join(CROPS)}, got {crop!r}")
         super().__init__(backbone=backbone, lr=lr, weight_decay=weight_decay, epochs=epochs, batch_size=batch_size,
                          patience=patience, crop=crop, train_views=train_views, plateau_factor=plateau_factor,
-                         init_std=init_std)
+                         init_std=init_std, val_augment=val_augment)
         self._set_backbone(backbone)
         self.crop, self.train_views, self.init_std = crop, int(train_views), init_std
+        self.val_augment = bool(val_augment)
         self.cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                                optimizer="adamw", patience=patience, plateau_factor=plateau_factor)
         self.model: nn.Module | None = None
@@ -90,7 +107,8 @@ class UnivFD(FrozenClipHead):
         if len(set(train.labels.tolist())) < 2:
             raise BenchError("univfd: the training split needs real and generated images")
         rows_train, targets = self._training_rows(train, ctx)
-        rows_val = FeatureRows(self.features(val, ctx), val.hashes)
+        val_view = View("univfd-val", univfd_validation_view, int(ctx.seed)) if self.val_augment else None
+        rows_val = FeatureRows(self.features(val, ctx, val_view), val.hashes)
         with seeded_torch(ctx.seed):
             self.model = nn.Linear(rows_train.rows.shape[1], 1)
             if self.init_std is not None:

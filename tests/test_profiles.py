@@ -149,6 +149,18 @@ def test_univfd_training_view_is_the_original_transform_and_seeded():
     assert np.array_equal(a, univfd_training_view(image, np.random.default_rng(5)))
 
 
+def test_univfd_validation_view_is_the_originals_fixed_mid_strength_degradation():
+    from baselines.cnndet import crop_square, resize_shorter
+    from baselines.univfd import univfd_validation_view
+
+    image = np.random.default_rng(4).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    clean = crop_square(resize_shorter(image, 256), 224, None)
+    views = [univfd_validation_view(image, np.random.default_rng(seed)) for seed in range(8)]
+    assert all(v.shape == (224, 224, 3) for v in views)
+    degraded = [not np.array_equal(v, clean) for v in views]
+    assert any(degraded) and not all(degraded)  # p 0.5 each: some views stay clean (p 0.25), most do not
+
+
 def test_native_crop_features_are_kept_apart_from_resized_ones():
     from bench.nn.backbones import get_backbone
     from bench.nn.clip_features import ClipFeatures
