@@ -21,7 +21,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/bench run --out results/demo
+	$(BIN)/bench run --profile fast --out results/demo
 
 # The CI suite runs with a fresh cache so that it really recomputes, then is gated against
 # the committed reference (README, "Gating your CI"); pytest runs last so that its summary

@@ -18,12 +18,12 @@ DETECTORS.add("npr", "baselines.npr:NPR", family="cnn",
               trains=True, gpu="optional", tasks=("binary",))
 DETECTORS.add("test_cnndet", "baselines.cnndet:CNNDet", family="test",
               summary="tiny random CNNDet: small ResNet, 32 px crops (tests only)", weights=(), trains=True,
-              gpu="optional", tasks=("binary",), test=True,
+              gpu="optional", tasks=("binary",), test=True, profile="fast",
               kwargs={"p": 0.5, "arch": "test_resnet", "load": 40, "crop": 32, "pretrained": False, "epochs": 2,
                       "batch_size": 16})
 DETECTORS.add("test_npr", "baselines.npr:NPR", family="test",
               summary="tiny NPR: width 8, one bottleneck per stage, 32 px crops (tests only)", weights=(),
-              trains=True, gpu="optional", tasks=("binary",), test=True,
+              trains=True, gpu="optional", tasks=("binary",), test=True, profile="fast",
               kwargs={"width": 8, "blocks": (1, 1), "crop": 32, "epochs": 2, "batch_size": 16})
 # -- end CNN baselines ---------------------------------------------------------------------------
 
@@ -36,14 +36,31 @@ DETECTORS.add("occ_clip", "baselines.occ_clip:OCCClip", family="clip",
               weights=("clip_vit_b16",), trains=True, gpu="optional", tasks=("binary", "attribution"))
 DETECTORS.add("test_clip.univfd", "baselines.univfd:UnivFD", family="test",
               summary="univfd on a tiny random CLIP (tests and smoke runs only)", weights=(), trains=True,
-              gpu="no", tasks=("binary",), test=True,
+              gpu="no", tasks=("binary",), test=True, profile="fast",
               kwargs={"backbone": "test_tiny_clip", "epochs": 3, "lr": 1e-3, "batch_size": 16})
 DETECTORS.add("test_clip.occ_clip", "baselines.occ_clip:OCCClip", family="test",
               summary="occ_clip on a tiny random CLIP (tests and smoke runs only)", weights=(), trains=True,
-              gpu="no", tasks=("binary", "attribution"), test=True,
+              gpu="no", tasks=("binary", "attribution"), test=True, profile="fast",
               kwargs={"backbone": "test_tiny_clip", "n_ctx": 4, "shots": 8, "epochs": 3, "lr": 1e-2,
                       "batch_size": 8})
-# -- end CLIP baselines --------------------------------------------------------------------------
+# -- end CLIP baselines ---------------------------------------------------------------------------
+
+# -- released checkpoints (the authors' weights, no training; baselines/released.py) ---------------
+DETECTORS.add("cnndet.released", "baselines.released:ReleasedCNNDet", family="cnn",
+              summary="CNNDetection's released ResNet-50 blur_jpg_prob0.5 (no training)",
+              weights=("cnndet_blur_jpg_p05",), trains=False, gpu="recommended", tasks=("binary",),
+              kwargs={"component": "cnndet_blur_jpg_p05"})
+DETECTORS.add("cnndet.released_p01", "baselines.released:ReleasedCNNDet", family="cnn",
+              summary="CNNDetection's released ResNet-50 blur_jpg_prob0.1 (no training)",
+              weights=("cnndet_blur_jpg_p01",), trains=False, gpu="recommended", tasks=("binary",),
+              kwargs={"component": "cnndet_blur_jpg_p01"})
+DETECTORS.add("univfd.released", "baselines.released:ReleasedUnivFD", family="clip",
+              summary="UniversalFakeDetect's released fc_weights.pth on CLIP ViT-L/14 (no training)",
+              weights=("clip_vit_l14", "univfd_fc"), trains=False, gpu="optional", tasks=("binary",))
+DETECTORS.add("npr.released", "baselines.released:ReleasedNPR", family="cnn",
+              summary="NPR's released NPR.pth (no training)", weights=("npr_released",), trains=False,
+              gpu="optional", tasks=("binary",))
+# -- end released checkpoints --------------------------------------------------------------------------
 
 # -- AEROBLADE -------------------------------------------------------------------------------------
 DETECTORS.add("aeroblade", "baselines.aeroblade:Aeroblade", family="reconstruction",
@@ -67,7 +84,7 @@ for _tae, _what in (("taef2", "FLUX.2"), ("taef1", "FLUX.1"), ("taesd3", "SD 3")
                   kwargs={"autoencoders": (_tae,)})
 DETECTORS.add("test_aeroblade", "baselines.aeroblade:Aeroblade", family="test",
               summary="AEROBLADE with two tiny random autoencoders (KL + VQ) and a random VGG (tests only)",
-              weights=(), trains=False, gpu="no", tasks=("binary",), test=True,
+              weights=(), trains=False, gpu="no", tasks=("binary",), test=True, profile="fast",
               kwargs={"autoencoders": ("test_kl", "test_vq"), "lpips_backbone": "random"})
 # -- end AEROBLADE ---------------------------------------------------------------------------------
 

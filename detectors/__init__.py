@@ -16,7 +16,7 @@ DETECTORS.add("spectral", "detectors.spectral:SpectralDetector", family="frequen
               tasks=("binary", "attribution"))
 DETECTORS.add("test_cnn", "detectors.tiny_cnn:TinyCNN", family="test",
               summary="tiny CNN trained from scratch (tests and smoke runs only)", weights=(), trains=True,
-              gpu="optional", tasks=("binary", "attribution"), test=True)
+              gpu="optional", tasks=("binary", "attribution"), test=True, profile="fast")
 
 # -- CLIP family (NYCU CLIP+SVM, CLIP fine-tune, CLIP image+text MLP) ----------------------------
 DETECTORS.add("clip_svm", "detectors.clip_svm:ClipSVM", family="clip",
@@ -30,15 +30,15 @@ DETECTORS.add("clip_text_mlp", "detectors.clip_text_mlp:ClipTextMLP", family="cl
               weights=("clip_vit_l14",), trains=True, gpu="optional", tasks=("binary",))
 DETECTORS.add("test_clip.svm", "detectors.clip_svm:ClipSVM", family="test",
               summary="clip_svm on a tiny random CLIP (tests and smoke runs only)", weights=(), trains=True,
-              gpu="no", tasks=("binary", "attribution"), test=True,
+              gpu="no", tasks=("binary", "attribution"), test=True, profile="fast",
               kwargs={"backbone": "test_tiny_clip", "c_grid": (10.0, 1.0), "gamma_grid": (1.0, "scale")})
 DETECTORS.add("test_clip.finetune", "detectors.clip_finetune:ClipFinetune", family="test",
               summary="clip_finetune on a tiny random CLIP (tests and smoke runs only)", weights=(), trains=True,
-              gpu="no", tasks=("binary", "attribution"), test=True,
+              gpu="no", tasks=("binary", "attribution"), test=True, profile="fast",
               kwargs={"backbone": "test_tiny_clip", "epochs": 2, "lr": 1e-3, "batch_size": 16})
 DETECTORS.add("test_clip.text_mlp", "detectors.clip_text_mlp:ClipTextMLP", family="test",
               summary="clip_text_mlp on a tiny random CLIP (tests and smoke runs only)", weights=(), trains=True,
-              gpu="no", tasks=("binary",), test=True,
+              gpu="no", tasks=("binary",), test=True, profile="fast",
               kwargs={"backbone": "test_tiny_clip", "hidden": 64, "epochs": 3, "batch_size": 16})
 # -- end CLIP family ---------------------------------------------------------------------------
 
@@ -58,7 +58,7 @@ DETECTORS.add("effnet_mc.rgb_err", "detectors.effnet_mc:EffNetMC", family="cnn",
               trains=True, gpu="recommended", tasks=("binary", "attribution"), kwargs={"channels": "rgb_err"})
 DETECTORS.add("test_effnet_mc", "detectors.effnet_mc:EffNetMC", family="test",
               summary="tiny random effnet_mc: timm test_efficientnet, tiny VAE, 32 px (tests only)", weights=(),
-              trains=True, gpu="optional", tasks=("binary", "attribution"), test=True,
+              trains=True, gpu="optional", tasks=("binary", "attribution"), test=True, profile="fast",
               kwargs={"channels": "rgb_err_fft", "arch": "test_efficientnet", "size": 32, "pretrained": False,
                       "vae": "tiny", "epochs": 2, "batch_size": 16})
 # -- end CNN family ----------------------------------------------------------------------------

@@ -12,7 +12,10 @@ attribution). Variants with fewer channels (``effnet_mc.rgb``, ``.rgb_fft``,
 
 How it is computed here (and where that departs from, or adds to, the paper):
 
-- Everything happens at the network input size (``size``, default 224): the image
+- Profiles: ``paper`` (the defaults) works at 512 x 512 as the original, batch 8,
+  30 epochs without early stopping, the best validation F1 epoch kept; ``fast``:
+  224 px, batch 32, at most 10 epochs with early stopping after 3 without gain.
+- Everything happens at the network input size (``size``, paper 512): the image
   is resized (bilinear, antialiased), and the error and FFT channels are computed
   from that resized image. The error and FFT channels are always recomputed from
   the pixels the detector is given, so in a perturbed cell they come from the
@@ -36,8 +39,9 @@ How it is computed here (and where that departs from, or adds to, the paper):
   the training generators, "real" included; P(generated) = 1 - P(real)). With
   ``task="binary"`` it is trained on real/generated and selected by binary F1,
   as the paper's Task A model.
-- Epochs: 10 with early stopping after 3 epochs without improvement (the paper
-  does not say how long it trained).
+- Normalisation of the error and FFT channels: standardised with training-set
+  statistics (the original's per-channel normalisation constants are not published
+  in the write-up).
 """
 
 from __future__ import annotations
@@ -153,14 +157,17 @@ class EffNetMC(CpuPickledModel, Detector):
         paper="Yang et al. 2025, Team NYCU at Defactify4: Robust Detection and Source Identification of "
               "AI-Generated Images Using CNN and CLIP-Based Models",
         trains=True, weights=(BACKBONE_WEIGHTS, VAE_WEIGHTS), gpu="recommended", tasks=("binary", "attribution"),
-        notes="channels computed at the input size (224); deterministic VAE (latent mode), error maps cached; "
-              "augmentation: horizontal flip only; extra channels standardised with training statistics; "
-              "10 epochs, patience 3",
+        notes="paper: 512 px, batch 8, 30 epochs, best validation F1; deterministic VAE (latent mode), error maps "
+              "cached; augmentation: horizontal flip only (the paper's perturbation-aware augmentation is not "
+              "reproduced); extra channels standardised with training statistics (original constants unpublished); "
+              "fast: 224 px, batch 32, 10 epochs, patience 3",
     )
     version = "1"
 
-    def __init__(self, channels: str = "rgb_err_fft", task: str = "attribution", size: int = 224,
-                 epochs: int = 10, patience: int = 3, lr: float = 1e-4, batch_size: int = 32,
+    profiles = {"fast": {"size": 224, "epochs": 10, "patience": 3, "batch_size": 32}}
+
+    def __init__(self, channels: str = "rgb_err_fft", task: str = "attribution", size: int = 512,
+                 epochs: int = 30, patience: int | None = None, lr: float = 1e-4, batch_size: int = 8,
                  arch: str = "efficientnet_b0", pretrained: bool = True, vae: str = "sd1",
                  cache_errors: bool = True):
         if channels not in CHANNEL_SETS:
@@ -176,7 +183,8 @@ class EffNetMC(CpuPickledModel, Detector):
         self.channels, self.task, self.size, self.arch = channels, task, int(size), arch
         self.pretrained, self.vae_name, self.cache_errors = bool(pretrained), vae, bool(cache_errors)
         self.names = CHANNEL_SETS[channels]
-        self.cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam", patience=patience)
+        self.cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam",
+                               patience=epochs if patience is None else patience)
         self.model: nn.Module | None = None
         self.classes: list[str] = []  # attribution classes ("real" included); empty for the binary model
         self.labels: list[str] = []  # the model's output classes

@@ -3,8 +3,11 @@
 Each perturbation is registered eagerly in ``PERTURBATIONS`` (the objects are a
 few strings and a function reference). Tables come from DESIGN.md section 5:
 ``default`` is the sweep of the detector papers, ``imagenet-c`` is ImageNet-C's
-severities 1-5 where ImageNet-C defines the perturbation; elsewhere the
-``default`` table applies. Level 0 is always the clean image.
+severities 1-5 where ImageNet-C defines the perturbation, ``aeroblade`` is the
+robustness section of AEROBLADE (Ricker et al., CVPR 2024; its README's
+``01_detect.py --transforms``: JPEG q 90..50, centre crop 0.9..0.5 resized back,
+blur sigma 1..5 with a fixed 9x9 kernel, noise std 0.05..0.25 on [0,1]);
+elsewhere the ``default`` table applies. Level 0 is always the clean image.
 
 Perturbations are applied at full resolution, before each detector's own
 resize or crop (see ``bench.data.imageset.PerturbedImageSet``).
@@ -90,18 +93,21 @@ _PERTURBATIONS: tuple[tuple[Perturbation, str], ...] = (
             param_name="quality",
             unit="",
             fn=functions.jpeg,
-            tables={"default": (100, 90, 80, 70, 60, 50, 40, 30), "imagenet-c": (25, 18, 15, 10, 7)},
+            tables={"default": (100, 90, 80, 70, 60, 50, 40, 30), "imagenet-c": (25, 18, 15, 10, 7),
+                    "aeroblade": (90, 80, 70, 60, 50)},
         ),
         "q={}",
     ),
     (
         Perturbation(
             name="blur",
-            description="Gaussian blur (OpenCV), sigma in pixels, kernel side 2*ceil(3 sigma)+1, mirrored borders.",
+            description="Gaussian blur (OpenCV), sigma in pixels, kernel side 2*ceil(3 sigma)+1, mirrored borders "
+                        "(preset aeroblade: AEROBLADE's fixed 9x9 kernel).",
             param_name="sigma",
             unit="px",
             fn=functions.gaussian_blur,
-            tables={"default": (1, 2, 3, 4), "imagenet-c": (1, 2, 3, 4, 6)},
+            tables={"default": (1, 2, 3, 4), "imagenet-c": (1, 2, 3, 4, 6), "aeroblade": (1, 2, 3, 4, 5)},
+            preset_fns={"aeroblade": functions.gaussian_blur_fixed_kernel},
         ),
         "sigma={:g} px",
     ),
@@ -112,7 +118,8 @@ _PERTURBATIONS: tuple[tuple[Perturbation, str], ...] = (
             param_name="std",
             unit="on [0,1]",
             fn=functions.gaussian_noise,
-            tables={"default": (0.05, 0.10, 0.15, 0.20, 0.25), "imagenet-c": (0.08, 0.12, 0.18, 0.26, 0.38)},
+            tables={"default": (0.05, 0.10, 0.15, 0.20, 0.25), "imagenet-c": (0.08, 0.12, 0.18, 0.26, 0.38),
+                    "aeroblade": (0.05, 0.10, 0.15, 0.20, 0.25)},
         ),
         "std={:.2f}",
     ),
@@ -156,7 +163,7 @@ _PERTURBATIONS: tuple[tuple[Perturbation, str], ...] = (
             param_name="fraction",
             unit="of side",
             fn=functions.center_crop,
-            tables={"default": (0.9, 0.8, 0.7, 0.6, 0.5)},
+            tables={"default": (0.9, 0.8, 0.7, 0.6, 0.5), "aeroblade": (0.9, 0.8, 0.7, 0.6, 0.5)},
         ),
         "keep {:.2f}",
     ),

@@ -1,7 +1,7 @@
 """The perturbation type: a name, explicit severity tables, and a pure function.
 
 Level 0 is always the identity. Levels 1..k map to a physical parameter through
-an explicit table per preset (``default``, ``imagenet-c``); a preset that does
+an explicit table per preset (``default``, ``imagenet-c``, ``aeroblade``); a preset that does
 not define a perturbation falls back to the ``default`` table, and the run
 records which table was used.
 """
@@ -17,7 +17,7 @@ import numpy as np
 from bench.core.errors import BenchError
 from bench.core.hashing import stable_hash
 
-PRESETS = ("default", "imagenet-c")
+PRESETS = ("default", "imagenet-c", "aeroblade")
 
 PerturbFn = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
 
@@ -34,11 +34,13 @@ class Perturbation:
     # What else the pixels depend on that neither the table nor the source shows, e.g. the sha256 of an
     # autoencoder's weights (``vae_roundtrip:AE``); called when a cell's fingerprint is made.
     identity: Callable[[], str] | None = field(default=None, compare=False)
+    # preset -> the function that preset's paper used instead of ``fn`` (AEROBLADE blurs with a fixed 9x9 kernel)
+    preset_fns: dict[str, PerturbFn] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if "default" not in self.tables or not self.tables["default"]:
             raise BenchError(f"perturbation {self.name!r} needs a non-empty 'default' severity table")
-        for preset in self.tables:
+        for preset in (*self.tables, *self.preset_fns):
             if preset not in PRESETS:
                 raise BenchError(f"perturbation {self.name!r}: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
 
@@ -51,13 +53,18 @@ class Perturbation:
         """The preset whose table is actually used (``default`` when ``preset`` lacks one)."""
         return preset if preset in self.tables else "default"
 
+    def function(self, preset: str = "default") -> PerturbFn:
+        """The function applied under ``preset``: ``fn``, unless that preset's paper used another."""
+        return self.preset_fns.get(preset, self.fn)
+
     def fingerprint(self, preset: str = "default", severity: int | None = None) -> str:
         """What the pixels of a perturbed cell depend on besides the image and the seed: the parameter of
         ``severity`` (every value of the table used when None), ``version`` and the function's source."""
+        fn = self.function(preset)
         try:
-            source = inspect.getsource(self.fn)
+            source = inspect.getsource(fn)
         except (OSError, TypeError):  # built-in or source not available: the qualified name stands in
-            source = f"{getattr(self.fn, '__module__', '')}.{getattr(self.fn, '__qualname__', repr(self.fn))}"
+            source = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
         values = self.table(preset) if severity is None else [self.param(severity, preset)]
         parts = [self.name, [repr(v) for v in values], self.version, source]
         if self.identity is not None:  # appended only when set, so existing perturbations keep their fingerprints
@@ -80,5 +87,5 @@ class Perturbation:
         param = self.param(severity, preset)
         if param is None:
             return image.copy()
-        out = self.fn(image, param, rng)
+        out = self.function(preset)(image, param, rng)
         return out

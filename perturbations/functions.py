@@ -97,6 +97,17 @@ def gaussian_blur(image: np.ndarray, sigma: float, rng: np.random.Generator) -> 
     return cv2.GaussianBlur(image, (size, size), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
 
 
+AEROBLADE_BLUR_KERNEL = 9
+
+
+def gaussian_blur_fixed_kernel(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """AEROBLADE's blur (``torchvision.transforms.v2.GaussianBlur(kernel_size=9, sigma)``): a 9x9 kernel whatever
+    sigma, so large sigmas are truncated at +-4 px (weaker than :func:`gaussian_blur`), mirrored borders."""
+    _check(sigma > 0, f"blur sigma must be > 0 px, got {sigma!r}")
+    size = AEROBLADE_BLUR_KERNEL
+    return cv2.GaussianBlur(image, (size, size), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+
+
 def gaussian_noise(image: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
     """Add i.i.d. Gaussian noise of ``std`` on the [0, 1] intensity scale to every pixel and channel.
 

@@ -267,8 +267,9 @@ def test_registered_variants():
     expected = {"effnet_mc": "rgb_err_fft", "effnet_mc.rgb": "rgb", "effnet_mc.rgb_fft": "rgb_fft",
                 "effnet_mc.rgb_err": "rgb_err"}
     for name, channels in expected.items():
-        det = create_detector(name)
-        assert det.channels == channels and det.arch == "efficientnet_b0" and det.size == 224
+        det = create_detector(name)  # the paper profile: 512 px as the original; fast: 224 px
+        assert det.channels == channels and det.arch == "efficientnet_b0" and det.size == 512
+        assert create_detector(name, "fast").size == 224
         assert "effnet_b0" in DETECTORS.entry(name).meta["weights"]
         assert ("sd_vae_sd1" in DETECTORS.entry(name).meta["weights"]) == ("err" in channels)
     assert create_detector("cnndet.p05").p == 0.5 and create_detector("cnndet.p01").p == 0.1

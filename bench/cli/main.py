@@ -34,6 +34,8 @@ RUN_EXAMPLES = """examples:
   bench run --detectors npr,spectral --perturb pgd,transfer:npr,share,screenshot,recapture
   bench run --perturb "vae_roundtrip:taef2,albu:MotionBlur:1-3,albu:GaussNoise{std_range=(0.1,0.1)}"
   bench run --perturb imagenet-c --preset imagenet-c                  # ImageNet-C's corruptions
+  bench run --profile fast --detectors npr                             # CPU smoke settings, not the paper's
+  bench run --detectors aeroblade --perturb jpeg,crop,blur,noise --preset aeroblade  # AEROBLADE's protocol
 """
 
 
@@ -64,7 +66,12 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--perturb", help="perturbations and levels: 'jpeg,blur:1-3,noise', 'all' or 'none'; families "
                                      "FAMILY:ARG such as albu:MotionBlur, vae_roundtrip:taef2, transfer:npr; "
                                      "'imagenet-c' (default: jpeg,blur,noise)")
-    p.add_argument("--preset", choices=["default", "imagenet-c"], help="severity tables (default: default)")
+    p.add_argument("--preset", choices=["default", "imagenet-c", "aeroblade"],
+                   help="severity tables: default, imagenet-c, or aeroblade (the AEROBLADE paper's robustness "
+                        "section, its 9x9 blur kernel included); `bench list perturbations --preset NAME` prints them")
+    p.add_argument("--profile", choices=["paper", "fast"],
+                   help="detector settings: paper = the authors' preprocessing, augmentation, schedule and "
+                        "selection; fast = CPU smoke settings of make demo and the CI suite (default: paper)")
     p.add_argument("--seed", type=int, help="seed for splits, perturbations, training and bootstrap (default: 0)")
     p.add_argument("--train-seed", type=int, help="seed for training randomness only (init, shuffling, "
                                                    "augmentation; default: --seed); see `bench baseline save --band`")
@@ -120,8 +127,8 @@ def run_config_from_args(args: argparse.Namespace):
     flags = {"detectors": args.detectors, "dataset": args.dataset, "generators": args.generators,
              "train_on": args.train_on,
              "train_generators": args.train_generators, "test_generators": args.test_generators,
-             "perturb": args.perturb, "preset": args.preset, "seed": args.seed, "train_seed": args.train_seed,
-             "limit": args.limit, "seeds": args.seeds, "vary_split": args.vary_split,
+             "perturb": args.perturb, "preset": args.preset, "profile": args.profile, "seed": args.seed,
+             "train_seed": args.train_seed, "limit": args.limit, "seeds": args.seeds, "vary_split": args.vary_split,
              "allow_overlap": args.allow_overlap,
              "device": args.device, "workers": args.workers, "batch_size": args.batch_size,
              "bootstrap": args.bootstrap, "random_weights": args.random_weights, "strict": args.strict,
@@ -187,9 +194,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(tabulate(rows, headers=["detector", "family", "weights", "trains", "gpu", "tasks", "method"]))
         print("\n'all' selects every detector except test_*; test_* models are for tests and smoke runs only.")
         if args.verbose:
-            for name in DETECTORS.names(pattern):
-                info = DETECTORS.get(name).info
-                print(f"\n{name}\n  paper: {info.paper}\n  departures: {info.notes or 'none noted'}")
+            print_detector_details(DETECTORS.names(pattern))
         else:
             print("Use -v for each detector's paper and its documented departures from it (imports the models).")
     elif args.what == "perturbations":
@@ -205,6 +210,25 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("\nPublished datasets: --dataset NAME=PATH (or `bench data fetch NAME`); any folder, CSV manifest or "
               "hf:ORG/NAME[:CONFIG][@SPLIT] also works (see README, 'Datasets').")
     return 0
+
+
+def print_detector_details(names: list[str]) -> None:
+    """Each detector's paper, departures, fast-profile settings, and (heads on frozen features) which
+    detectors share its backbone forward pass in the paper profile (README, "Profiles and fidelity")."""
+    from bench.core.registries import create_detector
+
+    detectors = {name: create_detector(name) for name in names}
+    passes: dict[str, list[str]] = {}
+    for name, det in detectors.items():
+        if hasattr(det, "feature_pass"):
+            passes.setdefault(det.feature_pass(), []).append(name)
+    for name, det in detectors.items():
+        fast = type(det).profile_params("fast")
+        print(f"\n{name}\n  paper: {det.info.paper}\n  departures: {det.info.notes or 'none noted'}")
+        print(f"  fast profile: {', '.join(f'{k}={v}' for k, v in fast.items()) or 'the paper settings'}")
+        if hasattr(det, "feature_pass"):
+            others = [n for n in passes[det.feature_pass()] if n != name]
+            print(f"  features: {det.feature_pass()}; shares that pass with: {', '.join(others) or 'no other head'}")
 
 
 def cmd_data_inspect(args: argparse.Namespace) -> int:
@@ -243,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list detectors, perturbations (with severity tables) or datasets")
     p.add_argument("what", choices=["detectors", "perturbations", "datasets"])
     p.add_argument("pattern", nargs="?", help="wildcard filter, e.g. 'clip_*'")
-    p.add_argument("--preset", default="default", choices=["default", "imagenet-c"],
+    p.add_argument("--preset", default="default", choices=["default", "imagenet-c", "aeroblade"],
                    help="severity tables to show for perturbations")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="detectors: also print each one's paper and departures from it; datasets: how to get "

@@ -17,6 +17,12 @@ import numpy as np
 
 from bench.core.errors import BenchError
 
+# Profiles (README, "Profiles and fidelity"): "paper" reproduces the authors' code (a detector's constructor
+# defaults), "fast" is the CPU smoke-run setting of make demo and the CI suite; a run that overrides any
+# keyword of a detector (detector_params) records that detector as "custom".
+PROFILES = ("paper", "fast")
+CUSTOM_PROFILE = "custom"
+
 if TYPE_CHECKING:  # annotations only: core imports nothing above it at run time
     import torch
 
@@ -83,6 +89,9 @@ class Detector:
     #: Whether :meth:`differentiable_score` exists: white-box attacks (``pgd``, ``fgsm``) need it. Detectors
     #: without it (an SVM on features, AEROBLADE's max over autoencoders) get transfer attacks only.
     differentiable: ClassVar[bool] = False
+    # Keyword settings of each profile besides "paper" (the constructor's defaults), e.g. {"fast": {"epochs": 10}}.
+    profiles: ClassVar[dict[str, dict[str, Any]]] = {}
+    profile: str = "paper"  # set by bench.core.registries.create_detector
 
     def __init__(self, **params: Any):
         self.params = params
@@ -136,4 +145,11 @@ class Detector:
     def config(self) -> dict[str, Any]:
         """Everything that identifies a fitted detector (used in cache keys and run.json)."""
         return {"name": self.name, "class": f"{type(self).__module__}.{type(self).__qualname__}",
-                "version": self.version, "params": self.params}
+                "version": self.version, "profile": self.profile, "params": self.params}
+
+    @classmethod
+    def profile_params(cls, profile: str) -> dict[str, Any]:
+        """The keyword settings of ``profile`` (empty for "paper": the constructor's defaults)."""
+        if profile not in PROFILES:
+            raise BenchError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+        return dict(cls.profiles.get(profile, {}))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from bench.core.detector import CUSTOM_PROFILE
 from bench.core.registry import Registry
 
 DETECTORS: Registry = Registry("detector")
@@ -30,14 +31,20 @@ def load_plugins() -> None:
             importlib.import_module(package)
 
 
-def create_detector(name: str, **overrides):
-    """Build a registered detector the way every run does: the variant's registry kwargs, then overrides.
+def create_detector(name: str, profile: str = "paper", **overrides):
+    """Build a registered detector the way every run does: the profile's settings, the variant's registry
+    kwargs, then overrides.
 
     The one factory in front of the detector registry (as timm's ``create_model``); the instance's
-    ``name`` is its registry name, which its config and cache keys use.
+    ``name`` is its registry name, which its config and cache keys use. A variant may pin its profile
+    (registry meta ``profile``: the tiny test_* models are fast whatever the run asks); any override
+    makes the detector's profile "custom".
     """
     load_plugins()
     entry = DETECTORS.entry(name)
-    detector = entry.load()(**{**entry.meta.get("kwargs", {}), **overrides})
+    cls = entry.load()
+    profile = entry.meta.get("profile", profile)
+    detector = cls(**{**cls.profile_params(profile), **entry.meta.get("kwargs", {}), **overrides})
     detector.name = name
+    detector.profile = CUSTOM_PROFILE if overrides else profile
     return detector

@@ -3,7 +3,10 @@
 :class:`ClipFeatures` turns an image set into ``encode_image`` embeddings
 (float32, not normalised; each head normalises as its paper does), batched, with
 the backbone's own preprocessing (open_clip's eval transform: bicubic resize of
-the short side, centre crop, CLIP mean/std), on the GPU under fp16 autocast when
+the short side, centre crop, CLIP mean/std; ``crop="resize"``) or, with
+``crop="native"``, the centre crop of the backbone's input size at native
+resolution (zero-padded when smaller, :func:`bench.data.crops.centre_crop_pad`, as
+UnivFD's evaluation), on the GPU under fp16 autocast when
 there is one. Every embedding goes into the cache (``ctx.extras["cache"]``), so
 all heads on one backbone share one forward pass per image and grid cell, and a
 re-run computes none.
@@ -12,7 +15,9 @@ Cache layout and keys. An embedding is identified by
 
 * the backbone identity ``<backbone>@<weights sha256[:16] | random-s<seed>>-<fp32|fp16>-v<FEATURE_VERSION>``
   (random-init backbones depend on the seed; GPU fp16 features differ slightly
-  from CPU fp32 ones, so they are kept apart);
+  from CPU fp32 ones, so they are kept apart), plus ``-native`` for the
+  ``crop="native"`` preprocessing (below): heads share a forward pass only where
+  their preprocessing coincides;
 * the pixel group: everything in ``ImageSet.cell_key(i)`` after the content hash
   (``<perturbation>@<table>:<severity>``), plus the run seed for perturbed
   severities (the perturbation's randomness depends on it) and, for training
@@ -54,10 +59,12 @@ from bench.core.cache import Cache
 from bench.core.detector import Detector, FitContext
 from bench.core.hashing import stable_hash
 from bench.core.rng import derive_rng
+from bench.data.crops import centre_crop_pad
 from bench.nn.backbones import BackboneSpec, ClipBackbone, backbone_weights, get_backbone, load_backbone
 
 
 FEATURE_VERSION = "1"  # bump when preprocessing or what is stored changes
+CROPS = ("resize", "native")  # the backbone's eval resize + centre crop, or a centre crop at native resolution
 CHUNK = 4096  # rows per cache file
 NAMESPACE = "clip_features"
 
@@ -158,22 +165,26 @@ class ClipFeatures:
 
     def __init__(self, spec: BackboneSpec, path: Path | None, weights_sha: str, init_seed: int,
                  device: str = "cpu", cache: Cache | None = None, batch_size: int = 32, workers: int = 0,
-                 progress: bool = False):
+                 progress: bool = False, crop: str = "resize"):
         from bench.nn.training import resolve_device
 
-        self.spec, self.path, self.init_seed = spec, path, int(init_seed)
+        if crop not in CROPS:
+            raise ValueError(f"unknown crop {crop!r} ({' or '.join(CROPS)})")
+        self.spec, self.path, self.init_seed, self.crop = spec, path, int(init_seed), crop
         self.device = str(resolve_device(device))
         self.cache, self.batch_size, self.workers, self.progress = cache, max(1, batch_size), workers, progress
         weights = f"random-s{self.init_seed}" if weights_sha == "random" else weights_sha[:16]
         precision = "fp16" if self.device.startswith("cuda") else "fp32"
-        self.identity = f"{spec.name}@{weights}-{precision}-v{FEATURE_VERSION}"
+        self.identity = f"{spec.name}@{weights}-{precision}-v{FEATURE_VERSION}" + ("-native" if crop == "native"
+                                                                                   else "")
 
     @classmethod
-    def for_detector(cls, detector: Detector, backbone: str, ctx: FitContext, init_seed: int) -> "ClipFeatures":
+    def for_detector(cls, detector: Detector, backbone: str, ctx: FitContext, init_seed: int,
+                     crop: str = "resize") -> "ClipFeatures":
         spec = get_backbone(backbone)
         path, sha = backbone_weights(detector, spec)
         return cls(spec, path, sha, init_seed, ctx.device, ctx.extras.get("cache"), ctx.batch_size, ctx.workers,
-                   ctx.progress)
+                   ctx.progress, crop)
 
     # -- the model, on demand ---------------------------------------------------------------
     def backbone(self) -> ClipBackbone:
@@ -254,6 +265,8 @@ class ClipFeatures:
         image = images[i]
         if view is not None:
             image = view.fn(image, derive_rng(view.seed, "clip-view", view.name, images.hashes[i]))
+        if self.crop == "native":
+            image = centre_crop_pad(image, self.spec.image_size)
         return image
 
     def _compute(self, images, group: str, missing: dict[str, int], view: View | None) -> dict[str, np.ndarray]:

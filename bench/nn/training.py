@@ -48,8 +48,49 @@ class TrainConfig:
     patience: int = 3  # epochs without validation improvement before stopping
     momentum: float = 0.9  # sgd only
     sam_rho: float = 0.0  # > 0: sharpness-aware minimisation (bench.nn.sam.SAM) around the optimiser, this radius
-    schedule: str = "constant"  # "constant", or "cosine": lr annealed per epoch to `min_lr` over `epochs`
+    schedule: str = "constant"  # "constant"; "cosine": annealed per epoch to `min_lr` over `cosine_epochs`
+    #   (default `epochs`); "step": times `step_gamma` after every `step_every` epochs (see step_factor)
     min_lr: float = 0.0
+    cosine_epochs: int | None = None
+    step_every: int = 10
+    step_gamma: float = 0.9
+    keep: str = "best"  # "best" validation epoch, or the "last" epoch trained
+    # > 0: when `patience` epochs pass without validation gain, multiply the lr by this factor and go on
+    # (CNNDetection's plateau rule; meant for schedule "constant", a schedule would overwrite the lowered rate);
+    # training stops once the lr falls below `stop_lr`. 0: stop at once.
+    plateau_factor: float = 0.0
+    stop_lr: float = 1e-6
+
+
+def step_factor(epoch: int, every: int, gamma: float) -> float:
+    """Learning-rate factor of (0-based) ``epoch`` under NPR's ``train.py`` rule: the rate is multiplied by
+    ``gamma`` at the end of every epoch whose index is a non-zero multiple of ``every`` (10, 20, ...), so epochs
+    0..10 run at the initial rate, 11..20 at ``gamma`` times it, and so on."""
+    return gamma ** (max(epoch - 1, 0) // every)
+
+
+def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
+    """The per-epoch learning-rate schedule of ``cfg.schedule`` (None for a constant rate)."""
+    base = getattr(optimizer, "base_optimizer", optimizer)
+    if cfg.schedule == "constant":
+        return None
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(base, T_max=max(1, cfg.cosine_epochs or cfg.epochs),
+                                                          eta_min=cfg.min_lr)
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.LambdaLR(base, lambda epoch: step_factor(epoch, cfg.step_every,
+                                                                                   cfg.step_gamma))
+    raise ValueError(f"unknown schedule {cfg.schedule!r} (constant, cosine or step)")
+
+
+def _plateau_continues(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> bool:
+    """After ``patience`` epochs without gain: lower the rate by ``plateau_factor`` and say whether to go on."""
+    if cfg.plateau_factor <= 0:
+        return False
+    groups = getattr(optimizer, "base_optimizer", optimizer).param_groups
+    for group in groups:
+        group["lr"] *= cfg.plateau_factor
+    return min(group["lr"] for group in groups) >= cfg.stop_lr
 
 
 def accuracy(y_true: np.ndarray, probs: np.ndarray) -> float:
@@ -164,7 +205,8 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_tar
                      checkpoint: Path | None = None,
                      loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                      epoch_hook: Callable[[int, nn.Module], None] | None = None) -> dict:
-    """Train ``model`` in place; keep the weights of the best validation epoch. Returns a history dict.
+    """Train ``model`` in place; keep the weights of the best validation epoch (or of the last, with
+    ``cfg.keep == "last"``). Returns a history dict.
 
     One output unit means binary cross-entropy on 0/1 targets; more means cross-entropy on class
     indices; ``loss_fn(logits, targets)`` replaces either. With ``cfg.sam_rho > 0`` every update is a
@@ -179,20 +221,20 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_tar
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _make_optimizer(params, cfg)
     sam = hasattr(optimizer, "first_step")
-    if cfg.schedule not in ("constant", "cosine"):
-        raise ValueError(f"unknown schedule {cfg.schedule!r} (constant or cosine)")
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(getattr(optimizer, "base_optimizer", optimizer),
-                                                            T_max=max(1, cfg.epochs), eta_min=cfg.min_lr)
-                 if cfg.schedule == "cosine" else None)
+    if cfg.keep not in ("best", "last"):
+        raise ValueError(f"unknown keep {cfg.keep!r} (best or last)")
+    scheduler = _make_scheduler(optimizer, cfg)
     view = _TorchView(train, train_targets, transform, ctx.seed, True)
     history = {"epoch": [], "loss": [], "val": []}
     best = {"score": -np.inf, "state": copy.deepcopy(model.state_dict()), "epoch": -1}
+    since = -1  # the epoch the patience counts from: the best one, or the last lr reduction on a plateau
     start_epoch = 0
     state = _load_checkpoint(checkpoint, device) if checkpoint is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+        since = state.get("since", best["epoch"])
         torch.set_rng_state(state["torch_rng"])
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
@@ -239,15 +281,20 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_tar
         history["val"].append(score)
         if score > best["score"]:
             best = {"score": score, "state": copy.deepcopy(model.state_dict()), "epoch": epoch}
+            since = epoch
         bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", val=f"{score:.3f}")
+        stop = epoch - since >= cfg.patience
+        if stop and _plateau_continues(optimizer, cfg):
+            stop, since = False, epoch
         if checkpoint is not None:
             _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                          "history": history, "best": best, "epoch": epoch,
+                                          "history": history, "best": best, "epoch": epoch, "since": since,
                                           "torch_rng": torch.get_rng_state(),
                                           "scheduler": scheduler.state_dict() if scheduler is not None else None})
-        if epoch - best["epoch"] >= cfg.patience:
+        if stop:
             break
-    model.load_state_dict(best["state"])
+    if cfg.keep == "best":
+        model.load_state_dict(best["state"])
     model.to("cpu").eval()
     return {**history, "best_epoch": best["epoch"], "best_val": best["score"]}
 

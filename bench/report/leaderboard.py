@@ -211,9 +211,11 @@ def _provenance(
     seeds = sorted({r["seed"] for r in records if r.get("seed") is not None})
     direction = "higher" if frame.attrs["higher_is_better"] else "lower"
     protocols = sorted({p for r in records if (p := _protocol(r.get("config") or {}))})
+    profiles = _profile_note(frame, results_df)
     return "; ".join(
         [
             f"{frame.attrs['metric']} ({direction} is better) on dataset {code(dataset)}",
+            *profiles,
             _join("dataset hash", "dataset hashes", hashes, code),
             *protocols,
             _join("weights", "weights", sorted(frame["weights"].astype(str).unique()), str),
@@ -221,6 +223,18 @@ def _provenance(
             _join("run", "runs", run_ids, code),
         ]
     )
+
+
+def _profile_note(frame: pd.DataFrame, results_df: pd.DataFrame) -> list[str]:
+    """Detectors shown with settings other than their authors' ("paper" profile), by profile; [] when none."""
+    if "profile" not in results_df.columns:
+        return []
+    shown = results_df[results_df["detector"].isin(frame["detector"])
+                       & (results_df["dataset"] == frame.attrs["dataset"])]
+    shown = shown.dropna(subset=["profile"])
+    by_profile = shown.groupby(shown["profile"].astype(str))["detector"].unique()
+    return [f"NOT the paper settings: {profile} profile for {', '.join(sorted(map(str, names)))}"
+            for profile, names in sorted(by_profile.items()) if profile != "paper"]
 
 
 def _protocol(config: dict[str, Any]) -> str:

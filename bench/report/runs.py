@@ -13,7 +13,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from bench.core.errors import BenchError
-from bench.run.schema import RESULT_COLUMNS, RESULTS_PARQUET, RUN_JSON, SCORE_COLUMNS, SCORES_PARQUET
+from bench.run.schema import (LATER_RESULT_COLUMNS, RESULT_COLUMNS, RESULTS_PARQUET, RUN_JSON, SCORE_COLUMNS,
+                              SCORES_PARQUET)
 
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,11 @@ def read_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, di
     for required in (RESULTS_PARQUET, RUN_JSON):
         if not (run_dir / required).is_file():
             raise BenchError(f"{run_dir}: no {required}; expected a finished run directory or a stored reference")
-    results = read_table(run_dir / RESULTS_PARQUET, [c for c in RESULT_COLUMNS if c != SEED])
+    results = read_table(run_dir / RESULTS_PARQUET,
+                         [c for c in RESULT_COLUMNS if c != SEED and c not in LATER_RESULT_COLUMNS])
+    for column, value in LATER_RESULT_COLUMNS.items():
+        if column not in results.columns:  # a store written before the column existed
+            results[column] = value
     scores_path = run_dir / SCORES_PARQUET
     scores = read_table(scores_path, [c for c in SCORE_COLUMNS if c not in ("group", SEED)]) \
         if scores_path.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from bench.core.detector import PROFILES
 from bench.core.errors import BenchError
 from bench.data.normalize import canonical_spec
 
@@ -29,6 +30,7 @@ class RunConfig:
     test_generators: list[str] | None = None  # ... and test on these (plus real)
     perturb: str = "jpeg,blur,noise"
     preset: str = "default"
+    profile: str = "paper"  # detector settings: "paper" (the authors') or "fast" (CPU smoke runs; bench.core.detector)
     seed: int = 0
     # Training randomness alone (model init, shuffling, augmentation, dropout); None = ``seed``. Split,
     # perturbations and bootstrap keep following ``seed``, so runs that differ only here measure how much
@@ -117,7 +119,7 @@ STR_LISTS = ("detectors", "generators", "train_generators", "test_generators")
 BOOLS = ("random_weights", "strict", "allow_outside_paths", "vary_split", "allow_overlap", "caption_groups")
 OPTIONAL = ("train_on", "generators", "train_generators", "test_generators", "train_seed", "seeds", "limit",
             "normalize")
-PRESETS = ("default", "imagenet-c")
+PRESETS = ("default", "imagenet-c", "aeroblade")
 
 
 def _is_int(value: Any) -> bool:
@@ -151,6 +153,9 @@ def _check_field(name: str, value: Any) -> None:
     elif name == "preset":
         if value not in PRESETS:
             raise bad(" or ".join(PRESETS))
+    elif name == "profile":
+        if value not in PROFILES:
+            raise bad(" or ".join(PROFILES))
     elif name == "val_tnr":
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.5 <= value < 1:
             raise bad("a number in [0.5, 1)")

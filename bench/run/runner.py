@@ -69,6 +69,7 @@ class DetectorRun:
     status: str = "pending"  # ok | skipped | failed
     reason: str = ""
     weights: str = "none"  # pretrained | trained | none | random
+    profile: str = ""  # paper | fast | custom (detector_params override), once constructed
     detector: Detector | None = None
     fit_key: str = ""
     val_threshold: float | None = None
@@ -225,7 +226,8 @@ class Runner:
             return run, None
         run.weights = decision.label
         try:
-            detector: Detector = create_detector(name, **self.cfg.detector_params.get(name, {}))
+            detector: Detector = create_detector(name, self.cfg.profile, **self.cfg.detector_params.get(name, {}))
+            run.profile = detector.profile
             detector.weights_provenance = decision.provenance
             run.fit_key = stable_hash([detector.config(), splits.train_hash, self.cfg.seed, run.train_seed,
                                        decision.label, weights_identity(decision.provenance)])
@@ -381,7 +383,7 @@ class Runner:
             for row in evaluate_cell(test.labels, test.generators, pred.score, source, probability=probability,
                                      val_threshold=run.val_threshold, n_boot=self.cfg.bootstrap,
                                      seed=cell_seed(self.cfg.seed, perturbation, severity), groups=groups):
-                rows.append({"detector": run.name, "weights": run.weights, "dataset": dataset,
+                rows.append({"detector": run.name, "weights": run.weights, "profile": run.profile, "dataset": dataset,
                              "perturbation": perturbation, "severity": severity,
                              "param": param_value(perturbation, severity, self.cfg.preset),
                              "param_label": param_label(perturbation, severity, self.cfg.preset), **row})
@@ -479,13 +481,14 @@ class Runner:
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "git": git_state(), "versions": package_versions(), "device": device_description(self.device),
             "seed": self.cfg.seed, "train_seed": self.cfg.training_seeds[0], "machine": machine_record(),
+            "preset": self.cfg.preset, "profile": self.cfg.profile,
             "config": self.cfg.to_dict(), "config_hash": self.config_hash, "executor": self.executor.name,
             "datasets": datasets, "dataset_hash": splits.test_dataset.hash, "train_hash": splits.train_hash,
             "test_hash": splits.test_hash,
             "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
             "perturbation_stage": PERTURBATION_STAGE, "perturbation_tables": tables,
             "grid": [list(c) for c in grid],
-            "detectors": {r.name: {"status": r.status, "reason": r.reason, "weights": r.weights,
+            "detectors": {r.name: {"status": r.status, "reason": r.reason, "weights": r.weights, "profile": r.profile,
                                    "val_threshold": r.val_threshold, "fit_seconds": round(r.fit_seconds, 3),
                                    "fit_key": r.fit_key, "provenance": r.provenance,
                                    **({"skipped_cells": r.skipped_cells} if r.skipped_cells else {}),

@@ -21,6 +21,7 @@ RESULT_COLUMNS = [
     "run_id",  # str
     "detector",  # str, registry name
     "weights",  # str: "pretrained", "trained" (fitted from scratch on the run's data), "none", or "random"
+    "profile",  # str: the detector's settings, "paper", "fast" or "custom" (bench.core.detector.PROFILES)
     "dataset",  # str, dataset name
     "generator",  # str: "all", "mean" (mean over generators) or a generator name (vs the shared real set)
     "perturbation",  # str: "none" for the clean cell
@@ -35,6 +36,9 @@ RESULT_COLUMNS = [
     "higher_is_better",  # bool
     "seed",  # int, the training seed of the fit (bench run --seeds); a store without it: run.json's train_seed
 ]
+
+# Columns added after the first stores were written, with the value a store without them reads as.
+LATER_RESULT_COLUMNS = {"profile": "unrecorded"}
 
 SCORE_COLUMNS = [
     "run_id",

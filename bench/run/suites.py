@@ -2,7 +2,8 @@
 
 ``ci`` is small enough for a CI job (at most a few minutes on 2 CPU cores) and
 is the configuration whose reference is committed under results/reference/ci,
-with a seed band over 8 training seeds (``make reference`` regenerates it).
+with a seed band over 8 training seeds (``make reference`` regenerates it). It runs the detectors'
+``fast`` profile, the settings its reference was made with.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ SUITES: dict[str, dict] = {
         "dataset": "demo",
         "perturb": "jpeg:2,5,8,blur:1,3,noise:1,3",
         "preset": "default",
+        "profile": "fast",
         "seed": 0,
         "device": "cpu",
         "bootstrap": 100,

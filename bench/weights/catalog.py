@@ -309,3 +309,38 @@ for _name, _what, _latents, _rev, _hashes in _TAESD_FAMILY:
               "output in [0, 1]. " + ("sha256 of both files pinned (the shared copies)." if any(_hashes) else
                                       "No checksum published: the store pins what it first fetched."),
     ))
+
+# -- released detector checkpoints (cnndet.released*, univfd.released, npr.released; issue 11) -------------
+_CNNDET_PAPER = "Wang et al. 2020, CNN-generated images are surprisingly easy to spot... for now"
+for _name, _prob, _url in (
+        ("cnndet_blur_jpg_p05", "0.5", "https://www.dropbox.com/s/2g2jagq2jn1fd0i/blur_jpg_prob0.5.pth?dl=1"),
+        ("cnndet_blur_jpg_p01", "0.1", "https://www.dropbox.com/s/h7tkpcgiwuftb6g/blur_jpg_prob0.1.pth?dl=1")):
+    register_component(ComponentSpec(
+        name=_name, kind="url", url=_url, sha256=None, size_mb=94.5,
+        description=f"CNNDetection released ResNet-50 (blur+JPEG augmentation, p={_prob}; ProGAN, 20 classes)",
+        licence="CC BY-NC-SA 4.0 (CNNDetection repository)", paper=_CNNDET_PAPER, used_by=("cnndet",),
+        notes="sha256 unknown (not published): the store pins what it first fetched. Format: torch.save of "
+              "{'model': state_dict} of a ResNet-50 whose fc has 1 output (weights/download_weights.sh).",
+    ))
+register_component(ComponentSpec(
+    name="univfd_fc", kind="url",
+    url="https://github.com/WisconsinAIVision/UniversalFakeDetect/raw/main/pretrained_weights/fc_weights.pth",
+    sha256="477100745713bcc957beb2b40859536859b6483fd6301b3b9293151b194c7847", size_mb=0.004,
+    description="UniversalFakeDetect released linear head (768 -> 1) on CLIP ViT-L/14 image features",
+    licence="MIT (UniversalFakeDetect repository)",
+    paper="Ojha et al. 2023, Towards Universal Fake Image Detectors that Generalize Across Generative Models",
+    used_by=("univfd",),
+    notes="A state dict of the head alone, keys 'weight' [1, 768] and 'bias' [1] (validate.py loads it into "
+          "model.fc); sha256 of the file in the repository.",
+))
+register_component(ComponentSpec(
+    name="npr_released", kind="url",
+    url="https://github.com/chuangchuangtan/NPR-DeepfakeDetection/raw/main/NPR.pth", sha256=None, size_mb=5.8,
+    description="NPR released network (ProGAN 4-class training)",
+    licence="none stated (the repository has no licence file)",
+    paper="Tan et al. 2024, Rethinking the Up-Sampling Operations in CNN-based Generative Network for "
+          "Generalizable Deepfake Detection",
+    used_by=("npr",),
+    notes="sha256 unknown (not published): the store pins what it first fetched. Format: a plain state dict "
+          "(conv1, bn1, layer1, layer2, fc1) that test.py loads with strict=True.",
+))

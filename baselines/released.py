@@ -1,0 +1,123 @@
+"""Released checkpoints: the authors' published weights, evaluated without training (``NAME.released``).
+
+What users of the peer harnesses run most. Each variant loads one file through the weights
+catalog and resolver (``bench weights fetch cnndet_blur_jpg_p05`` ...; source URL, sha256
+where published, licence in bench/weights/catalog.py) and scores with its original's
+evaluation preprocessing; ``fit`` only loads the weights, and the runner fixes the decision
+threshold on the benchmark's clean validation images as for every detector. A released
+checkpoint has one evaluation, so both profiles are the same.
+
+File formats, as the authors' loading code reads them:
+
+- CNNDetection ``blur_jpg_prob0.5.pth`` / ``prob0.1.pth``: ``{"model": state_dict}`` of a
+  ResNet-50 with ``fc`` = Linear(2048, 1) (``demo.py``/``eval.py``: ``state_dict['model']``);
+  scored on the centre 224 crop at native resolution (``eval.py``: ``no_resize``).
+- UniversalFakeDetect ``fc_weights.pth``: the linear head alone, ``{"weight": [1, 768],
+  "bias": [1]}`` (``validate.py``: ``model.fc.load_state_dict``) on CLIP ViT-L/14 image
+  features of the centre 224 crop at native resolution.
+- NPR ``NPR.pth``: a plain state dict of the NPR network (``test.py``: ``load_state_dict``,
+  strict); scored on the image squash-resized to 256 x 256.
+
+:func:`unwrap_state_dict` also accepts the wrappers other copies of these files carry
+(``state_dict``/``model`` keys, ``module.`` prefixes of DataParallel).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from baselines.cnndet import CNNDet, build_resnet
+from baselines.npr import NPR
+from baselines.univfd import UnivFD
+from bench.core.detector import DetectorInfo, FitContext
+from bench.core.errors import BenchError
+from bench.data.imageset import ImageSet
+
+WRAPPER_KEYS = ("model", "state_dict")
+
+
+def unwrap_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
+    """The tensors of a released file: inside a ``model``/``state_dict`` wrapper or not, ``module.`` prefixes
+    (DataParallel) removed; a one-line BenchError when the file holds no state dict."""
+    while isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        key = next((k for k in WRAPPER_KEYS if k in obj), None)
+        if key is None:
+            raise BenchError(f"{source}: no state dict in the file (keys: {', '.join(map(str, obj)) or 'none'})")
+        obj = obj[key]
+    if not isinstance(obj, dict):
+        raise BenchError(f"{source}: expected a state dict, found {type(obj).__name__}")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+
+
+def load_released(module: nn.Module, path, source: str) -> nn.Module:
+    """Load a released file into ``module`` (strict: every key must match); one-line errors."""
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or pickled objects weights_only refuses
+        raise BenchError(f"{source}: {path} cannot be loaded ({type(exc).__name__}: {exc})") from None
+    try:
+        module.load_state_dict(unwrap_state_dict(obj, source), strict=True)
+    except RuntimeError as exc:
+        raise BenchError(f"{source}: {path} does not fit the network: {' '.join(str(exc).split())[:300]}") from None
+    return module.eval()
+
+
+class ReleasedCNNDet(CNNDet):
+    info = DetectorInfo(
+        family="cnn", paper="Wang et al. 2020, CNN-generated images are surprisingly easy to spot... for now",
+        trains=False, weights=("cnndet_blur_jpg_p05",), gpu="recommended", tasks=("binary",),
+        notes="the authors' released ResNet-50; native centre crop 224 as their eval.py",
+    )
+    profiles: dict = {}
+
+    def __init__(self, component: str = "cnndet_blur_jpg_p05", arch: str = "resnet50", crop: int = 224):
+        super().__init__(arch=arch, crop=crop, load=max(crop, 256), pretrained=False, test_resize=False)
+        self.params = {"component": component, "arch": arch, "crop": crop}
+        self.component = component
+
+    def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
+        model = build_resnet(self.arch)
+        model.fc = nn.Linear(model.fc.in_features, 1)
+        self.model = load_released(model, self.weight_path(self.component), self.name)
+
+
+class ReleasedUnivFD(UnivFD):
+    info = DetectorInfo(
+        family="clip",
+        paper="Ojha et al. 2023, Towards Universal Fake Image Detectors that Generalize Across Generative Models",
+        trains=False, weights=("clip_vit_l14", "univfd_fc"), gpu="optional", tasks=("binary",),
+        notes="the authors' released linear head on CLIP ViT-L/14; native centre crop 224 as their validate.py",
+    )
+    profiles: dict = {}
+    component = "univfd_fc"
+
+    def __init__(self, backbone: str = "clip_vit_l14"):
+        super().__init__(backbone=backbone, crop="native", train_views=0)
+        self.params = {"backbone": backbone}
+
+    def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
+        self._init_seed = int(ctx.seed)
+        dim = self.extractor(ctx).spec.embed_dim
+        self.model = load_released(nn.Linear(dim, 1), self.weight_path(self.component), self.name)
+
+
+class ReleasedNPR(NPR):
+    info = DetectorInfo(
+        family="cnn",
+        paper="Tan et al. 2024, Rethinking the Up-Sampling Operations in CNN-based Generative Network for "
+              "Generalizable Deepfake Detection (CVPR)",
+        trains=False, weights=("npr_released",), gpu="optional", tasks=("binary",),
+        notes="the authors' released NPR.pth; whole image squash-resized to 256x256 as their test.py",
+    )
+    profiles: dict = {}
+    component = "npr_released"
+
+    def __init__(self, width: int = 64, blocks: tuple[int, int] = (3, 4), load: int = 256):
+        super().__init__(width=width, blocks=blocks, load=load, test_crop=None)
+        self.params = {"width": width, "blocks": list(blocks), "load": load}
+
+    def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
+        self.model = load_released(self._build_model(), self.weight_path(self.component), self.name)
