@@ -124,17 +124,18 @@ def test_unchanged_code_with_an_unseen_training_seed_passes(unchanged, tmp_path)
     assert result.exit_code == EXIT_OK, format_modes(result)
 
 
-def _flip_some_scores(predict, share: float):
-    """Wrap a detector's predict so that a fixed ``share`` of its scores is mirrored (p -> 1 - p)."""
-    def planted(self, images, ctx):
-        prediction = predict(self, images, ctx)
+def _flip_some_scores(finish, share: float):
+    """Wrap a detector's finish (where every prediction ends, streamed or not) so that a fixed ``share`` of
+    its scores is mirrored (p -> 1 - p)."""
+    def planted(self, rows):
+        prediction = finish(self, rows)
         flip = np.random.default_rng(0).random(len(prediction.score)) < share
         return Prediction(np.where(flip, 1.0 - prediction.score, prediction.score), prediction.source)
     return planted
 
 
 def test_planted_score_flips_fail_the_exact_gate(unchanged, tmp_path, monkeypatch):
-    monkeypatch.setattr(SpectralDetector, "predict", _flip_some_scores(SpectralDetector.predict, 0.1))
+    monkeypatch.setattr(SpectralDetector, "finish", _flip_some_scores(SpectralDetector.finish, 0.1))
     out = run_suite(tmp_path / "run", without_scores(unchanged[1]))
     result = compare_dirs(out, REFERENCE, {})
     assert result.exit_code == EXIT_REGRESSED
@@ -143,7 +144,7 @@ def test_planted_score_flips_fail_the_exact_gate(unchanged, tmp_path, monkeypatc
 
 
 def test_planted_auc_drop_on_the_trained_network_fails_the_band_gate(unchanged, tmp_path, monkeypatch):
-    monkeypatch.setattr(NPR, "predict", _flip_some_scores(NPR.predict, 0.1))
+    monkeypatch.setattr(NPR, "finish", _flip_some_scores(NPR.finish, 0.1))
     out = run_suite(tmp_path / "run", without_scores(unchanged[1]))
     clean_auc = lambda run: read_run(run)[0].query(
         "detector == 'npr' and generator == 'all' and perturbation == 'none' and metric == 'roc_auc'")["value"].item()
