@@ -6,7 +6,9 @@ few strings and a function reference). Tables come from DESIGN.md section 5:
 severities 1-5 where ImageNet-C defines the perturbation, ``aeroblade`` is the
 robustness section of AEROBLADE (Ricker et al., CVPR 2024; its README's
 ``01_detect.py --transforms``: JPEG q 90..50, centre crop 0.9..0.5 resized back,
-blur sigma 1..5 with a fixed 9x9 kernel, noise std 0.05..0.25 on [0,1]);
+blur sigma 1..5 with a fixed 9x9 kernel, noise std 0.05..0.25 on [0,1]), ``univfd`` is
+UnivFD's (Ojha et al., CVPR 2023; ``validate.py`` of Yuheng-Li/UniversalFakeDetect at 1abc486, its
+``--jpeg_quality`` "100, 90, 80, ... 30" and ``--gaussian_sigma`` "0,1,2,3,4" with scipy's blur);
 elsewhere the ``default`` table applies. Level 0 is always the clean image.
 
 Perturbations are applied at full resolution, before each detector's own
@@ -94,7 +96,7 @@ _PERTURBATIONS: tuple[tuple[Perturbation, str], ...] = (
             unit="",
             fn=functions.jpeg,
             tables={"default": (100, 90, 80, 70, 60, 50, 40, 30), "imagenet-c": (25, 18, 15, 10, 7),
-                    "aeroblade": (90, 80, 70, 60, 50)},
+                    "aeroblade": (90, 80, 70, 60, 50), "univfd": (100, 90, 80, 70, 60, 50, 40, 30)},
         ),
         "q={}",
     ),
@@ -102,12 +104,13 @@ _PERTURBATIONS: tuple[tuple[Perturbation, str], ...] = (
         Perturbation(
             name="blur",
             description="Gaussian blur (OpenCV), sigma in pixels, kernel side 2*ceil(3 sigma)+1, mirrored borders "
-                        "(preset aeroblade: AEROBLADE's fixed 9x9 kernel).",
+                        "(preset aeroblade: AEROBLADE's fixed 9x9 kernel; univfd: scipy's gaussian_filter, as UnivFD).",
             param_name="sigma",
             unit="px",
             fn=functions.gaussian_blur,
-            tables={"default": (1, 2, 3, 4), "imagenet-c": (1, 2, 3, 4, 6), "aeroblade": (1, 2, 3, 4, 5)},
-            preset_fns={"aeroblade": functions.gaussian_blur_fixed_kernel},
+            tables={"default": (1, 2, 3, 4), "imagenet-c": (1, 2, 3, 4, 6), "aeroblade": (1, 2, 3, 4, 5),
+                    "univfd": (1, 2, 3, 4)},
+            preset_fns={"aeroblade": functions.gaussian_blur_fixed_kernel, "univfd": functions.gaussian_blur_scipy},
         ),
         "sigma={:g} px",
     ),

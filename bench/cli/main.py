@@ -36,6 +36,7 @@ RUN_EXAMPLES = """examples:
   bench run --perturb imagenet-c --preset imagenet-c                  # ImageNet-C's corruptions
   bench run --profile fast --detectors npr                             # CPU smoke settings, not the paper's
   bench run --detectors aeroblade --perturb jpeg,crop,blur,noise --preset aeroblade  # AEROBLADE's protocol
+  bench run --detectors univfd --perturb jpeg,blur --preset univfd                  # UnivFD's protocol
 """
 
 
@@ -66,9 +67,10 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--perturb", help="perturbations and levels: 'jpeg,blur:1-3,noise', 'all' or 'none'; families "
                                      "FAMILY:ARG such as albu:MotionBlur, vae_roundtrip:taef2, transfer:npr; "
                                      "'imagenet-c' (default: jpeg,blur,noise)")
-    p.add_argument("--preset", choices=["default", "imagenet-c", "aeroblade"],
-                   help="severity tables: default, imagenet-c, or aeroblade (the AEROBLADE paper's robustness "
-                        "section, its 9x9 blur kernel included); `bench list perturbations --preset NAME` prints them")
+    p.add_argument("--preset", choices=["default", "imagenet-c", "aeroblade", "univfd"],
+                   help="severity tables: default, imagenet-c, aeroblade (the AEROBLADE paper's robustness "
+                        "section, its 9x9 blur kernel included) or univfd (UnivFD's validate.py: JPEG q100..30, "
+                        "scipy blur sigma 1..4); `bench list perturbations --preset NAME` prints them")
     p.add_argument("--profile", choices=["paper", "fast"],
                    help="detector settings: paper = the authors' preprocessing, augmentation, schedule and "
                         "selection; fast = CPU smoke settings of make demo and the CI suite (default: paper)")
@@ -267,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list detectors, perturbations (with severity tables) or datasets")
     p.add_argument("what", choices=["detectors", "perturbations", "datasets"])
     p.add_argument("pattern", nargs="?", help="wildcard filter, e.g. 'clip_*'")
-    p.add_argument("--preset", default="default", choices=["default", "imagenet-c", "aeroblade"],
+    p.add_argument("--preset", default="default", choices=["default", "imagenet-c", "aeroblade", "univfd"],
                    help="severity tables to show for perturbations")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="detectors: also print each one's paper and departures from it; datasets: how to get "

@@ -119,7 +119,7 @@ STR_LISTS = ("detectors", "generators", "train_generators", "test_generators")
 BOOLS = ("random_weights", "strict", "allow_outside_paths", "vary_split", "allow_overlap", "caption_groups")
 OPTIONAL = ("train_on", "generators", "train_generators", "test_generators", "train_seed", "seeds", "limit",
             "normalize")
-PRESETS = ("default", "imagenet-c", "aeroblade")
+PRESETS = ("default", "imagenet-c", "aeroblade", "univfd")
 
 
 def _is_int(value: Any) -> bool:
