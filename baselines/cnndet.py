@@ -46,7 +46,7 @@ from torch import nn
 
 from bench.core.detector import DetectorInfo
 from bench.core.errors import BenchError
-from bench.data.crops import centre_crop_pad
+from bench.data.crops import centre_crop_pad, centre_crop_pad_tensor, shorter_side_size
 from bench.nn.training import BinaryNetDetector, TrainConfig
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -62,11 +62,18 @@ def resize_shorter(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
     if min(h, w) == size:
         return image
-    if h <= w:
-        new_h, new_w = size, int(size * w / h)
-    else:
-        new_h, new_w = int(size * h / w), size
+    new_h, new_w = shorter_side_size(h, w, size)
     return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((new_w, new_h), Image.BILINEAR))
+
+
+def resize_shorter_tensor(image01: torch.Tensor, size: int) -> torch.Tensor:
+    """:func:`resize_shorter` on a CHW tensor, differentiable: torch's antialiased bilinear, which approximates
+    PIL's (equal when the shorter side is already ``size``, where both leave the image alone)."""
+    h, w = image01.shape[-2:]
+    if min(h, w) == size:
+        return image01
+    return nn.functional.interpolate(image01[None], size=shorter_side_size(h, w, size), mode="bilinear",
+                                     antialias=True, align_corners=False)[0]
 
 
 def blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -124,6 +131,19 @@ def crop_square(image: np.ndarray, size: int, rng: np.random.Generator | None) -
 def to_normalised_tensor(image: np.ndarray) -> torch.Tensor:
     x = (np.asarray(image, dtype=np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+def normalise_tensor(image01: torch.Tensor) -> torch.Tensor:
+    """:func:`to_normalised_tensor`'s ImageNet normalisation on a CHW tensor in [0, 1], differentiable."""
+    mean, std = (torch.from_numpy(v).to(image01)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
+    return (image01 - mean) / std
+
+
+def binary_logit(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The one-logit network's output for one normalised CHW tensor, on the model's device, as a 0-d tensor
+    (sigmoid of it = the P(generated) that ``predict`` reports)."""
+    model = model.eval()
+    return model(x[None].to(next(model.parameters()).device))[0, 0]
 
 
 def build_resnet(arch: str) -> nn.Module:
@@ -186,3 +206,21 @@ class CNNDet(BinaryNetDetector):
         if rng is not None and rng.random() < 0.5:
             x = x[:, ::-1]
         return to_normalised_tensor(x)
+
+    differentiable = True
+
+    def differentiable_score(self, image01: torch.Tensor) -> torch.Tensor:
+        """The logit through the test-time path of ``_transform`` in torch: the native centre crop (paper), or
+        the shorter side resized to ``load`` (torch's antialiased bilinear for PIL's) and the centre crop (fast)."""
+        if self.model is None:
+            raise BenchError(f"{self.name}: differentiable_score() called before fit()")
+        if not self.test_resize:
+            x = centre_crop_pad_tensor(image01, self.crop_size)
+        else:
+            x = resize_shorter_tensor(image01, self.load)
+            height, width = x.shape[-2:]
+            if height < self.crop_size or width < self.crop_size:
+                raise BenchError(f"image of {width}x{height} is smaller than the {self.crop_size} px crop")
+            top, left = (height - self.crop_size) // 2, (width - self.crop_size) // 2  # as crop_square
+            x = x[:, top:top + self.crop_size, left:left + self.crop_size]
+        return binary_logit(self.model, normalise_tensor(x))

@@ -42,7 +42,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from baselines.cnndet import IMAGENET_MEAN, IMAGENET_STD, crop_square, to_normalised_tensor
+from baselines.cnndet import binary_logit, crop_square, normalise_tensor, to_normalised_tensor
 from bench.core.detector import DetectorInfo
 from bench.core.errors import BenchError
 from bench.nn.training import BinaryNetDetector, TrainConfig
@@ -170,11 +170,11 @@ class NPR(BinaryNetDetector):
             x = nn.functional.interpolate(x[None], size=(self.load, self.load), mode="bilinear", align_corners=False)[0]
         size = self.test_crop
         height, width = x.shape[-2:]
-        if height < size or width < size:  # like pad_to: reflect bottom and right, no edge repeat
-            x = nn.functional.pad(x[None], (0, max(0, size - width), 0, max(0, size - height)), mode="reflect")[0]
+        if height < size or width < size:  # pad_to by indexing, so pads longer than the side reflect again too
+            rows, cols = (torch.from_numpy(np.pad(np.arange(n), (0, max(0, size - n)), mode="reflect"))
+                          for n in (height, width))
+            x = x[:, rows][:, :, cols]
             height, width = x.shape[-2:]
         top, left = (height - size) // 2, (width - size) // 2
         x = x[:, top:top + size, left:left + size]
-        mean, std = (torch.from_numpy(v).to(x)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
-        model = self.model.eval()
-        return model(((x - mean) / std)[None].to(next(model.parameters()).device))[0, 0]
+        return binary_logit(self.model, normalise_tensor(x))

@@ -128,6 +128,15 @@ class UnivFD(FrozenClipHead):
             hashes += [f"{h}+view{k}" for h in train.hashes]
         return FeatureRows(np.concatenate(feats), hashes), np.tile(labels, self.train_views)
 
+    differentiable = True
+
+    def differentiable_score(self, image01):
+        """The head's logit on the frozen backbone's embedding of the image as ``predict`` prepares it (native
+        centre crop in the paper profile; the eval resize, approximated in torch, in the fast profile)."""
+        if self.model is None:
+            raise BenchError("univfd: differentiable_score() called before fit()")
+        return self.model.eval()(self.differentiable_embedding(image01))[0]
+
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
         if self.model is None:
             raise BenchError("univfd: predict() called before fit()")

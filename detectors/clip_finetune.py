@@ -27,12 +27,14 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import torch
 from torch import nn
 
 from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
 from bench.core.errors import BenchError
 from bench.data.imageset import ImageSet
-from bench.nn.clip_features import ClipFeatures
+from bench.nn.backbones import get_backbone
+from bench.nn.clip_features import ClipFeatures, differentiable_pixels
 from bench.nn.training import TrainConfig, predict_probs, seeded_torch, train_classifier
 
 
@@ -62,8 +64,6 @@ class ClipFinetune(Detector):
                  patience: int = 3, weight_decay: float = 0.0):
         super().__init__(backbone=backbone, epochs=epochs, lr=lr, batch_size=batch_size, patience=patience,
                          weight_decay=weight_decay)
-        from bench.nn.backbones import get_backbone
-
         get_backbone(backbone)
         self.backbone_name = backbone
         self.cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, patience=patience,
@@ -98,6 +98,17 @@ class ClipFinetune(Detector):
             self.model = _Finetuned(visual, extractor.spec.embed_dim, len(self.classes))
             self.history = train_classifier(self.model, train, val.subset(keep), y_train, y_val[keep],
                                             self._transform, self.cfg, ctx, checkpoint=ctx.extras.get("checkpoint"))
+
+    differentiable = True
+
+    def differentiable_score(self, image01: torch.Tensor) -> torch.Tensor:
+        """P(generated) = 1 - P(real) through the backbone's eval preprocessing in torch (exact when the short side
+        is already the input size, else torch's antialiased bicubic for open_clip's PIL resize)."""
+        if self.model is None:
+            raise BenchError("clip_finetune: differentiable_score() called before fit()")
+        x = differentiable_pixels(image01, get_backbone(self.backbone_name).image_size, "resize")
+        model = self.model.eval()
+        return 1 - model(x[None].to(next(model.parameters()).device)).softmax(dim=1)[0, self.classes.index("real")]
 
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
         if self.model is None:

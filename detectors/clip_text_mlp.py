@@ -34,6 +34,8 @@ Departures, and why:
 - Text: open_clip's tokenizer truncates at the 77-token context, as the reference's
   ``clip.tokenize(..., truncate=True)`` does.
 - Binary only: the method has one logit.
+- Not a white-box attack target (``differentiable`` stays false): the score depends on the caption's text
+  embedding, which ``differentiable_score(image01)`` does not receive.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ How it is computed here (and where that departs from, or adds to, the paper):
   hash + perturbation + table + severity, plus the perturbation seed): the
   channel is shared between ``effnet_mc`` and ``effnet_mc.rgb_err``, between
   refits, and between runs. Stored as float16 (about 100 kB per image at 224 px).
+- Not a white-box attack target (``differentiable`` stays false): the error channel is
+  differentiable through the VAE, but ``predict`` reads it rounded to float16, so a gradient
+  could not see ``predict``'s input exactly, and one VAE pass per attack step is costly.
 - Training augmentation is a horizontal flip of the whole stack (the error map
   flipped with the image, the spectrum computed from the flipped image), so the
   VAE runs once per training image rather than once per epoch. The paper's

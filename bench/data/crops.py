@@ -19,5 +19,29 @@ def centre_crop_pad(image: np.ndarray, size: int) -> np.ndarray:
         pad_h, pad_w = max(0, size - h), max(0, size - w)
         image = np.pad(image, ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
         h, w = image.shape[:2]
-    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    top, left = _centre_offsets(h, w, size)
     return image[top:top + size, left:left + size]
+
+
+def centre_crop_pad_tensor(image01, size: int):
+    """:func:`centre_crop_pad` on a torch CHW tensor, differentiable (white-box attacks see the same pixels)."""
+    from torch.nn import functional
+
+    h, w = image01.shape[-2:]
+    if h < size or w < size:
+        pad_h, pad_w = max(0, size - h), max(0, size - w)
+        image01 = functional.pad(image01, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        h, w = image01.shape[-2:]
+    top, left = _centre_offsets(h, w, size)
+    return image01[..., top:top + size, left:left + size]
+
+
+def shorter_side_size(h: int, w: int, size: int) -> tuple[int, int]:
+    """(height, width) with the shorter side ``size`` and the other side truncated, as torchvision's Resize(int)
+    (the evaluation resize of CNNDetection's fast profile and of open_clip's eval transform)."""
+    return (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+
+
+def _centre_offsets(h: int, w: int, size: int) -> tuple[int, int]:
+    """Top-left corner of torchvision's ``CenterCrop`` (rounded half-offsets)."""
+    return int(round((h - size) / 2.0)), int(round((w - size) / 2.0))

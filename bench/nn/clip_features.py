@@ -59,8 +59,8 @@ from bench.core.cache import Cache
 from bench.core.detector import Detector, FitContext
 from bench.core.hashing import stable_hash
 from bench.core.rng import derive_rng
-from bench.data.crops import centre_crop_pad
-from bench.nn.backbones import BackboneSpec, ClipBackbone, backbone_weights, get_backbone, load_backbone
+from bench.data.crops import centre_crop_pad, centre_crop_pad_tensor, shorter_side_size
+from bench.nn.backbones import OPENAI_MEAN, OPENAI_STD, BackboneSpec, ClipBackbone, backbone_weights, get_backbone, load_backbone
 
 
 FEATURE_VERSION = "1"  # bump when preprocessing or what is stored changes
@@ -99,6 +99,27 @@ class View:
     name: str
     fn: Callable[[np.ndarray, np.random.Generator], np.ndarray]
     seed: int = 0
+
+
+# --------------------------------------------------------------------------- differentiable preprocessing
+
+
+def differentiable_pixels(image01, image_size: int, crop: str):
+    """The CLIP input of one CHW image in [0, 1] as :class:`ClipFeatures` prepares it, differentiable (for
+    white-box attacks): ``crop="native"`` the centre crop at native resolution (exactly the pixels of
+    ``predict``), ``crop="resize"`` the short side resized to ``image_size`` then the centre crop (torch's
+    antialiased bicubic approximates open_clip's PIL bicubic; exact when the short side is already
+    ``image_size``), then the CLIP mean/std normalisation."""
+    import torch
+    from torch.nn import functional
+
+    x = image01
+    if crop == "resize" and min(x.shape[-2:]) != image_size:
+        x = functional.interpolate(x[None], size=shorter_side_size(*x.shape[-2:], image_size), mode="bicubic",
+                                   antialias=True, align_corners=False)[0]
+    x = centre_crop_pad_tensor(x, image_size)
+    mean, std = (torch.tensor(v).to(x)[:, None, None] for v in (OPENAI_MEAN, OPENAI_STD))
+    return (x - mean) / std
 
 
 # --------------------------------------------------------------------------- the extractor

@@ -10,8 +10,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.core.detector import Detector, FitContext
+from bench.core.errors import BenchError
 from bench.nn.backbones import get_backbone
-from bench.nn.clip_features import ClipFeatures, View
+from bench.nn.clip_features import ClipFeatures, View, differentiable_pixels
 
 
 # --------------------------------------------------------------------------- heads on frozen features
@@ -81,3 +82,13 @@ class FrozenClipHead(Detector):
 
     def features(self, images, ctx: FitContext, view: View | None = None) -> np.ndarray:
         return self.extractor(ctx).images(images, view)
+
+    def differentiable_embedding(self, image01: Any) -> Any:
+        """The ``encode_image`` embedding of one CHW image in [0, 1] through the head's own preprocessing
+        (:func:`~bench.nn.clip_features.differentiable_pixels`), in fp32 on the CPU, differentiable with respect
+        to the pixels (the backbone stays frozen): what a white-box attack on the head differentiates."""
+        if self._init_seed is None:
+            raise BenchError(f"{self.name}: differentiable_score() called before fit()")
+        extractor = self.extractor(FitContext())
+        x = differentiable_pixels(image01, extractor.spec.image_size, self.crop)
+        return extractor.backbone().model.encode_image(x[None].float())[0]
