@@ -2,10 +2,10 @@
 
 Seeded (model init, shuffling, augmentation and dropout all draw from
 generators derived from the run seed), on the GPU when there is one (bf16
-autocast there for detectors that declare ``mixed_precision``) and on the CPU otherwise, with DataLoader workers, validation
-each epoch, early stopping and model selection on a declared validation metric,
-checkpoints that resume after an interruption, and a progress bar with loss and
-validation metric.
+autocast there for detectors that declare ``mixed_precision``) and on the CPU
+otherwise, with DataLoader workers, validation each epoch, early stopping and
+model selection on a declared validation metric, checkpoints that resume after
+an interruption, and a progress bar with loss and validation metric.
 """
 
 from __future__ import annotations

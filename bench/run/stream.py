@@ -8,9 +8,9 @@ decode and perturb an image once and apply every distinct preparation to it (det
 preparation keys share the work), with at most ``PREFETCH`` batches per worker waiting for the
 model. Batches never straddle units and start at multiples of the unit's batch size (the
 ``ctx.batch_size`` its detectors share) counted from the cell's first image, so a detector sees
-exactly the batches that ``predict`` would give it, and the perturbation's generator is derived per image and cell (:func:`bench.core.rng.cell_rng`): which
-worker prepares which image changes nothing. On a GPU the batches come in pinned memory and are
-copied without blocking.
+exactly the batches that ``predict`` would give it, and the perturbation's generator is derived
+per image and cell (:func:`bench.core.rng.cell_rng`): which worker prepares which image changes
+nothing. On a GPU the batches come in pinned memory and are copied without blocking.
 """
 
 from __future__ import annotations

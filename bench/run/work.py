@@ -65,9 +65,9 @@ def detector_ctx(detector: Detector, ctx: FitContext, cfg: RunConfig, on_gpu: bo
 
 def fit_detector(job: FitJob, cfg: RunConfig, ctx: FitContext, decoded: DecodedCache) -> dict | Failure:
     """The fitted detector with its validation threshold (the fit cache's entry), or why it failed."""
-    ctx = replace(detector_ctx(job.detector, ctx, cfg), seed=job.seed)
     try:
         started = time.perf_counter()
+        ctx = replace(detector_ctx(job.detector, ctx, cfg), seed=job.seed)
         train = ImageSet(job.train, decoded, cfg.max_pixels, cfg.min_side)
         val = ImageSet(job.val, decoded, cfg.max_pixels, cfg.min_side)
         job.detector.fit(train, val, ctx)
