@@ -168,6 +168,7 @@ class CNNDet(BinaryNetDetector):
               "fast: test images resized (short side 256) + centre crop, 10 epochs, constant lr",
     )
     version = "1"
+    gpu_batch_size = 128  # ResNet-50 at 224 px: a few GB of activations at inference
     profiles = {"fast": {"test_resize": True, "epochs": 10, "plateau_factor": 0.0}}
 
     def __init__(self, p: float = 0.5, load: int = 256, crop: int = 224, epochs: int = 100, patience: int = 5,

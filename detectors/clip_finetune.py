@@ -7,7 +7,7 @@ included), and train every weight with Adam for about 12 epochs with
 cross-entropy. The epoch kept is the one with the best validation macro F1
 (early stopping after ``patience`` epochs without improvement); checkpoints after
 every epoch let an interrupted fit resume (the shared loop, bench/nn/training.py).
-On a GPU the loop runs under bf16 autocast. Scores: P(generated) = 1 - P(real);
+On a GPU the loop runs under bf16 autocast (``mixed_precision``). Scores: P(generated) = 1 - P(real);
 the arg-max class is the predicted source, so one model serves both tasks.
 
 Departures, and why:
@@ -59,6 +59,7 @@ class ClipFinetune(Detector):
         notes="Adam lr 1e-5 (lr not given in the paper); backbone eval preprocessing + h-flip; "
               "does not use the frozen-feature cache (the encoder changes)",
     )
+    mixed_precision = True  # CLIP itself was trained in mixed precision; bf16 keeps the fine-tune's range
 
     def __init__(self, backbone: str = "clip_vit_b16", epochs: int = 12, lr: float = 1e-5, batch_size: int = 32,
                  patience: int = 3, weight_decay: float = 0.0):

@@ -29,7 +29,9 @@ RUN_EXAMPLES = """examples:
   bench run --detectors npr,spectral --seeds 0,1,2                     # 3 training seeds: mean and spread
   bench run --seeds 0,1,2 --vary-split                                 # ... and a new split per seed
   bench run --train-on DIR_A --dataset DIR_B --allow-overlap           # run although A and B share images
-  bench run --workers 8 --batch-size 128 --device cuda                 # one GPU box, 8 preparation processes
+  bench run --workers 8 --device cuda                                  # one GPU box: each detector's batch size
+  bench run --workers 8 --batch-size 128 --device cuda                 # ... or one batch size for all
+  bench run --dataset urls.csv --allow-outside-paths                   # manifest paths as s3:// gs:// URLs (fsspec)
   bench run --executor ray --ray-address auto --detectors npr,spectral # on a running Ray cluster
   bench run --detectors npr,spectral --perturb pgd,transfer:npr,share,screenshot,recapture
   bench run --perturb "vae_roundtrip:taef2,albu:MotionBlur:1-3,albu:GaussNoise{std_range=(0.1,0.1)}"
@@ -93,7 +95,9 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
                         "'aigi-bench[ray]'; README, 'Running at scale'); same numbers either way")
     p.add_argument("--ray-address", metavar="ADDR",
                    help="Ray cluster to join (e.g. ray://head:10001 or auto); default: start a local one")
-    p.add_argument("--batch-size", type=int, help="batch size for network detectors (default: 32)")
+    p.add_argument("--batch-size", type=int,
+                   help="scoring batch size for every detector (default: on a GPU each detector's own, "
+                   "on the CPU 32)")
     p.add_argument("--bootstrap", type=int, help="bootstrap replicates for 95%% intervals (default: 200; 0 = none)")
     p.add_argument("--weights", action="append", metavar="NAME=PATH",
                    help="use a local file or folder for a pretrained component (repeatable)")

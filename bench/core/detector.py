@@ -22,6 +22,9 @@ from bench.core.errors import BenchError
 # keyword of a detector (detector_params) records that detector as "custom".
 PROFILES = ("paper", "fast")
 CUSTOM_PROFILE = "custom"
+# The scoring batch size when the user gives none (--batch-size) and, whatever the detector prefers, on the
+# CPU: batch boundaries move the last bits of a score, so CPU numbers (the CI suite's) never depend on it.
+DEFAULT_BATCH_SIZE = 32
 
 if TYPE_CHECKING:  # annotations only: core imports nothing above it at run time
     import torch
@@ -48,7 +51,10 @@ class FitContext:
     device: str = "cpu"
     seed: int = 0
     workers: int = 0
-    batch_size: int = 32
+    batch_size: int = DEFAULT_BATCH_SIZE
+    # bf16 autocast on CUDA for this detector's networks (training and scoring); set per detector from its
+    # ``mixed_precision`` declaration (bench.run.work.detector_ctx). Never used on the CPU.
+    mixed_precision: bool = False
     progress: bool = True
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -92,6 +98,13 @@ class Detector:
     # Keyword settings of each profile besides "paper" (the constructor's defaults), e.g. {"fast": {"epochs": 10}}.
     profiles: ClassVar[dict[str, dict[str, Any]]] = {}
     profile: str = "paper"  # set by bench.core.registries.create_detector
+    #: The scoring batch size this detector prefers on a GPU when the user gives no --batch-size (None:
+    #: DEFAULT_BATCH_SIZE); on the CPU the default stays DEFAULT_BATCH_SIZE (see there).
+    gpu_batch_size: ClassVar[int | None] = None
+    #: Whether its networks may run under CUDA bf16 autocast. Off unless a detector declares it: reduced
+    #: precision moves scores and can change a fine-tuned model's training, so only detectors whose
+    #: reference code trains under AMP, or that were checked to be robust to it, opt in.
+    mixed_precision: ClassVar[bool] = False
 
     def __init__(self, **params: Any):
         self.params = params

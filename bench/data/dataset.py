@@ -25,6 +25,7 @@ from bench.data.images import MAX_PIXELS, MIN_SIDE, decode_bytes, probe_bytes, r
 from bench.data.manifest import Row, Skip
 from bench.data.parquet_images import member_file
 from bench.data.sources import resolve_source
+from bench.data.urls import is_url, url_stamp
 from bench.data.split import assign_splits
 
 PROBE_VERSION = 2
@@ -95,13 +96,17 @@ def probe_rows(rows: list[Row], cache: Cache, workers: int = 2, max_pixels: int 
                min_side: int = MIN_SIDE, progress: bool = True) -> tuple[list[Item], list[Skip]]:
     """Probe every row (cached by path, size and mtime); return usable items and skips."""
 
-    def key(row: Row) -> str:
+    def stamp(path: str) -> tuple | None:
+        if is_url(path):
+            return url_stamp(path)
         try:
-            st = os.stat(member_file(row.path))
-            stamp = (st.st_size, st.st_mtime_ns)
+            st = os.stat(member_file(path))
+            return st.st_size, st.st_mtime_ns
         except OSError:
-            stamp = None
-        return stable_hash([PROBE_VERSION, row.path, stamp, max_pixels, min_side])
+            return None
+
+    def key(row: Row) -> str:
+        return stable_hash([PROBE_VERSION, row.path, stamp(row.path), max_pixels, min_side])
 
     keys = [key(r) for r in rows]
     results: list[dict | None] = [cache.load_json("probe", k) for k in keys]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.core.errors import BenchError
 from bench.data.parquet_images import member_file
+from bench.data.urls import is_url
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}
 REAL_LABELS = {"real", "0", "false", "natural"}
@@ -106,7 +107,7 @@ def read_csv_manifest(csv_path: str | os.PathLike) -> tuple[list[Row], list[Skip
             generator = "fake"
         caption = next((rec[c] for c in CAPTION_COLUMNS if rec.get(c)), None)
         group = rec.get("group") or (Path(rec["source_path"]).stem if rec.get("source_path") else None)
-        abs_path = rel if os.path.isabs(rel) else str((root / rel).resolve())
+        abs_path = rel if os.path.isabs(rel) or is_url(rel) else str((root / rel).resolve())
         rows.append(Row(rel.replace(os.sep, "/"), abs_path, label, generator, caption, rec.get("split") or None, group))
     return rows, skips
 
@@ -170,13 +171,16 @@ def check_generator_names(rows: list[Row], source: str | os.PathLike) -> None:
 
 
 def keep_inside(rows: list[Row], root: Path, allow_outside: bool) -> tuple[list[Row], list[Skip]]:
-    """Rows whose file resolves (symlinks followed) inside ``root``; the others become skips."""
+    """Rows whose file resolves (symlinks followed) inside ``root``; the others become skips. An fsspec
+    URL is outside any folder (``file://`` can name any local file), so it too needs ``allow_outside``."""
     if allow_outside:
         return rows, []
     root = root.resolve()
     inside, skips = [], []
     for row in rows:
-        if Path(member_file(row.path)).resolve().is_relative_to(root):
+        if is_url(row.path):
+            skips.append(Skip(row.id, "an fsspec URL, outside the dataset folder (--allow-outside-paths to read it)"))
+        elif Path(member_file(row.path)).resolve().is_relative_to(root):
             inside.append(row)
         else:
             skips.append(Skip(row.id, f"path resolves outside the dataset folder {root} "

@@ -2,10 +2,10 @@
 
 Seeded (model init, shuffling, augmentation and dropout all draw from
 generators derived from the run seed), on the GPU when there is one (bf16
-autocast there) and on the CPU otherwise, with DataLoader workers, validation
-each epoch, early stopping and model selection on a declared validation metric,
-checkpoints that resume after an interruption, and a progress bar with loss and
-validation metric.
+autocast there for detectors that declare ``mixed_precision``) and on the CPU
+otherwise, with DataLoader workers, validation each epoch, early stopping and
+model selection on a declared validation metric, checkpoints that resume after
+an interruption, and a progress bar with loss and validation metric.
 """
 
 from __future__ import annotations
@@ -138,9 +138,15 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
-def _autocast(device: torch.device):
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
-        device_type="cpu", enabled=False)
+def autocast_dtype(device: torch.device, mixed_precision: bool) -> torch.dtype | None:
+    """bf16 when the detector allows mixed precision (``FitContext.mixed_precision``) and runs on CUDA;
+    None (full precision) otherwise, and always on the CPU."""
+    return torch.bfloat16 if mixed_precision and device.type == "cuda" else None
+
+
+def _autocast(device: torch.device, mixed_precision: bool):
+    dtype = autocast_dtype(device, mixed_precision)
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
 
 
 def predict_probs(model: nn.Module, images: ImageSet, transform: Transform, ctx: FitContext,
@@ -150,16 +156,17 @@ def predict_probs(model: nn.Module, images: ImageSet, transform: Transform, ctx:
     loader = DataLoader(_TorchView(images, np.zeros(len(images), dtype=np.int64), transform, ctx.seed, False),
                         batch_size=ctx.batch_size, shuffle=False, num_workers=ctx.workers)
     model.eval().to(device)
-    out = [batch_probs(model, x, device) for x, _ in tqdm(loader, desc=desc, leave=False, disable=not ctx.progress)]
+    out = [batch_probs(model, x, device, ctx.mixed_precision)
+           for x, _ in tqdm(loader, desc=desc, leave=False, disable=not ctx.progress)]
     return np.concatenate(out) if out else np.zeros((0, 1))
 
 
-def batch_probs(model: nn.Module, x: torch.Tensor, device: torch.device) -> np.ndarray:
+def batch_probs(model: nn.Module, x: torch.Tensor, device: torch.device, mixed_precision: bool) -> np.ndarray:
     """Class probabilities of one batch (the model in eval mode on ``device``): the one forward pass
     behind both :func:`predict_probs` and the runner's stream, so both give the same numbers. A
     pinned batch is copied without blocking, overlapping the copy with the stream's next batch."""
     with torch.no_grad():
-        with _autocast(device):
+        with _autocast(device, mixed_precision):
             logits = model(x.to(device, non_blocking=x.is_pinned())).float()
         return (torch.sigmoid(logits) if logits.shape[1] == 1 else logits.softmax(dim=1)).cpu().numpy()
 
@@ -252,7 +259,7 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_tar
             x, y = x.to(device), y.to(device)
 
             def batch_loss() -> torch.Tensor:
-                with _autocast(device):
+                with _autocast(device, ctx.mixed_precision):
                     logits = model(x).float()
                 if loss_fn is not None:
                     return loss_fn(logits, y)
@@ -346,7 +353,7 @@ class StreamedNet:
         if self.model is None:
             raise BenchError(f"{self.name}: scored before fit()")
         device = resolve_device(ctx.device)
-        return batch_probs(self.model.eval().to(device), batch, device)
+        return batch_probs(self.model.eval().to(device), batch, device, ctx.mixed_precision)
 
 
 class BinaryNetDetector(StreamedNet, CpuPickledModel, Detector):

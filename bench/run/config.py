@@ -46,7 +46,7 @@ class RunConfig:
     limit: int | None = None  # images per generator class and split, for smoke runs
     device: str = "auto"
     workers: int = 2  # preparation processes of the scoring stream (0: in-process); threads elsewhere
-    batch_size: int = 32
+    batch_size: int | None = None  # scoring batch size; None: each detector's own (bench.run.work.detector_ctx)
     bootstrap: int = 200  # bootstrap replicates for the 95% intervals
     val_tnr: float = 0.95  # the validation threshold keeps this share of clean real images below it
     max_pixels: int = 64_000_000
@@ -118,7 +118,7 @@ STRS = ("dataset", "train_on", "perturb", "device", "normalize")
 STR_LISTS = ("detectors", "generators", "train_generators", "test_generators")
 BOOLS = ("random_weights", "strict", "allow_outside_paths", "vary_split", "allow_overlap", "caption_groups")
 OPTIONAL = ("train_on", "generators", "train_generators", "test_generators", "train_seed", "seeds", "limit",
-            "normalize")
+            "normalize", "batch_size")
 PRESETS = ("default", "imagenet-c", "aeroblade", "univfd")
 
 

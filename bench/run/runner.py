@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from bench.core import atomic
 from bench.core.cache import Cache
-from bench.core.detector import Detector, FitContext, Prediction
+from bench.core.detector import DEFAULT_BATCH_SIZE, Detector, FitContext, Prediction
 from bench.core.errors import BenchError
 from bench.core.hashing import stable_hash
 from bench.core.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins
@@ -41,7 +41,7 @@ from bench.run.resample import cell_seed
 from bench.run.run_audit import run_audit
 from bench.run.store import write_store
 from bench.run.stream import Failure
-from bench.run.work import CellJob, FitJob
+from bench.run.work import CellJob, FitJob, detector_ctx
 from bench.weights.gate import WeightsDecision, check_detector_weights
 from perturbations import param_label, param_value
 from perturbations.spec import parse_perturb_spec
@@ -208,7 +208,8 @@ class Runner:
         self.out_dir = Path(out_dir) if out_dir else Path("results/runs") / self.run_id
         self.device = str(resolve_device(cfg.device))
         self.ctx = FitContext(device=self.device, seed=cfg.training_seed, workers=cfg.workers,
-                              batch_size=cfg.batch_size, progress=progress, extras={"cache": cache})
+                              batch_size=cfg.batch_size or DEFAULT_BATCH_SIZE, progress=progress,
+                              extras={"cache": cache})  # per detector: bench.run.work.detector_ctx
         self.decoded = DecodedCache()
         self.surrogates: dict = {}  # transfer attacks' surrogate detectors (prepare_surrogates)
 
@@ -353,7 +354,8 @@ class Runner:
         surrogate) that lives in this process, so it is crafted and scored here, whatever the executor."""
         try:
             images.materialize(self.cfg.workers)
-            outcome = run.detector.predict(images, replace(self.ctx, seed=run.train_seed))
+            outcome = run.detector.predict(images, replace(detector_ctx(run.detector, self.ctx, self.cfg),
+                                                           seed=run.train_seed))
         except Exception as exc:  # a broken detector must not take the other detectors' results with it
             outcome = Failure.of(exc)
         self.take_cell(run, cell, key, outcome)

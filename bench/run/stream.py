@@ -6,18 +6,18 @@ detector in it that returns a :class:`~bench.core.detector.Preparation` is fed f
 ``torch.utils.data.DataLoader`` over all units: ``workers`` processes (0 = in this process) each
 decode and perturb an image once and apply every distinct preparation to it (detectors with equal
 preparation keys share the work), with at most ``PREFETCH`` batches per worker waiting for the
-model. Batches never straddle units and start at multiples of ``ctx.batch_size`` counted from the
-cell's first image, so a detector sees exactly the batches that ``predict`` would give it, and the
-perturbation's generator is derived per image and cell (:func:`bench.core.rng.cell_rng`): which
-worker prepares which image changes nothing. On a GPU the batches come in pinned memory and are
-copied without blocking.
+model. Batches never straddle units and start at multiples of the unit's batch size (the
+``ctx.batch_size`` its detectors share) counted from the cell's first image, so a detector sees
+exactly the batches that ``predict`` would give it, and the perturbation's generator is derived
+per image and cell (:func:`bench.core.rng.cell_rng`): which worker prepares which image changes
+nothing. On a GPU the batches come in pinned memory and are copied without blocking.
 """
 
 from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -111,9 +111,13 @@ def _share_decoded_budget(worker_id: int) -> None:
         cache.budget = max(1, cache.budget // info.num_workers)
 
 
-def _plan(units: list[Unit], batch_size: int) -> list[tuple[int, list[tuple[int, int]]]]:
+def _plan(units: list[Unit], contexts: list[list[FitContext]]) -> list[tuple[int, list[tuple[int, int]]]]:
     plan = []
     for u, unit in enumerate(units):
+        sizes = {c.batch_size for c in contexts[u]}
+        if len(sizes) != 1:
+            raise ValueError(f"the detectors of one unit must share a batch size, got {sorted(sizes)}")
+        batch_size = sizes.pop()
         if unit.start % batch_size:
             raise ValueError(f"unit starts at image {unit.start}, not a multiple of the batch size {batch_size}")
         for first in range(unit.start, unit.stop, batch_size):
@@ -121,13 +125,16 @@ def _plan(units: list[Unit], batch_size: int) -> list[tuple[int, list[tuple[int,
     return plan
 
 
-def stream_rows(units: list[Unit], ctx: FitContext, workers: int) -> Iterator[tuple[Unit, dict[int, Any]]]:
+def stream_rows(units: list[Unit], ctx: FitContext, workers: int,
+                ctx_of: Callable[[Detector], FitContext] | None = None) -> Iterator[tuple[Unit, dict[int, Any]]]:
     """Yield each unit, as soon as its last batch is through the model, with ``{detector position: rows}``
-    (``forward_batch`` outputs concatenated in image order) or a :class:`Failure`. A detector that fails
-    in one unit is skipped in the later ones (its position maps to the first Failure)."""
+    (``forward_batch`` outputs concatenated in image order) or a :class:`Failure`. ``ctx_of``: the context
+    each detector computes under (bench.run.work.detector_ctx; default ``ctx`` for all). A detector that
+    fails in one unit is skipped in the later ones (its position maps to the first Failure)."""
     if not units:
         return
-    plan = _plan(units, ctx.batch_size)
+    contexts = [[ctx_of(d) if ctx_of else ctx for d in unit.detectors] for unit in units]
+    plan = _plan(units, contexts)
     pin = torch.cuda.is_available() and str(ctx.device).startswith(("cuda", "auto"))
     loader = DataLoader(_PreparedImages(units), batch_sampler=[refs for _, refs in plan], num_workers=workers,
                         collate_fn=_collate, pin_memory=pin, prefetch_factor=PREFETCH if workers else None,
@@ -145,7 +152,7 @@ def stream_rows(units: list[Unit], ctx: FitContext, workers: int) -> Iterator[tu
                 failed[id(detector)] = x
                 continue
             try:
-                rows.setdefault(d, []).append(np.asarray(detector.forward_batch(x, ctx)))
+                rows.setdefault(d, []).append(np.asarray(detector.forward_batch(x, contexts[u][d])))
             except Exception as exc:
                 failed[id(detector)] = Failure.of(exc)
         if last_batch[u] == i:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.detector import Detector, FitContext, Prediction
+from bench.core.detector import DEFAULT_BATCH_SIZE, Detector, FitContext, Prediction
 from bench.core.errors import BenchError
 from bench.core.registries import load_plugins
 from bench.data.dataset import Item
 from bench.data.imageset import DecodedCache, ImageSet, PerturbedImageSet
+from bench.nn.training import resolve_device
 from bench.run.config import RunConfig
 from bench.run.metrics import threshold_at_tnr
 from bench.run.stream import Failure
@@ -45,11 +46,28 @@ class CellJob:
     detectors: list[Detector]
 
 
+def batch_size_for(detector: Detector, requested: int | None, on_gpu: bool) -> int:
+    """The user's batch size when given; otherwise the detector's GPU preference on a GPU, and
+    DEFAULT_BATCH_SIZE everywhere else (so CPU scores never depend on a detector's preference)."""
+    if requested is not None:
+        return requested
+    return (detector.gpu_batch_size or DEFAULT_BATCH_SIZE) if on_gpu else DEFAULT_BATCH_SIZE
+
+
+def detector_ctx(detector: Detector, ctx: FitContext, cfg: RunConfig, on_gpu: bool | None = None) -> FitContext:
+    """``ctx`` as ``detector`` computes under it: its batch size and whether it may use mixed precision.
+    ``on_gpu``: whether the work runs on a GPU (default: whether ``ctx.device`` resolves to one here)."""
+    if on_gpu is None:
+        on_gpu = resolve_device(ctx.device).type == "cuda"
+    return replace(ctx, batch_size=batch_size_for(detector, cfg.batch_size, on_gpu),
+                   mixed_precision=detector.mixed_precision)
+
+
 def fit_detector(job: FitJob, cfg: RunConfig, ctx: FitContext, decoded: DecodedCache) -> dict | Failure:
     """The fitted detector with its validation threshold (the fit cache's entry), or why it failed."""
-    ctx = replace(ctx, seed=job.seed)
     try:
         started = time.perf_counter()
+        ctx = replace(detector_ctx(job.detector, ctx, cfg), seed=job.seed)
         train = ImageSet(job.train, decoded, cfg.max_pixels, cfg.min_side)
         val = ImageSet(job.val, decoded, cfg.max_pixels, cfg.min_side)
         job.detector.fit(train, val, ctx)

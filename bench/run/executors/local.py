@@ -11,7 +11,7 @@ from bench.core.detector import FitContext
 from bench.data.imageset import ImageSet
 from bench.run.config import RunConfig
 from bench.run.stream import Failure, Unit, stream_rows, streamed
-from bench.run.work import CellJob, FitJob, cell_images, finish_rows, fit_detector, predict_cell
+from bench.run.work import CellJob, FitJob, cell_images, detector_ctx, finish_rows, fit_detector, predict_cell
 
 
 class LocalExecutor:
@@ -23,9 +23,16 @@ class LocalExecutor:
             yield job, fit_detector(job, cfg, job_ctx, decoded)
 
     def score(self, jobs: list[CellJob], test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
-        units = [Unit(job, cell_images(test, job.cell, cfg), [d for d in job.detectors if streamed(d)])
-                 for job in jobs]
-        for unit, rows in stream_rows([u for u in units if u.detectors], ctx, cfg.workers):
+        contexts = {id(d): detector_ctx(d, ctx, cfg) for job in jobs for d in job.detectors}
+        units = []  # per cell, one unit per batch size (detectors that prefer another batch size get their own)
+        for job in jobs:
+            by_size: dict[int, list] = {}
+            for d in job.detectors:
+                if streamed(d):
+                    by_size.setdefault(contexts[id(d)].batch_size, []).append(d)
+            images = cell_images(test, job.cell, cfg) if by_size else None
+            units += [Unit(job, images, group) for group in by_size.values()]
+        for unit, rows in stream_rows(units, ctx, cfg.workers, lambda d: contexts[id(d)]):
             for d, detector in enumerate(unit.detectors):
                 yield unit.tag, detector, finish_rows(detector, rows[d])
         failed: set[int] = set()
@@ -36,7 +43,7 @@ class LocalExecutor:
                     continue
                 if images is None:
                     images = cell_images(test, job.cell, cfg)
-                outcome = predict_cell(detector, images, ctx, cfg.workers)
+                outcome = predict_cell(detector, images, contexts[id(detector)], cfg.workers)
                 if isinstance(outcome, Failure):
                     failed.add(id(detector))
                 yield job, detector, outcome

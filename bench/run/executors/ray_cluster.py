@@ -31,7 +31,7 @@ from bench.core.errors import BenchError
 from bench.data.imageset import DecodedCache, ImageSet
 from bench.run.config import RunConfig
 from bench.run.stream import Failure, Unit, stream_rows, streamed
-from bench.run.work import CellJob, FitJob, cell_images, finish_rows, fit_detector, predict_cell
+from bench.run.work import CellJob, FitJob, cell_images, detector_ctx, finish_rows, fit_detector, predict_cell
 
 try:
     import ray
@@ -65,10 +65,11 @@ def _fit(job: FitJob, cfg: RunConfig, ctx: FitContext, threads: int):
 
 
 def _score_shard(items: list, detectors: list[Detector], cell: tuple[str, int], start: int, stop: int,
-                 cfg: RunConfig, ctx: FitContext, threads: int) -> dict:
+                 cfg: RunConfig, contexts: list[FitContext], threads: int) -> dict:
     _use_threads(threads)
     images = cell_images(ImageSet(items, _decoded(), cfg.max_pixels, cfg.min_side), cell, cfg)
-    for _, rows in stream_rows([Unit(cell, images, detectors, start, stop)], ctx, workers=0):
+    by_id = {id(d): c for d, c in zip(detectors, contexts)}
+    for _, rows in stream_rows([Unit(cell, images, detectors, start, stop)], contexts[0], 0, lambda d: by_id[id(d)]):
         return rows
     return {}
 
@@ -136,32 +137,38 @@ class RayExecutor:
         ctx = self._worker_ctx(ctx, cfg)
         items = ray.put(test.items)
         refs = {id(d): ray.put(d) for job in jobs for d in job.detectors if not streamed(d)}
-        shard = cfg.batch_size * self.shard_batches
         pending, parts = {}, {}
         for j, job in enumerate(jobs):
-            group = [d for d in job.detectors if streamed(d)]
-            if group:
-                gpus = self._gpus(group, cfg)
-                group_ref = ray.put(group)
+            streamed_group = [d for d in job.detectors if streamed(d)]
+            gpus = self._gpus(streamed_group, cfg) if streamed_group else 0
+            by_size: dict[int, list[Detector]] = {}  # one shard series per batch size: shards start on its batches
+            contexts = {id(d): detector_ctx(d, ctx, cfg, on_gpu=gpus > 0) for d in streamed_group}
+            for d in streamed_group:
+                by_size.setdefault(contexts[id(d)].batch_size, []).append(d)
+            for batch_size, group in by_size.items():
+                group_ref, group_contexts = ray.put(group), [contexts[id(d)] for d in group]
+                shard = batch_size * self.shard_batches
                 starts = range(0, len(test), shard)
-                parts[j] = [None] * len(starts)
+                parts[(j, batch_size)] = [None] * len(starts)
                 for k, start in enumerate(starts):
                     ref = self._score_shard.options(num_gpus=gpus).remote(
-                        items, group_ref, job.cell, start, min(start + shard, len(test)), cfg, ctx, self.threads)
-                    pending[ref] = ("shard", j, k, group)
+                        items, group_ref, job.cell, start, min(start + shard, len(test)), cfg, group_contexts,
+                        self.threads)
+                    pending[ref] = ("shard", (j, batch_size), k, group)
             for d in job.detectors:
                 if not streamed(d):
-                    ref = self._predict.options(num_gpus=self._gpus([d], cfg)).remote(items, refs[id(d)], job.cell,
-                                                                                       cfg, ctx, self.threads)
+                    gpus = self._gpus([d], cfg)
+                    ref = self._predict.options(num_gpus=gpus).remote(
+                        items, refs[id(d)], job.cell, cfg, detector_ctx(d, ctx, cfg, on_gpu=gpus > 0), self.threads)
                     pending[ref] = ("cell", j, d)
         for meta, result in self._results(pending):
             if meta[0] == "cell":
                 yield jobs[meta[1]], meta[2], result
                 continue
-            _, j, k, group = meta
-            parts[j][k] = result
-            if all(p is not None for p in parts[j]):
+            _, series, k, group = meta
+            parts[series][k] = result
+            if all(p is not None for p in parts[series]):
                 for d, detector in enumerate(group):
-                    pieces = [p if isinstance(p, Failure) else p[d] for p in parts[j]]
+                    pieces = [p if isinstance(p, Failure) else p[d] for p in parts[series]]
                     failure = next((p for p in pieces if isinstance(p, Failure)), None)
-                    yield jobs[j], detector, finish_rows(detector, failure or np.concatenate(pieces))
+                    yield jobs[series[0]], detector, finish_rows(detector, failure or np.concatenate(pieces))
