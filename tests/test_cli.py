@@ -64,3 +64,14 @@ def test_data_inspect(tiny_dataset, tmp_path, capsys):
     assert main(["data", "inspect", str(tiny_dataset), "--cache-dir", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "blocky" in out and "train/val/test" in out and "no format, size or metadata shortcut" in out
+
+
+def test_a_reader_that_stops_early_gets_no_error(tmp_path):
+    """`bench list perturbations | head -1`: the closed pipe is not an error to report."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli.main", "list", "perturbations"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    proc.stdout.read(10)
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "error" not in stderr.lower(), stderr

@@ -7,6 +7,7 @@ Heavy modules (torch, pandas, detectors) are imported inside the handlers, so
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -304,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `bench list ... | head`: the reader left; nothing is wrong and nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 0
     except OSError as exc:  # full disk, read-only folder, vanished file: the system's one line, not a traceback
         where = f": {exc.filename}" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where} (finished work is cached; fix this and rerun to resume)",
