@@ -36,7 +36,8 @@ from bench.core.cache import Cache  # noqa: E402
 from bench.core.detector import Detector  # noqa: E402
 from bench.data.imageset import DecodedCache, ImageSet  # noqa: E402
 from bench.run.config import RunConfig  # noqa: E402
-from bench.run.runner import Runner, build_splits  # noqa: E402
+from bench.run.runner import Runner  # noqa: E402
+from bench.run.splits import build_splits  # noqa: E402
 from bench.run.stream import Unit, stream_rows  # noqa: E402
 from bench.run.work import cell_images  # noqa: E402
 

@@ -322,7 +322,7 @@ def test_runner_threshold_metrics_and_rerun_without_reconstruction(tiny_dataset,
     assert not metrics & {"acc", "real_acc", "fake_acc", "balanced_acc", "ece", "brier"}
 
     # the threshold is the 95%-TNR point of the clean real validation scores
-    from bench.run.runner import build_splits
+    from bench.run.splits import build_splits
 
     splits = build_splits(cfg, cache, progress=False)
     val = ImageSet(splits.val)

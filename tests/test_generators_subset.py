@@ -14,7 +14,7 @@ from bench.data.dataset import load_dataset
 from bench.data.generators import keep_generators
 from bench.data.sources import resolve_source
 from bench.run.config import RunConfig
-from bench.run.runner import build_splits
+from bench.run.splits import build_splits
 from test_published_datasets import forensynths_test_mirror, genimage_mirror, put, synthbuster_mirror
 
 

@@ -167,7 +167,7 @@ def test_genimage_sdv14_protocol_through_the_runner(tmp_path):
     """NAME=PATH with --train-generators / --test-generators: SD v1.4's own reals for training, the other
     generators' fakes and reals for testing, and a validation split carved from train."""
     from bench.run.config import RunConfig
-    from bench.run.runner import build_splits
+    from bench.run.splits import build_splits
 
     genimage_mirror(tmp_path / "GenImage", ("sdv14", "midjourney", "adm"), n=10)
     cfg = RunConfig(dataset=f"genimage={tmp_path / 'GenImage'}", train_generators=["sdv14"],

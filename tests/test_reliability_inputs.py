@@ -252,7 +252,7 @@ def test_weights_import_of_an_unknown_component_exits_2(tmp_path, capsys):
 
 
 def test_limit_run_records_the_hash_of_what_was_evaluated(tiny_dataset, cache):
-    from bench.run.runner import build_splits
+    from bench.run.splits import build_splits
 
     full = build_splits(RunConfig.from_dict({"dataset": str(tiny_dataset)}), cache, False)
     small = build_splits(RunConfig.from_dict({"dataset": str(tiny_dataset), "limit": 3}), cache, False)
