@@ -210,10 +210,13 @@ def test_effnet_b0_matches_timm(layout, isolated, monkeypatch, hub_offline, no_n
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.equal(ours(x), ref(x))
-    # preprocessing: timm's normalisation and input size (effnet_mc resizes the whole image, as its paper does,
-    # where timm's eval transform resizes by crop_pct and centre-crops)
+    # preprocessing: timm's normalisation, and its input size in the fast profile (effnet_mc resizes the whole
+    # image, as its paper does, where timm's eval transform resizes by crop_pct and centre-crops; the paper
+    # profile feeds 512 px images, a documented departure from the 224 px pretraining size)
     cfg = resolve_data_config({}, model=ref)
-    assert cfg["mean"] == IMAGENET_MEAN and cfg["std"] == IMAGENET_STD and cfg["input_size"] == (3, rgb.size, rgb.size)
+    fast = EffNetMC(**EffNetMC.profiles["fast"])
+    assert cfg["mean"] == IMAGENET_MEAN and cfg["std"] == IMAGENET_STD
+    assert cfg["input_size"] == (3, fast.size, fast.size) and rgb.size == 512
 
 
 # --------------------------------------------------------------------------- torchvision (ResNet-50, VGG-16)
