@@ -43,6 +43,7 @@ Departures, and why:
 from __future__ import annotations
 
 import io
+from functools import partial
 
 import numpy as np
 from sklearn.feature_selection import SelectKBest, f_classif
@@ -63,25 +64,15 @@ def _hflip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(image[:, ::-1])
 
 
-def _brightness(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    factor = rng.uniform(0.8, 1.2)
+def _brightness(image: np.ndarray, rng: np.random.Generator, low: float = 0.8, high: float = 1.2) -> np.ndarray:
+    """Pixel values times a factor drawn from U[low, high] (the paper's view: U[0.3, 1.7])."""
+    factor = rng.uniform(low, high)
     return np.clip(image.astype(np.float32) * factor, 0, 255).round().astype(np.uint8)
 
 
-def _noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    noisy = image.astype(np.float32) + rng.normal(0.0, 0.03 * 255.0, image.shape)
-    return np.clip(noisy, 0, 255).round().astype(np.uint8)
-
-
-def _brightness_paper(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The paper's brightness view: a factor drawn from U[0.3, 1.7]."""
-    factor = rng.uniform(0.3, 1.7)
-    return np.clip(image.astype(np.float32) * factor, 0, 255).round().astype(np.uint8)
-
-
-def _noise_paper(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The paper's noise view: Gaussian, sigma 0.1 on [0, 1]."""
-    noisy = image.astype(np.float32) + rng.normal(0.0, 0.1 * 255.0, image.shape)
+def _noise(image: np.ndarray, rng: np.random.Generator, sigma: float = 0.03) -> np.ndarray:
+    """Additive Gaussian noise, ``sigma`` on [0, 1] (the paper's view: 0.1)."""
+    noisy = image.astype(np.float32) + rng.normal(0.0, sigma * 255.0, image.shape)
     return np.clip(noisy, 0, 255).round().astype(np.uint8)
 
 
@@ -95,7 +86,7 @@ def _jpeg75(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 VIEWS = {"hflip": _hflip, "brightness": _brightness, "noise": _noise, "jpeg75": _jpeg75,
-         "brightness_paper": _brightness_paper, "noise_paper": _noise_paper}
+         "brightness_paper": partial(_brightness, low=0.3, high=1.7), "noise_paper": partial(_noise, sigma=0.1)}
 PAPER_SINGLE_VIEWS = ("hflip", "brightness_paper", "noise_paper", "jpeg75")
 # The paper's training views: the original, each augmentation, and each pair of them ("a+b": a, then b).
 PAPER_VIEWS = ("orig", *PAPER_SINGLE_VIEWS,
