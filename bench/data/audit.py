@@ -52,6 +52,10 @@ class Score:
     lo: float
     hi: float
 
+    def label(self) -> str:
+        """The AUC with its 95% interval, as every audit table prints it."""
+        return f"{self.auc:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
+
 
 @dataclass
 class AuditResult:
@@ -246,7 +250,7 @@ def audit_report(result: AuditResult, top: int = 5) -> str:
         row = [gen, first.n_real, first.n_fake]
         for b in result.scores:
             s = result.scores[b][i]
-            row.append(f"{s.auc:.3f} [{s.lo:.3f}, {s.hi:.3f}]")
+            row.append(s.label())
         rows.append(row)
     headers = ["generator", "n real", "n generated"] + [f"{b} AUC [95% CI]" for b in result.scores]
     lines = [f"audit of {result.dataset} (hash {result.dataset_hash}, seed {result.seed}; out-of-fold ROC-AUC, "
@@ -270,8 +274,7 @@ def audit_comparison(before: AuditResult, after: AuditResult, normalize: str, to
         row = [first.generator]
         for b in baselines:
             s, t = before.scores[b][i], after_by_gen[b].get(first.generator)
-            row += [f"{s.auc:.3f} [{s.lo:.3f}, {s.hi:.3f}]",
-                    "-" if t is None else f"{t.auc:.3f} [{t.lo:.3f}, {t.hi:.3f}]"]
+            row += [s.label(), "-" if t is None else t.label()]
         rows.append(row)
     headers = ["generator"] + [f"{b} {when}" for b in baselines for when in ("before", "after")]
     lines = [f"effect of --normalize {normalize} on {before.dataset} (hash {before.dataset_hash} -> "

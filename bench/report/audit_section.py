@@ -41,8 +41,7 @@ def shortcut_warning(run_records: Iterable[dict[str, Any]], dataset: str) -> str
 
 def _result_table(result: AuditResult) -> str:
     first = next(iter(result.scores.values()))
-    rows = [[s.generator, s.n_real, s.n_fake] + [f"{result.scores[b][i].auc:.3f} [{result.scores[b][i].lo:.3f}, "
-                                                 f"{result.scores[b][i].hi:.3f}]" for b in result.scores]
+    rows = [[s.generator, s.n_real, s.n_fake] + [result.scores[b][i].label() for b in result.scores]
             for i, s in enumerate(first)]
     headers = ["generator", "n real", "n generated"] + [f"{b} AUC [95% CI]" for b in result.scores]
     return tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True)
