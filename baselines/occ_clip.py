@@ -144,6 +144,7 @@ class OCCClip(FrozenClipHead):
               "fast: best validation epoch",
     )
     profiles = {"fast": {"keep": "best"}}
+    version = "2"  # scoring moved from NumPy to torch (for white-box attacks): the last bits of scores moved
 
     def __init__(self, backbone: str = "clip_vit_b16", n_ctx: int = 16, shots: int | None = 50,
                  epochs: int = 200, lr: float = 1e-4, batch_size: int = 10, momentum: float = 0.9,
@@ -254,21 +255,33 @@ class OCCClip(FrozenClipHead):
                 self.prompt_features[target] = nn.functional.normalize(
                     model.text_features().float(), dim=-1).cpu().numpy()
 
-    def target_probs(self, feats: np.ndarray) -> np.ndarray:
-        """P(target) per image (rows) and generator (columns, in ``self.targets`` order)."""
-        img = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
-        out = np.zeros((len(feats), len(self.targets)))
-        for j, target in enumerate(self.targets):
-            logits = self.logit_scale * img @ self.prompt_features[target].T
-            logits -= logits.max(axis=1, keepdims=True)
-            e = np.exp(logits)
-            out[:, j] = e[:, 1] / e.sum(axis=1)
-        return out
+    def target_probs(self, feats: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """P(target) per image (rows) and generator (columns, in ``self.targets`` order) from image embeddings
+        [n, D]: softmax over (non-target, target) of the logit scale x cosine with each generator's prompts.
+        One torch computation for ``predict`` and for ``differentiable_score`` (differentiable in ``feats``)."""
+        img = nn.functional.normalize(torch.as_tensor(feats, dtype=torch.float32), dim=-1)
+        prompts = torch.stack([torch.from_numpy(self.prompt_features[t]) for t in self.targets]).to(img)  # [T, 2, D]
+        logits = self.logit_scale * torch.einsum("nd,tcd->ntc", img, prompts)
+        return logits.softmax(dim=-1)[..., 1]
+
+    def _check_fitted(self, what: str) -> None:
+        if not self.prompt_features:
+            raise BenchError(f"occ_clip: {what}() called before fit()")
+
+    differentiable = True
+
+    def differentiable_score(self, image01: torch.Tensor) -> torch.Tensor:
+        """``predict``'s score, max over generators of P(target), on the frozen backbone's embedding of the
+        image as ``predict`` prepares it (the eval resize + centre crop, approximated in torch where the short
+        side differs from the input size; :meth:`FrozenClipHead.differentiable_embedding`). The max is
+        differentiable almost everywhere: the gradient follows the most confident generator's prompt."""
+        self._check_fitted("differentiable_score")
+        return self.target_probs(self.differentiable_embedding(image01)[None])[0].max()
 
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
-        if not self.prompt_features:
-            raise BenchError("occ_clip: predict() called before fit()")
-        probs = self.target_probs(self.features(images, ctx))
+        self._check_fitted("predict")
+        with torch.no_grad():
+            probs = self.target_probs(self.features(images, ctx)).numpy()
         best = probs.argmax(axis=1)
         score = probs.max(axis=1)
         source = np.where(score >= 0.5, np.array(self.targets, dtype=object)[best], "real").astype(object)

@@ -31,6 +31,7 @@ CASES = [
     ("test_clip.univfd", {"crop": "native"}, [(48, 53), (20, 40)], True),  # paper: native centre crop 32
     ("test_clip.univfd", {}, [(32, 45), (50, 32)], True),  # fast: eval resize, a no-op at short side 32
     ("test_clip.finetune", {"epochs": 1}, [(32, 45), (50, 32)], False),
+    ("test_clip.occ_clip", {"fgsm": False}, [(32, 45), (50, 32)], False),  # max over generators of P(target)
 ]
 
 
