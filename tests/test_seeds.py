@@ -119,6 +119,7 @@ def test_leaderboard_and_figures_show_the_spread_over_seeds(seeds_run):
     assert frame.set_index("detector").loc["spectral", "clean_sd"] == 0
     text = leaderboard_markdown(frame, results, records)
     assert "Clean seeds: sd (min–max)" in text and "With 2 training seeds (0, 1)" in text
+    assert "seed: 0; training seeds: 0, 1;" in text  # the provenance line names the training seeds too
     assert f"{cnn['clean_sd']:.3f} ({cnn['clean_min']:.3f}–{cnn['clean_max']:.3f})" in text
     bands = lambda fig: sum(len(ax.collections) for ax in fig.axes)
     one_seed = plot_robustness_curves(results[results["seed"] == 0])

@@ -209,6 +209,8 @@ def _provenance(
     records = [r for r in run_records if str(r.get("run_id")) in run_ids]
     hashes = sorted({str(h) for r in records if (h := ((r.get("datasets") or {}).get(dataset) or {}).get("hash"))})
     seeds = sorted({r["seed"] for r in records if r.get("seed") is not None})
+    train_seeds = sorted({s for r in records for s in (r.get("train_seeds") or [r.get("train_seed", r.get("seed"))])
+                          if s is not None})
     direction = "higher" if frame.attrs["higher_is_better"] else "lower"
     protocols = sorted({p for r in records if (p := _protocol(r.get("config") or {}))})
     profiles = _profile_note(frame, results_df)
@@ -220,6 +222,7 @@ def _provenance(
             *protocols,
             _join("weights", "weights", sorted(frame["weights"].astype(str).unique()), str),
             _join("seed", "seeds", seeds, str),
+            *([_join("training seed", "training seeds", train_seeds, str)] if train_seeds != seeds else []),
             _join("run", "runs", run_ids, code),
         ]
     )
