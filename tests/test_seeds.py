@@ -17,7 +17,7 @@ from bench.report.compare import compare_dirs
 from bench.report.reference import save_baseline
 from bench.report.figures import plot_robustness_curves
 from bench.report.leaderboard import leaderboard_frame, leaderboard_markdown
-from bench.report.pairwise import compare_detectors, scores_by_seed
+from bench.report.pairwise import compare_detectors, format_comparison, scores_by_seed
 from bench.report.runs import load_runs, read_run
 from bench.run.config import RunConfig
 from bench.run.runner import Runner
@@ -152,6 +152,12 @@ def test_compare_detectors_pairs_per_seed_and_averages(seeds_run):
     for column in ("value_a", "value_b", "diff"):
         np.testing.assert_allclose(both[column], (each[0][column] + each[1][column]) / 2)
     assert (both["se"] > 0).all()
+    per_seed = np.vstack([each[0]["diff"], each[1]["diff"]])  # the spread of the difference over the seeds
+    np.testing.assert_allclose(both["diff_min"], per_seed.min(axis=0))
+    np.testing.assert_allclose(both["diff_max"], per_seed.max(axis=0))
+    np.testing.assert_allclose(both["diff_sd"], per_seed.std(axis=0, ddof=1))
+    assert "diff seeds: sd (min–max)" in format_comparison(both)
+    assert "diff_sd" not in each[0].columns and "diff seeds" not in format_comparison(each[0])
     boot = compare_detectors(results, scores, record, "test_cnn", "spectral", metric="ap")
     np.testing.assert_allclose(boot["diff"], (compare_detectors(results, scores, record, "test_cnn", "spectral",
                                                                 metric="ap", seed=0)["diff"]

@@ -29,7 +29,7 @@ from bench.core.errors import BenchError
 from bench.report.runs import SEED, seeds_of
 from bench.run.metrics import METRICS, MEAN
 from bench.run.resample import bootstrap_weights, cell_seed
-from bench.run.stats import contrast_test, delong_covariance, delong_test, holm, paired_bootstrap
+from bench.run.stats import contrast_test, delong_covariance, delong_test, holm, paired_bootstrap, seed_differences
 
 ALPHA = 0.05
 DEFAULT_BOOT = 200
@@ -162,6 +162,11 @@ def compare_detectors(results: pd.DataFrame, scores: pd.DataFrame, record: dict[
             row.update(vars(test), boot_low=boot.ci_low, boot_high=boot.ci_high)
         else:
             row.update({k: v for k, v in vars(boot).items() if k != "se"})
+        if len(seed_cells) > 1:
+            per_seed = seed_differences(y[cols], sa, sb, metric, probability=probability,
+                                        thresholds=(thresholds[a], thresholds[b]))
+            row.update(diff_sd=float(np.std(per_seed, ddof=1)), diff_min=float(per_seed.min()),
+                       diff_max=float(per_seed.max()))
         rows.append(row)
     if not rows:
         raise BenchError(f"{a} and {b} share no scored cell")
@@ -189,6 +194,9 @@ def format_comparison(frame: pd.DataFrame) -> str:
     headers = ["cell", "n", a, b, "diff (A-B)", "95% CI", "p", "p (Holm)", ""]
     if delong:
         headers.insert(6, "bootstrap CI")
+    spread = "diff_sd" in frame.columns  # several training seeds: the per-seed difference's sd (min–max)
+    if spread:
+        headers.insert(5, "diff seeds: sd (min–max)")
     rows = []
     for _, r in frame.iterrows():
         cell = "clean" if r["perturbation"] == "none" else f"{r['perturbation']}:{r['severity']} ({r['param_label']})"
@@ -197,13 +205,16 @@ def format_comparison(frame: pd.DataFrame) -> str:
                 _p(r["p"]), _p(r["p_holm"]), "*" if r["significant"] else ""]
         if delong:
             line.insert(6, "–" if pd.isna(r.get("boot_low")) else f"[{r['boot_low']:+.3f}, {r['boot_high']:+.3f}]")
+        if spread:
+            line.insert(5, f"{r['diff_sd']:.3f} ({r['diff_min']:+.3f}–{r['diff_max']:+.3f})")
         rows.append(line)
     method = "DeLong (CI: diff ± 1.96 se)" if delong else f"paired bootstrap ({attrs['n_boot']} replicates)"
     better = int((frame["significant"] & (frame["diff"] > 0)).sum())
     worse = int((frame["significant"] & (frame["diff"] < 0)).sum())
     direction = "higher" if METRICS[metric].higher_is_better else "lower"
     seeds = attrs.get("seeds") or []
-    over = f"mean over training seeds {', '.join(map(str, seeds))} (paired per seed); " if len(seeds) > 1 else ""
+    over = (f"mean over training seeds {', '.join(map(str, seeds))} (paired per seed; 'diff seeds': the per-seed "
+            "difference's sd and range); " if len(seeds) > 1 else "")
     summary = (f"{metric} ({direction} is better), generator {attrs['generator']}, A = {a}, B = {b}; {over}test: {method}; "
                f"Holm over {frame['p'].notna().sum()} cells at alpha {ALPHA}: A - B significantly > 0 in {better}, "
                f"< 0 in {worse}, not significant in {len(frame) - better - worse} (* = significant)")

@@ -116,6 +116,20 @@ def paired_bootstrap(
     return Difference(float(a[0]), float(b[0]), float(d[0]), float(low), float(high), p)
 
 
+def seed_differences(y, score_a, score_b, metric: str, *, probability: bool,
+                     thresholds: tuple[list, list] | None = None) -> np.ndarray:
+    """``metric(a) - metric(b)`` on all the images, per training seed (one row of ``score_a``/``score_b`` per
+    seed; ``thresholds``: each detector's per-seed validation thresholds): how much the difference itself
+    moves with the training draw, which the test of the mean over the seeds does not show."""
+    y = np.asarray(y, dtype=np.float64)
+    ones = np.ones((1, y.size))
+    rows_a, rows_b = (np.atleast_2d(np.asarray(s, dtype=np.float64)) for s in (score_a, score_b))
+    thr_a, thr_b = thresholds or ([None] * len(rows_a), [None] * len(rows_b))
+    return np.array([_binary_batch(y, ra, ones, probability=probability, val_threshold=ta)[metric][0]
+                     - _binary_batch(y, rb, ones, probability=probability, val_threshold=tb)[metric][0]
+                     for ra, rb, ta, tb in zip(rows_a, rows_b, thr_a, thr_b)])
+
+
 def holm(pvalues) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error control); NaN entries are not tested.
 
