@@ -165,6 +165,30 @@ def test_ray_run_gives_the_local_results_value_for_value(ray_cluster, tiny_datas
 
 
 @needs_ray
+def test_attacks_crafted_in_ray_tasks_give_the_local_results(ray_cluster, tiny_dataset, tmp_path):
+    """White-box cells (one task per detector and cell) and a transfer cell (crafted once on the shipped
+    surrogate, scored by both detectors) on Ray: the local run's scores, value for value."""
+    from bench.run.executors import make_executor
+    from bench.run.executors.ray_cluster import RayExecutor
+
+    class Recording(RayExecutor):
+        def attack(self, jobs, *args):
+            for job, detector, outcome in super().attack(jobs, *args):
+                self.tasks.add((job.cell, tuple(d.name for d in job.detectors)))
+                yield job, detector, outcome
+
+    cfg = RunConfig(detectors=["spectral", "test_cnn"], dataset=str(tiny_dataset), perturb="fgsm:4,transfer:test_cnn:3",
+                    bootstrap=20, device="cpu", workers=0, batch_size=8)
+    run_on(make_executor("local"), cfg, tmp_path / "local", tmp_path / "local-cache")
+    executor = Recording(shard_batches=1)
+    executor.tasks = set()
+    record = run_on(executor, cfg, tmp_path / "ray", tmp_path / "ray-cache")
+    assert all(d["status"] == "ok" for d in record["detectors"].values())
+    assert executor.tasks == {(("fgsm", 4), ("test_cnn",)), (("transfer:test_cnn", 3), ("spectral", "test_cnn"))}
+    same_results(tmp_path / "local", tmp_path / "ray")
+
+
+@needs_ray
 def test_a_worker_killed_while_scoring_is_retried_with_identical_results(ray_cluster, tiny_dataset, tmp_path):
     from bench.run.executors import make_executor
     from bench.run.executors.ray_cluster import RayExecutor

@@ -37,7 +37,7 @@ from bench.run.run_audit import run_audit
 from bench.run.splits import Splits, bootstrap_groups, build_splits, normalization_record
 from bench.run.store import write_store
 from bench.run.stream import Failure
-from bench.run.work import CellJob, FitJob, detector_ctx
+from bench.run.work import AttackJob, CellJob, FitJob
 from bench.weights.gate import WeightsDecision, check_detector_weights
 from perturbations import param_label, param_value
 from perturbations.spec import parse_perturb_spec
@@ -224,6 +224,7 @@ class Runner:
         bar = tqdm(total=len(grid) * len(runs), desc="cells", disable=not self.progress)
         by_name = {run.name: run for run in runs}
         jobs, keys, seeds = {}, {}, {}
+        attacks: dict[int, dict[tuple[str, int], list[DetectorRun]]] = {}  # training seed -> cell -> runs
         for cell in grid:
             perturbation, severity = cell
             cell_sets = CellImages(test, None if perturbation == "none" else PERTURBATIONS.get(perturbation), severity,
@@ -240,8 +241,8 @@ class Runner:
                 key = self.cell_key(run, test_hash, perturbation, images.table, severity, images.fingerprint)
                 cached = self.cache.load_arrays("cells", key)
                 if cached is None and cell_sets.attack:
-                    self.score_attacked(run, images, cell, key)
-                    bar.update(1)
+                    attacks.setdefault(run.train_seed, {}).setdefault(cell, []).append(run)
+                    keys[(run.name, cell)] = key
                 elif cached is None:
                     missing.append(run.detector)
                     keys[(run.name, cell)] = key
@@ -259,20 +260,24 @@ class Runner:
                     continue
                 self.take_cell(run, job.cell, keys[(run.name, job.cell)], outcome)
                 bar.update(1)
+        for seed, cells in attacks.items():
+            attack_jobs = [AttackJob(cell, [r.detector for r in cell_runs], [r.fit_key for r in cell_runs],
+                                     self.cell_surrogates(cell)) for cell, cell_runs in cells.items()]
+            for job, detector, outcome in self.executor.attack(attack_jobs, test, self.cfg,
+                                                               replace(self.ctx, seed=seed)):
+                run = by_name[detector.name]
+                bar.set_postfix_str(f"{run.name} {job.cell[0]}:{job.cell[1]}")
+                if run.status == "ok":
+                    self.take_cell(run, job.cell, keys[(run.name, job.cell)], outcome)
+                bar.update(1)
         bar.close()
         for run in runs:  # grid order, whichever order the executor finished the cells in
             run.predictions = {cell: run.predictions[cell] for cell in grid if cell in run.predictions}
 
-    def score_attacked(self, run: DetectorRun, images: ImageSet, cell: tuple[str, int], key: str) -> None:
-        """An adversarial cell is crafted against a model (the scored detector, or a transfer attack's
-        surrogate) that lives in this process, so it is crafted and scored here, whatever the executor."""
-        try:
-            images.materialize(self.cfg.workers)
-            outcome = run.detector.predict(images, replace(detector_ctx(run.detector, self.ctx, self.cfg),
-                                                           seed=run.train_seed))
-        except Exception as exc:  # a broken detector must not take the other detectors' results with it
-            outcome = Failure.of(exc)
-        self.take_cell(run, cell, key, outcome)
+    def cell_surrogates(self, cell: tuple[str, int]) -> dict:
+        """The surrogate a transfer cell is crafted on ({name: (detector, fit key)}), {} for other cells."""
+        surrogate = getattr(PERTURBATIONS.get(cell[0]), "surrogate", None) if cell[0] != "none" else None
+        return {surrogate: self.surrogates[surrogate]} if surrogate is not None else {}
 
     def take_cell(self, run: DetectorRun, cell: tuple[str, int], key: str, outcome: Prediction | Failure) -> None:
         """Cache one scored cell and keep its prediction, or record why it failed."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from bench.core.registries import load_plugins
 from bench.data.dataset import Item
 from bench.data.imageset import DecodedCache, ImageSet, PerturbedImageSet
 from bench.nn.training import resolve_device
+from bench.run.attacks import CellImages
 from bench.run.config import RunConfig
 from bench.run.metrics import threshold_at_tnr
 from bench.run.stream import Failure
@@ -44,6 +46,22 @@ class CellJob:
 
     cell: tuple[str, int]
     detectors: list[Detector]
+
+
+@dataclass
+class AttackJob:
+    """Score the fitted ``detectors`` (their fit keys in ``fit_keys``) on one adversarial cell. A white-box
+    cell (``pgd``, ``fgsm``) is crafted against each detector itself; a transfer cell once, against the
+    surrogate in ``surrogates`` (name -> (fitted detector, fit key)), and shared by the job's detectors."""
+
+    cell: tuple[str, int]
+    detectors: list[Detector]
+    fit_keys: list[str]
+    surrogates: dict
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.surrogates)
 
 
 def batch_size_for(detector: Detector, requested: int | None, on_gpu: bool) -> int:
@@ -106,3 +124,17 @@ def predict_cell(detector: Detector, images: ImageSet, ctx: FitContext, workers:
         return detector.predict(images, ctx)
     except Exception as exc:
         return Failure.of(exc)
+
+
+def attack_cell(job: AttackJob, test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
+    """(detector, Prediction | Failure) for each detector of an adversarial cell: the attack is crafted where
+    this runs (it needs the target's gradient), one image after another, then scored by ``predict``."""
+    load_plugins()  # a fresh worker process has an empty registry
+    perturbation, severity = job.cell
+    cells = CellImages(test, get_perturbation(perturbation), severity, cfg.seed, cfg.preset, job.surrogates)
+    for detector, fit_key in zip(job.detectors, job.fit_keys):
+        images = cells.for_detector(detector, fit_key)
+        if isinstance(images, str):  # the runner records these as skips before making jobs
+            yield detector, Failure(images)
+            continue
+        yield detector, predict_cell(detector, images, detector_ctx(detector, ctx, cfg), cfg.workers)

@@ -1,9 +1,10 @@
 """Where the runner's work runs: in this process (``local``, the default) or on a Ray cluster (``ray``).
 
-An executor has two methods, both generators that yield results as they finish:
+An executor has three methods, all generators that yield results as they finish:
 
 * ``fit(jobs, cfg, ctx)`` -> ``(FitJob, fit entry | Failure)``
 * ``score(jobs, test, cfg, ctx)`` -> ``(CellJob, Detector, Prediction | Failure)``
+* ``attack(jobs, test, cfg, ctx)`` -> ``(AttackJob, Detector, Prediction | Failure)`` (adversarial cells)
 
 The runner (the driver) decides what is missing from the cache, hands the executor only that, and
 writes every result to the cache as it arrives and the store at the end; executors compute and never

@@ -1,6 +1,6 @@
 """The local executor: fits one after another in this process; scores every missing cell through one
 stream (:mod:`bench.run.stream`, ``cfg.workers`` preparation processes), then the detectors that are
-not streamed cell by cell."""
+not streamed cell by cell; adversarial cells are crafted and scored here, one after another."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from bench.core.detector import FitContext
 from bench.data.imageset import ImageSet
 from bench.run.config import RunConfig
 from bench.run.stream import Failure, Unit, stream_rows, streamed
-from bench.run.work import CellJob, FitJob, cell_images, detector_ctx, finish_rows, fit_detector, predict_cell
+from bench.run.work import (AttackJob, CellJob, FitJob, attack_cell, cell_images, detector_ctx, finish_rows,
+                            fit_detector, predict_cell)
 
 
 class LocalExecutor:
@@ -46,4 +47,9 @@ class LocalExecutor:
                 outcome = predict_cell(detector, images, contexts[id(detector)], cfg.workers)
                 if isinstance(outcome, Failure):
                     failed.add(id(detector))
+                yield job, detector, outcome
+
+    def attack(self, jobs: list[AttackJob], test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
+        for job in jobs:
+            for detector, outcome in attack_cell(job, test, cfg, ctx):
                 yield job, detector, outcome

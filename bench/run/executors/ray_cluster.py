@@ -7,6 +7,9 @@
   ``SHARD_BATCHES`` batches, so every detector sees the batches a local run gives it and the driver
   concatenates the shards' rows in order and finishes them (the same numbers as a local run, value
   for value). A detector that is not streamed is scored on a whole cell in one task.
+* An adversarial cell is crafted where it is scored, in a task: one per (detector, ``pgd``/``fgsm`` cell),
+  each against its own detector, and one per ``transfer:`` cell, crafted once on the surrogate (shipped
+  with the task) and scored by every detector that needs the cell.
 * Tasks only compute. The driver (this process) stays the only writer of the cache and the result
   store, writing each fit and cell as its task returns, so nodes need no shared cache and a re-run
   after the driver dies resumes from the cache like a local run.
@@ -31,7 +34,8 @@ from bench.core.errors import BenchError
 from bench.data.imageset import DecodedCache, ImageSet
 from bench.run.config import RunConfig
 from bench.run.stream import Failure, Unit, stream_rows, streamed
-from bench.run.work import CellJob, FitJob, cell_images, detector_ctx, finish_rows, fit_detector, predict_cell
+from bench.run.work import (AttackJob, CellJob, FitJob, attack_cell, cell_images, detector_ctx, finish_rows,
+                            fit_detector, predict_cell)
 
 try:
     import ray
@@ -81,6 +85,12 @@ def _predict(items: list, detector: Detector, cell: tuple[str, int], cfg: RunCon
     return predict_cell(detector, images, ctx, cfg.workers)
 
 
+def _attack(items: list, job: AttackJob, cfg: RunConfig, ctx: FitContext, threads: int) -> list:
+    _use_threads(threads)
+    test = ImageSet(items, _decoded(), cfg.max_pixels, cfg.min_side)
+    return [outcome for _, outcome in attack_cell(job, test, cfg, ctx)]
+
+
 class RayExecutor:
     name = "ray"
 
@@ -100,6 +110,7 @@ class RayExecutor:
         self.threads = torch.get_num_threads()
         remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)
         self._fit, self._score_shard, self._predict = remote(_fit), remote(_score_shard), remote(_predict)
+        self._attack = remote(_attack)
 
     # -- placement ----------------------------------------------------------------------------
     def _gpus(self, detectors: list[Detector], cfg: RunConfig) -> int:
@@ -172,3 +183,21 @@ class RayExecutor:
                     pieces = [p if isinstance(p, Failure) else p[d] for p in parts[series]]
                     failure = next((p for p in pieces if isinstance(p, Failure)), None)
                     yield jobs[series[0]], detector, finish_rows(detector, failure or np.concatenate(pieces))
+
+    def attack(self, jobs: list[AttackJob], test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
+        """One task per transfer cell (crafted once on the surrogate, scored by all its detectors) and one per
+        (detector, white-box cell): each crafts against its own target, so they run in parallel."""
+        ctx = self._worker_ctx(ctx, cfg)
+        items = ray.put(test.items)
+        pending = {}
+        for job in jobs:
+            parts = [job] if job.shared else [replace(job, detectors=[d], fit_keys=[k])
+                                              for d, k in zip(job.detectors, job.fit_keys)]
+            for part in parts:
+                targets = part.detectors + [d for d, _ in part.surrogates.values()]
+                ref = self._attack.options(num_gpus=self._gpus(targets, cfg)).remote(items, part, cfg, ctx,
+                                                                                     self.threads)
+                pending[ref] = part
+        for part, result in self._results(pending):
+            for d, detector in enumerate(part.detectors):
+                yield part, detector, result if isinstance(result, Failure) else result[d]
