@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # torch/torchvision pinned to the builds this machine (and CI) installs from local disk;
-# pyproject.toml accepts any torch>=2.3.
+# pyproject.toml accepts any torch>=2.3. The ray extra (about 10 s to install) lets make test run the
+# tests of the Ray executor on a local 2-CPU cluster (tests/test_scale.py); they skip without it.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
@@ -15,7 +16,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH_PINS)
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)
