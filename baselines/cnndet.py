@@ -210,7 +210,7 @@ class CNNDet(BinaryNetDetector):
 
     differentiable = True
 
-    def differentiable_score(self, image01: torch.Tensor) -> torch.Tensor:
+    def differentiable_score(self, image01: torch.Tensor, caption: str | None = None) -> torch.Tensor:
         """The logit through the test-time path of ``_transform`` in torch: the native centre crop (paper), or
         the shorter side resized to ``load`` (torch's antialiased bilinear for PIL's) and the centre crop (fast)."""
         if self.model is None:

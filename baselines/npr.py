@@ -161,7 +161,7 @@ class NPR(BinaryNetDetector):
 
     differentiable = True
 
-    def differentiable_score(self, image01: torch.Tensor) -> torch.Tensor:
+    def differentiable_score(self, image01: torch.Tensor, caption: str | None = None) -> torch.Tensor:
         """The test-time path of ``_transform`` in torch (the optional ``load`` resize is torch's bilinear
         instead of PIL's), then the network's logit."""
         if self.model is None:

@@ -270,7 +270,7 @@ class OCCClip(FrozenClipHead):
 
     differentiable = True
 
-    def differentiable_score(self, image01: torch.Tensor) -> torch.Tensor:
+    def differentiable_score(self, image01: torch.Tensor, caption: str | None = None) -> torch.Tensor:
         """``predict``'s score, max over generators of P(target), on the frozen backbone's embedding of the
         image as ``predict`` prepares it (the eval resize + centre crop, approximated in torch where the short
         side differs from the input size; :meth:`FrozenClipHead.differentiable_embedding`). The max is

@@ -130,7 +130,7 @@ class UnivFD(FrozenClipHead):
 
     differentiable = True
 
-    def differentiable_score(self, image01):
+    def differentiable_score(self, image01, caption: str | None = None):
         """The head's logit on the frozen backbone's embedding of the image as ``predict`` prepares it (native
         centre crop in the paper profile; the eval resize, approximated in torch, in the fast profile)."""
         if self.model is None:

@@ -102,7 +102,7 @@ class ClipFinetune(Detector):
 
     differentiable = True
 
-    def differentiable_score(self, image01: torch.Tensor) -> torch.Tensor:
+    def differentiable_score(self, image01: torch.Tensor, caption: str | None = None) -> torch.Tensor:
         """P(generated) = 1 - P(real) through the backbone's eval preprocessing in torch (exact when the short side
         is already the input size, else torch's antialiased bicubic for open_clip's PIL resize)."""
         if self.model is None:

@@ -34,8 +34,8 @@ Departures, and why:
 - Text: open_clip's tokenizer truncates at the 77-token context, as the reference's
   ``clip.tokenize(..., truncate=True)`` does.
 - Binary only: the method has one logit.
-- Not a white-box attack target (``differentiable`` stays false): the score depends on the caption's text
-  embedding, which ``differentiable_score(image01)`` does not receive.
+- White-box attacks differentiate through the image embedding; the caption's text embedding (given to
+  ``differentiable_score`` by the attack) is a constant of the pixels.
 """
 
 from __future__ import annotations
@@ -134,20 +134,26 @@ class ClipTextMLP(FrozenClipHead):
     def _text_features(self, images: ImageSet, image_feats: np.ndarray, extractor: ClipFeatures
                        ) -> tuple[np.ndarray, np.ndarray]:
         """Text embeddings per image and a mask of which came from a caption."""
-        captions = [c if isinstance(c, str) and c.strip() else None for c in images.captions]
-        if self.text == "zeroshot":
-            captions = [None] * len(captions)
+        captions = [self._caption(c) for c in images.captions]
         has = np.array([c is not None for c in captions], dtype=bool)
         out = np.zeros((len(captions), extractor.spec.embed_dim), dtype=np.float32)
         if has.any():
             out[has] = extractor.texts([c for c in captions if c is not None])
         if (~has).any():
-            bank = extractor.texts(list(FALLBACK_PROMPTS))
-            bank_n = bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-12)
-            img = image_feats[~has]
-            img_n = img / np.maximum(np.linalg.norm(img, axis=1, keepdims=True), 1e-12)
-            out[~has] = bank[(img_n @ bank_n.T).argmax(axis=1)]
+            out[~has] = self._fallback_texts(image_feats[~has], extractor)
         return out, has
+
+    def _caption(self, caption) -> str | None:
+        """The text an image's caption gives under this detector's policy (None: use the fallback)."""
+        return caption if self.text == "caption" and isinstance(caption, str) and caption.strip() else None
+
+    @staticmethod
+    def _fallback_texts(image_feats: np.ndarray, extractor: ClipFeatures) -> np.ndarray:
+        """The zero-shot fallback: per image, the text embedding of the COCO prompt closest (cosine) to it."""
+        bank = extractor.texts(list(FALLBACK_PROMPTS))
+        bank_n = bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-12)
+        img_n = image_feats / np.maximum(np.linalg.norm(image_feats, axis=1, keepdims=True), 1e-12)
+        return bank[(img_n @ bank_n.T).argmax(axis=1)]
 
     def _rows(self, images: ImageSet, ctx: FitContext) -> tuple[FeatureRows, np.ndarray]:
         extractor = self.extractor(ctx)
@@ -189,6 +195,23 @@ class ClipTextMLP(FrozenClipHead):
         rows, _ = self._rows(images, ctx)
         probs = predict_probs(self.model, rows, rows_to_tensor, feature_ctx(ctx))
         return Prediction(score=probs[:, 0])
+
+    differentiable = True
+
+    def differentiable_score(self, image01: torch.Tensor, caption: str | None = None) -> torch.Tensor:
+        """The MLP's logit on [image embedding, text embedding]: the image's through the frozen backbone as
+        ``predict`` prepares it (:meth:`FrozenClipHead.differentiable_embedding`), the caption's (or the
+        zero-shot fallback's) a constant. The fallback's prompt is an arg-max over the image embedding, so
+        piecewise constant in the pixels: its gradient is zero almost everywhere and the attack follows the
+        image path, through the prompt ``predict`` would pick at the current pixels."""
+        if self.model is None:
+            raise BenchError("clip_text_mlp: differentiable_score() called before fit()")
+        extractor = self.extractor(FitContext())
+        img = self.differentiable_embedding(image01)
+        text = self._caption(caption)
+        txt = extractor.texts([text])[0] if text is not None else \
+            self._fallback_texts(img.detach().numpy()[None], extractor)[0]
+        return self.model.eval()(torch.cat([img, torch.from_numpy(txt).to(img)])[None])[0, 0]
 
     def config(self) -> dict:
         out = super().config()

@@ -61,7 +61,7 @@ class TinyCNN(StreamedNet, Detector):
 
     differentiable = True
 
-    def differentiable_score(self, image01: torch.Tensor) -> torch.Tensor:
+    def differentiable_score(self, image01: torch.Tensor, caption: str | None = None) -> torch.Tensor:
         """P(generated) = 1 - P(real) through the same antialiased resize as ``_transform`` (already torch)."""
         if self.model is None:
             raise BenchError("test_cnn: differentiable_score() called before fit()")

@@ -144,13 +144,15 @@ class Detector:
     def finish(self, rows: np.ndarray) -> Prediction:
         """The Prediction for a cell from its rows, in image order."""
         raise NotImplementedError
-    def differentiable_score(self, image01: torch.Tensor) -> torch.Tensor:
+
+    def differentiable_score(self, image01: torch.Tensor, caption: str | None = None) -> torch.Tensor:
         """The score of one image as a 0-d tensor that torch can differentiate with respect to ``image01``.
 
         ``image01`` is the image at full resolution, float RGB (3, H, W) in [0, 1]; the detector applies its
         own test-time preprocessing inside (resize, crop, normalisation), so an attack's gradient sees what
-        :meth:`predict` sees. Higher = more likely generated, ordered like ``predict``'s score (a logit or
-        a probability).
+        :meth:`predict` sees. ``caption``: the image's caption or prompt from the dataset (None when it has
+        none), for detectors whose input includes text; the others ignore it. Higher = more likely
+        generated, ordered like ``predict``'s score (a logit or a probability).
         """
         raise BenchError(f"{self.name} is not differentiable end to end: white-box attacks cannot target it; "
                          "use a transfer attack (--perturb transfer:SURROGATE)")

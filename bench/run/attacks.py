@@ -35,7 +35,9 @@ class AttackedImageSet(PerturbedImageSet):
         if self.severity == 0:
             return image
         rng = cell_rng(self.seed, self.hashes[i], self.perturbation, self.severity)
-        out = self.perturbation_obj.craft(image, self.severity, rng, self.target.differentiable_score,
+        caption = self.captions[i]
+        out = self.perturbation_obj.craft(image, self.severity, rng,
+                                          lambda x: self.target.differentiable_score(x, caption=caption),
                                           int(self.labels[i]), self.preset)
         out.setflags(write=False)
         return out
