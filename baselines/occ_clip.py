@@ -265,10 +265,12 @@ class OCCClip(FrozenClipHead):
             out[:, j] = e[:, 1] / e.sum(axis=1)
         return out
 
-    def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
-        if not self.prompt_features:
-            raise BenchError("occ_clip: predict() called before fit()")
-        probs = self.target_probs(self.features(images, ctx))
+    def fitted(self) -> bool:
+        return bool(self.prompt_features)
+
+    def predict_features(self, images: ImageSet, feats: np.ndarray, ctx: FitContext) -> Prediction:
+        self.require_fitted()
+        probs = self.target_probs(feats)
         best = probs.argmax(axis=1)
         score = probs.max(axis=1)
         source = np.where(score >= 0.5, np.array(self.targets, dtype=object)[best], "real").astype(object)
