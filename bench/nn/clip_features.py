@@ -11,6 +11,14 @@ there is one. Every embedding goes into the cache (``ctx.extras["cache"]``), so
 all heads on one backbone share one forward pass per image and grid cell, and a
 re-run computes none.
 
+Two paths compute rows with the same code (:class:`PixelPreparation`, then
+:meth:`ClipFeatures.encode`, then :meth:`ClipFeatures.add`): :meth:`ClipFeatures.images`
+in this process (preparation in threads), and the runner's scoring stream, which
+asks :meth:`ClipFeatures.lookup` what a cell lacks, prepares those images in its
+worker processes and hands the rows back to the driver (:mod:`bench.run.clip_stream`).
+Both batch the missing images of a pixel group in index order, so the rows agree
+bit for bit.
+
 Cache layout and keys. An embedding is identified by
 
 * the backbone identity ``<backbone>@<weights sha256[:16] | random-s<seed>>-<fp32|fp16>-v<FEATURE_VERSION>``
