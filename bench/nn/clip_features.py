@@ -314,7 +314,7 @@ class ClipFeatures:
             lookup.found[group].update(self._compute(images, group, missing, view))
         return lookup.matrix()
 
-    def lookup(self, images, view: View | None = None) -> "Lookup":
+    def lookup(self, images, view: View | None = None) -> Lookup:
         """What the cache holds for ``images`` and what is missing, per pixel group (one row per content hash)."""
         groups: dict[str, list[int]] = {}
         for i in range(len(images)):
@@ -333,7 +333,7 @@ class ClipFeatures:
                 lookup.missing[group] = missing
         return lookup
 
-    def preparation(self) -> "PixelPreparation":
+    def preparation(self) -> PixelPreparation:
         return PixelPreparation(self.spec, self.crop)
 
     def encode(self, x) -> np.ndarray:
