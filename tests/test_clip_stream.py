@@ -87,3 +87,21 @@ def test_only_the_images_the_cache_lacks_are_streamed_in_predicts_batches(heads,
     assert clip_features.forward_passes() == n_half + len(set(test.hashes))  # clean: the other half; noise: all
     plain = heads[0].predict(test, ctx_with(caches[1]))
     assert np.array_equal(plain.score, streamed[(("none", 0), 0)].score)
+
+
+def test_the_feature_preparation_is_open_clips_eval_transform_built_without_a_model():
+    """Workers prepare CLIP pixels with bench.nn.backbones.eval_transform, never loading a model: it must be
+    the transform open_clip builds with each real backbone (its model config's preprocessing, if any)."""
+    import open_clip
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    from bench.nn.backbones import BACKBONES, eval_transform
+
+    for name in BACKBONES.names():
+        spec = BACKBONES.get(name)
+        if spec.test:
+            continue
+        model_cfg = open_clip.get_model_config(spec.arch)
+        assert model_cfg["vision_cfg"]["image_size"] == spec.image_size
+        preprocess = PreprocessCfg(**{**(model_cfg.get("preprocess_cfg") or {}), "size": spec.image_size})
+        assert repr(eval_transform(spec)) == repr(image_transform_v2(preprocess, is_train=False)), name
