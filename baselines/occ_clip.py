@@ -264,10 +264,6 @@ class OCCClip(FrozenClipHead):
         logits = self.logit_scale * torch.einsum("nd,tcd->ntc", img, prompts)
         return logits.softmax(dim=-1)[..., 1]
 
-    def _check_fitted(self, what: str) -> None:
-        if not self.prompt_features:
-            raise BenchError(f"occ_clip: {what}() called before fit()")
-
     differentiable = True
 
     def differentiable_score(self, image01: torch.Tensor, caption: str | None = None) -> torch.Tensor:
@@ -275,13 +271,16 @@ class OCCClip(FrozenClipHead):
         image as ``predict`` prepares it (the eval resize + centre crop, approximated in torch where the short
         side differs from the input size; :meth:`FrozenClipHead.differentiable_embedding`). The max is
         differentiable almost everywhere: the gradient follows the most confident generator's prompt."""
-        self._check_fitted("differentiable_score")
+        self.require_fitted("differentiable_score")
         return self.target_probs(self.differentiable_embedding(image01)[None])[0].max()
 
-    def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
-        self._check_fitted("predict")
+    def fitted(self) -> bool:
+        return bool(self.prompt_features)
+
+    def predict_features(self, images: ImageSet, feats: np.ndarray, ctx: FitContext) -> Prediction:
+        self.require_fitted()
         with torch.no_grad():
-            probs = self.target_probs(self.features(images, ctx)).numpy()
+            probs = self.target_probs(feats).numpy()
         best = probs.argmax(axis=1)
         score = probs.max(axis=1)
         source = np.where(score >= 0.5, np.array(self.targets, dtype=object)[best], "real").astype(object)

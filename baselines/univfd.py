@@ -137,8 +137,10 @@ class UnivFD(FrozenClipHead):
             raise BenchError("univfd: differentiable_score() called before fit()")
         return self.model.eval()(self.differentiable_embedding(image01))[0]
 
-    def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
-        if self.model is None:
-            raise BenchError("univfd: predict() called before fit()")
-        rows = FeatureRows(self.features(images, ctx), images.hashes)
+    def fitted(self) -> bool:
+        return self.model is not None
+
+    def predict_features(self, images: ImageSet, feats: np.ndarray, ctx: FitContext) -> Prediction:
+        self.require_fitted()
+        rows = FeatureRows(feats, images.hashes)
         return Prediction(score=predict_probs(self.model, rows, rows_to_tensor, feature_ctx(ctx))[:, 0])

@@ -221,10 +221,11 @@ class ClipSVM(FrozenClipHead):
         self.selection = {"C": c, "gamma": gamma, "val_macro_f1": f1, "grid": grid, "train_rows": int(len(x)),
                           "calibration_folds": len(folds)}
 
-    def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
-        if self.model is None:
-            raise BenchError("clip_svm: predict() called before fit()")
-        x = self.features(images, ctx)
+    def fitted(self) -> bool:
+        return self.model is not None
+
+    def predict_features(self, images: ImageSet, x: np.ndarray, ctx: FitContext) -> Prediction:
+        self.require_fitted()
         if self.calibrated is not None:
             proba = self.calibrated.predict_proba(x)
             p_fake = 1.0 - proba[:, list(self.calibrated.classes_).index("real")]

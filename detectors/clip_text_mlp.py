@@ -155,9 +155,12 @@ class ClipTextMLP(FrozenClipHead):
         img_n = image_feats / np.maximum(np.linalg.norm(image_feats, axis=1, keepdims=True), 1e-12)
         return bank[(img_n @ bank_n.T).argmax(axis=1)]
 
-    def _rows(self, images: ImageSet, ctx: FitContext) -> tuple[FeatureRows, np.ndarray]:
+    def _rows(self, images: ImageSet, ctx: FitContext, img: np.ndarray | None = None
+              ) -> tuple[FeatureRows, np.ndarray]:
+        """Image and text embeddings side by side; ``img``: the image embeddings when already at hand."""
         extractor = self.extractor(ctx)
-        img = extractor.images(images)
+        if img is None:
+            img = extractor.images(images)
         txt, has = self._text_features(images, img, extractor)
         return FeatureRows(np.concatenate([img, txt], axis=1), images.hashes), has
 
@@ -189,10 +192,12 @@ class ClipTextMLP(FrozenClipHead):
             self.history = train_classifier(self.model, rows_train, rows_val, y_train, y_val, rows_to_tensor,
                                             self.cfg, fctx, checkpoint=ctx.extras.get("checkpoint"), loss_fn=loss)
 
-    def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
-        if self.model is None:
-            raise BenchError("clip_text_mlp: predict() called before fit()")
-        rows, _ = self._rows(images, ctx)
+    def fitted(self) -> bool:
+        return self.model is not None
+
+    def predict_features(self, images: ImageSet, feats: np.ndarray, ctx: FitContext) -> Prediction:
+        self.require_fitted()
+        rows, _ = self._rows(images, ctx, feats)
         probs = predict_probs(self.model, rows, rows_to_tensor, feature_ctx(ctx))
         return Prediction(score=probs[:, 0])
 
@@ -204,8 +209,7 @@ class ClipTextMLP(FrozenClipHead):
         zero-shot fallback's) a constant. The fallback's prompt is an arg-max over the image embedding, so
         piecewise constant in the pixels: its gradient is zero almost everywhere and the attack follows the
         image path, through the prompt ``predict`` would pick at the current pixels."""
-        if self.model is None:
-            raise BenchError("clip_text_mlp: differentiable_score() called before fit()")
+        self.require_fitted("differentiable_score")
         extractor = self.extractor(FitContext())
         img = self.differentiable_embedding(image01)
         text = self._caption(caption)

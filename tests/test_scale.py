@@ -209,6 +209,32 @@ def test_a_worker_killed_while_scoring_is_retried_with_identical_results(ray_clu
     same_results(tmp_path / "reference", tmp_path / "killed")
 
 
+@needs_ray
+def test_clip_heads_on_ray_give_the_local_results_with_features_from_the_driver_cache(ray_cluster, tiny_dataset,
+                                                                                      tmp_path):
+    """Two heads on one tiny random CLIP: the workers compute each missing feature row once per cell, the
+    driver stores them and runs the heads; the results equal a local run's, and a re-run computes nothing."""
+    from bench.nn import clip_features
+    from bench.run.executors import make_executor
+    from bench.run.executors.ray_cluster import RayExecutor
+
+    cfg = RunConfig(detectors=["test_clip.svm", "test_clip.occ_clip"], dataset=str(tiny_dataset), perturb="noise:3",
+                    bootstrap=20, device="cpu", workers=0, batch_size=8)
+    run_on(make_executor("local"), cfg, tmp_path / "local", tmp_path / "local-cache")
+    clip_features.reset_counters()
+    record = run_on(RayExecutor(shard_batches=1), cfg, tmp_path / "ray", tmp_path / "ray-cache")
+    assert all(d["status"] == "ok" for d in record["detectors"].values())
+    same_results(tmp_path / "local", tmp_path / "ray")
+    n_test = pd.read_parquet(tmp_path / "ray" / "scores.parquet")["image_id"].nunique()
+    assert clip_features.forward_passes() == 2 * n_test  # clean + noise, each test image once for both heads
+    for cells in (tmp_path / "ray-cache" / "cells").glob("*.npz"):
+        cells.unlink()
+    clip_features.reset_counters()
+    run_on(RayExecutor(shard_batches=1), cfg, tmp_path / "again", tmp_path / "ray-cache")
+    assert clip_features.forward_passes() == 0
+    same_results(tmp_path / "local", tmp_path / "again")
+
+
 def test_ray_executor_without_ray_or_with_a_stray_address_is_a_one_line_error(monkeypatch):
     from bench.core.errors import BenchError
     from bench.run.executors import make_executor

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -98,28 +99,37 @@ def _build(spec: BackboneSpec, path: Path | None, seed: int) -> ClipBackbone:
     with seeded_torch(seed):
         if spec.model_cfg is not None:
             model = open_clip.CLIP(**spec.model_cfg, quick_gelu=True)
-            preprocess = open_clip.image_transform(spec.image_size, is_train=False, mean=OPENAI_MEAN, std=OPENAI_STD)
             tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=spec.context_length)
         else:
             load = dict(get_spec(spec.component).load) if spec.component else {}
             if path is None:
-                model, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=None, **load)
+                model = open_clip.create_model(spec.arch, pretrained=None, **load)
             else:
                 try:
                     if is_torchscript_archive(path):  # OpenAI's original .pt: open_clip's openai loader
                         model = open_clip.load_openai_model(str(path), precision="fp32", device="cpu")
-                        preprocess = open_clip.image_transform(model.visual.image_size, is_train=False,
-                                                               mean=OPENAI_MEAN, std=OPENAI_STD)
                     else:
-                        model, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=str(path),
-                                                                                     **load)
+                        model = open_clip.create_model(spec.arch, pretrained=str(path), **load)
                 except Exception as err:
                     raise BenchError(f"cannot load {spec.name} weights from {path}: {err}") from err
             tokenizer = open_clip.get_tokenizer(spec.arch)
+    if model.visual.image_size not in (spec.image_size, (spec.image_size, spec.image_size)):
+        raise BenchError(f"{spec.name}: the loaded model takes {model.visual.image_size} px, the spec says "
+                         f"{spec.image_size}")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return ClipBackbone(spec, model, preprocess, tokenizer)
+    return ClipBackbone(spec, model, eval_transform(spec), tokenizer)
+
+
+@lru_cache(maxsize=None)
+def eval_transform(spec: BackboneSpec) -> Callable:
+    """CLIP's eval preprocessing for ``spec`` (PIL image -> normalised CHW tensor): bicubic resize of the short
+    side to the input size, centre crop, OpenAI mean/std; what open_clip returns for these architectures.
+    Built without the model, so preparation workers (bench.run.stream) never load one."""
+    import open_clip
+
+    return open_clip.image_transform(spec.image_size, is_train=False, mean=OPENAI_MEAN, std=OPENAI_STD)
 
 
 def is_torchscript_archive(path: Path) -> bool:

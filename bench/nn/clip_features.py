@@ -11,6 +11,14 @@ there is one. Every embedding goes into the cache (``ctx.extras["cache"]``), so
 all heads on one backbone share one forward pass per image and grid cell, and a
 re-run computes none.
 
+Two paths compute rows with the same code (:class:`PixelPreparation`, then
+:meth:`ClipFeatures.encode`, then :meth:`ClipFeatures.add`): :meth:`ClipFeatures.images`
+in this process (preparation in threads), and the runner's scoring stream, which
+asks :meth:`ClipFeatures.lookup` what a cell lacks, prepares those images in its
+worker processes and hands the rows back to the driver (:mod:`bench.run.clip_stream`).
+Both batch the missing images of a pixel group in index order, so the rows agree
+bit for bit.
+
 Cache layout and keys. An embedding is identified by
 
 * the backbone identity ``<backbone>@<weights sha256[:16] | random-s<seed>>-<fp32|fp16>-v<FEATURE_VERSION>``
@@ -49,7 +57,7 @@ import re
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -60,7 +68,8 @@ from bench.core.detector import Detector, FitContext
 from bench.core.hashing import stable_hash
 from bench.core.rng import derive_rng
 from bench.data.crops import centre_crop_pad, centre_crop_pad_tensor, shorter_side_size
-from bench.nn.backbones import OPENAI_MEAN, OPENAI_STD, BackboneSpec, ClipBackbone, backbone_weights, get_backbone, load_backbone
+from bench.nn.backbones import (OPENAI_MEAN, OPENAI_STD, BackboneSpec, ClipBackbone, backbone_weights, eval_transform,
+                                get_backbone, load_backbone)
 
 
 FEATURE_VERSION = "1"  # bump when preprocessing or what is stored changes
@@ -120,6 +129,45 @@ def differentiable_pixels(image01, image_size: int, crop: str):
     x = centre_crop_pad_tensor(x, image_size)
     mean, std = (torch.tensor(v).to(x)[:, None, None] for v in (OPENAI_MEAN, OPENAI_STD))
     return (x - mean) / std
+
+
+# --------------------------------------------------------------------------- pixels and lookups
+
+
+@dataclass(frozen=True)
+class PixelPreparation:
+    """One image (uint8 HWC, after any view) to the backbone's input tensor: the native centre crop when
+    ``crop="native"``, then the eval transform (:func:`bench.nn.backbones.eval_transform`). The same code
+    for in-process extraction and the scoring stream's worker processes; picklable, loads no model."""
+
+    spec: BackboneSpec
+    crop: str
+
+    def __call__(self, image: np.ndarray):
+        from PIL import Image
+
+        if self.crop == "native":
+            image = centre_crop_pad(image, self.spec.image_size)
+        return eval_transform(self.spec)(Image.fromarray(np.ascontiguousarray(image)))
+
+
+@dataclass
+class Lookup:
+    """An image set's rows as far as the cache has them (:meth:`ClipFeatures.lookup`): per pixel group, the
+    (index, content hash) pairs, the rows found by hash and the missing hashes with the first index of each."""
+
+    dim: int
+    n: int
+    where: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    found: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    missing: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def matrix(self) -> np.ndarray:
+        out = np.zeros((self.n, self.dim), dtype=np.float32)
+        for group, pairs in self.where.items():
+            for i, k in pairs:
+                out[i] = self.found[group][k]
+        return out
 
 
 # --------------------------------------------------------------------------- the extractor
@@ -261,68 +309,80 @@ class ClipFeatures:
     # -- images -----------------------------------------------------------------------------
     def images(self, images, view: View | None = None) -> np.ndarray:
         """``encode_image`` embeddings [len(images), embed_dim] in input order (float32)."""
-        n = len(images)
-        out = np.zeros((n, self.spec.embed_dim), dtype=np.float32)
-        if n == 0:
-            return out
+        lookup = self.lookup(images, view)
+        for group, missing in lookup.missing.items():
+            lookup.found[group].update(self._compute(images, group, missing, view))
+        return lookup.matrix()
+
+    def lookup(self, images, view: View | None = None) -> Lookup:
+        """What the cache holds for ``images`` and what is missing, per pixel group (one row per content hash)."""
         groups: dict[str, list[int]] = {}
-        for i in range(n):
+        for i in range(len(images)):
             group = pixel_group(images, i) + (f"+{view.name}~s{view.seed}" if view is not None else "")
             groups.setdefault(group, []).append(i)
+        lookup = Lookup(self.spec.embed_dim, len(images))
         for group, idx in groups.items():
             keys = [images.hashes[i] for i in idx]
-            found = self._lookup(group, sorted(set(keys)))
+            lookup.where[group] = list(zip(idx, keys))
+            lookup.found[group] = found = self._lookup(group, sorted(set(keys)))
             missing: dict[str, int] = {}
             for i, k in zip(idx, keys):
                 if k not in found and k not in missing:
                     missing[k] = i
             if missing:
-                found.update(self._compute(images, group, missing, view))
-            for i, k in zip(idx, keys):
-                out[i] = found[k]
-        return out
+                lookup.missing[group] = missing
+        return lookup
 
-    def _pixels(self, images, i: int, view: View | None) -> np.ndarray:
-        image = images[i]
-        if view is not None:
-            image = view.fn(image, derive_rng(view.seed, "clip-view", view.name, images.hashes[i]))
-        if self.crop == "native":
-            image = centre_crop_pad(image, self.spec.image_size)
-        return image
+    def preparation(self) -> PixelPreparation:
+        return PixelPreparation(self.spec, self.crop)
+
+    def encode(self, x) -> np.ndarray:
+        """``encode_image`` of a batch of prepared pixels (:class:`PixelPreparation`), float32 rows."""
+        import torch
+
+        bb = self.backbone()
+        with torch.no_grad(), self._autocast():
+            return bb.model.encode_image(x.to(bb.device, non_blocking=True)).float().cpu().numpy()
+
+    def add(self, group: str, keys: list[str], feats: np.ndarray) -> None:
+        """Newly computed rows: counted (:data:`FORWARD`) and stored in chunks of at most :data:`CHUNK`."""
+        for k in keys:
+            FORWARD[(self.identity, group, k)] += 1
+        for start in range(0, len(keys), CHUNK):
+            self._store(group, keys[start : start + CHUNK], feats[start : start + CHUNK])
 
     def _compute(self, images, group: str, missing: dict[str, int], view: View | None) -> dict[str, np.ndarray]:
         import torch
-        from PIL import Image
         from tqdm.auto import tqdm
 
-        bb = self.backbone()
+        prepare = self.preparation()
         items = list(missing.items())
         result: dict[str, np.ndarray] = {}
         pending_keys: list[str] = []
         pending: list[np.ndarray] = []
 
         def prep(pair):
-            return bb.preprocess(Image.fromarray(np.ascontiguousarray(self._pixels(images, pair[1], view))))
+            image = images[pair[1]]
+            if view is not None:
+                image = view.fn(image, derive_rng(view.seed, "clip-view", view.name, images.hashes[pair[1]]))
+            return prepare(image)
 
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
             bar = tqdm(total=len(items), desc=f"{self.spec.name} features", leave=False, disable=not self.progress)
             for start in range(0, len(items), self.batch_size):
                 chunk = items[start : start + self.batch_size]
-                x = torch.stack(list(pool.map(prep, chunk))).to(bb.device)
-                with torch.no_grad(), self._autocast():
-                    feats = bb.model.encode_image(x).float().cpu().numpy()
+                feats = self.encode(torch.stack(list(pool.map(prep, chunk))))
                 for (k, _), f in zip(chunk, feats):
                     result[k] = f
-                    FORWARD[(self.identity, group, k)] += 1
                     pending_keys.append(k)
                     pending.append(f)
                 if len(pending_keys) >= CHUNK:
-                    self._store(group, pending_keys, np.stack(pending))
+                    self.add(group, pending_keys, np.stack(pending))
                     pending_keys, pending = [], []
                 bar.update(len(chunk))
             bar.close()
         if pending_keys:
-            self._store(group, pending_keys, np.stack(pending))
+            self.add(group, pending_keys, np.stack(pending))
         return result
 
     # -- texts ------------------------------------------------------------------------------

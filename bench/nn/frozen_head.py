@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench.core.detector import Detector, FitContext
+from bench.core.detector import Detector, FitContext, Prediction
 from bench.core.errors import BenchError
 from bench.nn.backbones import get_backbone
 from bench.nn.clip_features import ClipFeatures, View, differentiable_pixels
@@ -58,7 +58,8 @@ def feature_ctx(ctx: FitContext, batch_size: int = 512) -> FitContext:
 class FrozenClipHead(Detector):
     """Base of the detectors that put a head on frozen CLIP embeddings from the shared cache.
 
-    Subclasses call :meth:`features` (and :meth:`extractor` for texts). The backbone's random-init
+    Subclasses call :meth:`features` (and :meth:`extractor` for texts) and implement :meth:`fitted` and
+    :meth:`predict_features`. The backbone's random-init
     seed (used only when weights are random) is fixed at fit time so predictions use the same
     backbone the head was trained on. Fitted heads hold no model; the runner pickles them small.
     """
@@ -82,6 +83,24 @@ class FrozenClipHead(Detector):
 
     def features(self, images, ctx: FitContext, view: View | None = None) -> np.ndarray:
         return self.extractor(ctx).images(images, view)
+
+    # -- scoring: the backbone's rows (cached, or streamed by the runner), then the head alone ---------------
+    def fitted(self) -> bool:
+        raise NotImplementedError
+
+    def require_fitted(self, what: str = "predict") -> None:
+        if not self.fitted():
+            raise BenchError(f"{self.name}: {what}() called before fit()")
+
+    def predict(self, images, ctx: FitContext) -> Prediction:
+        self.require_fitted()
+        return self.predict_features(images, self.features(images, ctx), ctx)
+
+    def predict_features(self, images, feats: np.ndarray, ctx: FitContext) -> Prediction:
+        """The head on ``feats`` (the :meth:`features` of ``images``, in order): what :meth:`predict` returns.
+        The runner computes the features of all heads on one backbone in one stream
+        (:mod:`bench.run.clip_stream`) and calls this."""
+        raise NotImplementedError
 
     def differentiable_embedding(self, image01: Any) -> Any:
         """The ``encode_image`` embedding of one CHW image in [0, 1] through the head's own preprocessing

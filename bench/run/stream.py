@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -43,6 +43,16 @@ class Failure:
         return cls(f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
+class Streamed(Protocol):
+    """What the stream uses of a detector; a feature stage (:class:`bench.run.clip_stream.FeatureStage`) has it too."""
+
+    name: str
+
+    def preparation(self) -> Preparation | None: ...
+
+    def forward_batch(self, batch: Any, ctx: FitContext) -> Any: ...
+
+
 @dataclass
 class Unit:
     """Images ``start`` to ``stop`` of one cell (``images``) for ``detectors``; ``start`` is a multiple of the
@@ -50,7 +60,7 @@ class Unit:
 
     tag: Any
     images: ImageSet
-    detectors: list[Detector]
+    detectors: list[Streamed]
     start: int = 0
     stop: int | None = None
     preparations: list[Preparation] = field(default_factory=list, init=False)
@@ -69,7 +79,7 @@ class Unit:
             self.slot.append(keys[prep.key])
 
 
-def streamed(detector: Detector) -> bool:
+def streamed(detector: Streamed) -> bool:
     return detector.preparation() is not None
 
 
@@ -126,7 +136,7 @@ def _plan(units: list[Unit], contexts: list[list[FitContext]]) -> list[tuple[int
 
 
 def stream_rows(units: list[Unit], ctx: FitContext, workers: int,
-                ctx_of: Callable[[Detector], FitContext] | None = None) -> Iterator[tuple[Unit, dict[int, Any]]]:
+                ctx_of: Callable[[Streamed], FitContext] | None = None) -> Iterator[tuple[Unit, dict[int, Any]]]:
     """Yield each unit, as soon as its last batch is through the model, with ``{detector position: rows}``
     (``forward_batch`` outputs concatenated in image order) or a :class:`Failure`. ``ctx_of``: the context
     each detector computes under (bench.run.work.detector_ctx; default ``ctx`` for all). A detector that

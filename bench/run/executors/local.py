@@ -1,6 +1,7 @@
 """The local executor: fits one after another in this process; scores every missing cell through one
-stream (:mod:`bench.run.stream`, ``cfg.workers`` preparation processes), then the detectors that are
-not streamed cell by cell; adversarial cells are crafted and scored here, one after another."""
+stream (:mod:`bench.run.stream`, ``cfg.workers`` preparation processes) - the streamed detectors and the
+backbone features the CLIP heads lack (:mod:`bench.run.clip_stream`) - then the detectors that are not
+streamed cell by cell; adversarial cells are crafted and scored here, one after another."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Iterator
 
 from bench.core.detector import FitContext
 from bench.data.imageset import ImageSet
+from bench.run.clip_stream import head_groups, is_clip_head
 from bench.run.config import RunConfig
 from bench.run.stream import Failure, Unit, stream_rows, streamed
 from bench.run.work import (AttackJob, CellJob, FitJob, attack_cell, cell_images, detector_ctx, finish_rows,
@@ -25,6 +27,8 @@ class LocalExecutor:
 
     def score(self, jobs: list[CellJob], test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
         contexts = {id(d): detector_ctx(d, ctx, cfg) for job in jobs for d in job.detectors}
+        groups, failures = head_groups(jobs, test, cfg, contexts)
+        yield from failures
         units = []  # per cell, one unit per batch size (detectors that prefer another batch size get their own)
         for job in jobs:
             by_size: dict[int, list] = {}
@@ -33,14 +37,26 @@ class LocalExecutor:
                     by_size.setdefault(contexts[id(d)].batch_size, []).append(d)
             images = cell_images(test, job.cell, cfg) if by_size else None
             units += [Unit(job, images, group) for group in by_size.values()]
+        for group in groups:  # each CLIP backbone's missing images of a cell: a unit of its feature stage
+            contexts[id(group.stage)] = group.ctx
+            units += [Unit((group, pixels), cell_images(test.subset(indices), group.job.cell, cfg), [group.stage])
+                      for pixels, indices in group.requests()]
+            if group.ready:  # every row cached
+                yield from group.predictions(contexts)
         for unit, rows in stream_rows(units, ctx, cfg.workers, lambda d: contexts[id(d)]):
-            for d, detector in enumerate(unit.detectors):
-                yield unit.tag, detector, finish_rows(detector, rows[d])
+            if isinstance(unit.tag, CellJob):
+                for d, detector in enumerate(unit.detectors):
+                    yield unit.tag, detector, finish_rows(detector, rows[d])
+                continue
+            group, pixels = unit.tag
+            group.receive(pixels, rows[0])
+            if group.ready:
+                yield from group.predictions(contexts)
         failed: set[int] = set()
         for job in jobs:
             images = None
             for detector in job.detectors:
-                if streamed(detector) or id(detector) in failed:
+                if streamed(detector) or is_clip_head(detector) or id(detector) in failed:
                     continue
                 if images is None:
                     images = cell_images(test, job.cell, cfg)

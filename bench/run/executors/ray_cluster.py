@@ -6,7 +6,10 @@
   still needs the cell, sharing one preparation of each image (:mod:`bench.run.stream`); a shard is
   ``SHARD_BATCHES`` batches, so every detector sees the batches a local run gives it and the driver
   concatenates the shards' rows in order and finishes them (the same numbers as a local run, value
-  for value). A detector that is not streamed is scored on a whole cell in one task.
+  for value). The CLIP heads' missing backbone features go the same way, one shard series per cell and
+  backbone identity over the images the driver's feature cache lacks (:mod:`bench.run.clip_stream`);
+  the driver stores the rows and runs the heads. A detector that is not streamed is scored on a whole
+  cell in one task.
 * An adversarial cell is crafted where it is scored, in a task: one per (detector, ``pgd``/``fgsm`` cell),
   each against its own detector, and one per ``transfer:`` cell, crafted once on the surrogate (shipped
   with the task) and scored by every detector that needs the cell.
@@ -32,6 +35,7 @@ import numpy as np
 from bench.core.detector import Detector, FitContext
 from bench.core.errors import BenchError
 from bench.data.imageset import DecodedCache, ImageSet
+from bench.run.clip_stream import head_groups, is_clip_head
 from bench.run.config import RunConfig
 from bench.run.stream import Failure, Unit, stream_rows, streamed
 from bench.run.work import (AttackJob, CellJob, FitJob, attack_cell, cell_images, detector_ctx, finish_rows,
@@ -145,10 +149,42 @@ class RayExecutor:
         yield from self._results(pending)
 
     def score(self, jobs: list[CellJob], test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
-        ctx = self._worker_ctx(ctx, cfg)
+        driver_ctx, ctx = ctx, self._worker_ctx(ctx, cfg)
         items = ray.put(test.items)
-        refs = {id(d): ray.put(d) for job in jobs for d in job.detectors if not streamed(d)}
-        pending, parts = {}, {}
+        refs = {id(d): ray.put(d) for job in jobs for d in job.detectors if not streamed(d) and not is_clip_head(d)}
+        pending: dict = {}  # task -> (series, shard) or ("cell", job index, detector)
+        series: list[tuple] = []  # what each shard series is for
+        parts: list[list] = []  # each series' shard results, in order
+
+        def shards(detectors: list, items_ref, n: int, cell, contexts: list[FitContext], gpus: int, what) -> None:
+            """A shard series of ``detectors`` over the ``n`` images of ``items_ref`` in one cell, for ``what``."""
+            shard = contexts[0].batch_size * self.shard_batches
+            starts = range(0, n, shard)
+            series.append(what)
+            parts.append([None] * len(starts))
+            for k, start in enumerate(starts):
+                ref = self._score_shard.options(num_gpus=gpus).remote(
+                    items_ref, detectors, cell, start, min(start + shard, n), cfg, contexts, self.threads)
+                pending[ref] = (len(series) - 1, k)
+
+        # the CLIP heads: the driver (the feature cache's reader and writer) plans what each backbone lacks
+        head_contexts = {}
+        for job in jobs:
+            for d in job.detectors:
+                if is_clip_head(d):
+                    on_gpu = self._gpus([d], cfg) > 0
+                    head_contexts[id(d)] = detector_ctx(d, replace(driver_ctx, device=cfg.device if on_gpu else "cpu"),
+                                                        cfg, on_gpu=on_gpu)
+        groups, failures = head_groups(jobs, test, cfg, head_contexts)
+        yield from failures
+        for group in groups:
+            for pixels, indices in group.requests():
+                shards(ray.put([group.stage]), ray.put([test.items[i] for i in indices]), len(indices), group.job.cell,
+                       [replace(group.ctx, extras={}, progress=False)], self._gpus(group.heads, cfg),
+                       ("features", group, pixels))
+            if group.ready:  # every row cached
+                yield from group.predictions(head_contexts)
+
         for j, job in enumerate(jobs):
             streamed_group = [d for d in job.detectors if streamed(d)]
             gpus = self._gpus(streamed_group, cfg) if streamed_group else 0
@@ -156,18 +192,11 @@ class RayExecutor:
             contexts = {id(d): detector_ctx(d, ctx, cfg, on_gpu=gpus > 0) for d in streamed_group}
             for d in streamed_group:
                 by_size.setdefault(contexts[id(d)].batch_size, []).append(d)
-            for batch_size, group in by_size.items():
-                group_ref, group_contexts = ray.put(group), [contexts[id(d)] for d in group]
-                shard = batch_size * self.shard_batches
-                starts = range(0, len(test), shard)
-                parts[(j, batch_size)] = [None] * len(starts)
-                for k, start in enumerate(starts):
-                    ref = self._score_shard.options(num_gpus=gpus).remote(
-                        items, group_ref, job.cell, start, min(start + shard, len(test)), cfg, group_contexts,
-                        self.threads)
-                    pending[ref] = ("shard", (j, batch_size), k, group)
+            for group in by_size.values():
+                shards(ray.put(group), items, len(test), job.cell, [contexts[id(d)] for d in group], gpus,
+                       ("detectors", j, group))
             for d in job.detectors:
-                if not streamed(d):
+                if not streamed(d) and not is_clip_head(d):
                     gpus = self._gpus([d], cfg)
                     ref = self._predict.options(num_gpus=gpus).remote(
                         items, refs[id(d)], job.cell, cfg, detector_ctx(d, ctx, cfg, on_gpu=gpus > 0), self.threads)
@@ -176,13 +205,20 @@ class RayExecutor:
             if meta[0] == "cell":
                 yield jobs[meta[1]], meta[2], result
                 continue
-            _, series, k, group = meta
-            parts[series][k] = result
-            if all(p is not None for p in parts[series]):
-                for d, detector in enumerate(group):
-                    pieces = [p if isinstance(p, Failure) else p[d] for p in parts[series]]
-                    failure = next((p for p in pieces if isinstance(p, Failure)), None)
-                    yield jobs[series[0]], detector, finish_rows(detector, failure or np.concatenate(pieces))
+            s, k = meta
+            parts[s][k] = result
+            if not all(p is not None for p in parts[s]):
+                continue
+            if series[s][0] == "features":
+                _, group, pixels = series[s]
+                group.receive(pixels, _joined(parts[s], 0))
+                if group.ready:
+                    yield from group.predictions(head_contexts)
+                continue
+            _, j, group = series[s]
+            for d, detector in enumerate(group):
+                yield jobs[j], detector, finish_rows(detector, _joined(parts[s], d))
+
 
     def attack(self, jobs: list[AttackJob], test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
         """One task per transfer cell (crafted once on the surrogate, scored by all its detectors) and one per
@@ -201,3 +237,9 @@ class RayExecutor:
         for part, result in self._results(pending):
             for d, detector in enumerate(part.detectors):
                 yield part, detector, result if isinstance(result, Failure) else result[d]
+
+
+def _joined(parts: list, d: int) -> np.ndarray | Failure:
+    """Detector ``d``'s rows over a shard series, in order, or the first shard's failure."""
+    pieces = [p if isinstance(p, Failure) else p[d] for p in parts]
+    return next((p for p in pieces if isinstance(p, Failure)), None) or np.concatenate(pieces)
