@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import default_collate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -106,10 +105,10 @@ def main() -> None:
 
     batches = []
     images = cell()
+    prep = run.detector.preparation()
     for first in range(0, len(images), args.batch_size):
-        samples = [run.detector.preparation().fn(images[i]) for i in range(first, min(first + args.batch_size,
-                                                                                      len(images)))]
-        batches.append(default_collate(samples))
+        batches.append(prep.combine([prep.run(images[i], images, i)
+                                     for i in range(first, min(first + args.batch_size, len(images)))]))
 
     def sequential() -> None:
         images = cell()
