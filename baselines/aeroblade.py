@@ -72,6 +72,12 @@ autoencoder at 1024 px): a change of the LPIPS backbone then reuses the
 reconstructions. It is off by default because the distances are what saves the
 work and reconstructions of a whole grid are large.
 
+Scored through the runner's stream: the crops are the preparation (worker processes, which also
+pass each image's content hash and cell key), ``forward_batch`` gives a batch's distances to every
+autoencoder (cache first, then the missing ones computed and stored as above), ``finish`` takes the
+max. ``predict`` is the same pieces in this process and, when every distance of the set is cached,
+reads only the cache (no image decoded, no model loaded); the stream always decodes and crops.
+
 Pretrained components (resolved by the runner, never downloaded here):
 ``sd_vae_sd1`` (335 MB), ``sd_vae_sd2`` (335 MB), ``kandinsky21_movq`` (271 MB),
 ``lpips_vgg`` (torchvision VGG-16, 528 MB); LPIPS' linear layers (7 kB) ship

@@ -2,6 +2,8 @@
 
     python benchmarks/pipeline.py --detector npr --dataset ../shared/data/wild-dev --images 256 --workers 2
     python benchmarks/pipeline.py --detector npr --dataset DIR --device cuda --workers 8 --batch-size 128
+    BENCH_WEIGHTS_DIR=../shared/weights BENCH_OFFLINE=1 python benchmarks/pipeline.py --detector aeroblade.taef2 \
+        --dataset ../shared/data/wild-dev --images 32 --batch-size 8 --repeats 1
 
 It fits the detector through the runner (or reuses its fit from ``--cache-dir``, e.g. a ``bench run``'s
 cache; ``--fit-limit`` trains on fewer images: the model's speed does not depend on how well it is
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +96,8 @@ def main() -> None:
         raise SystemExit(f"{args.detector}: {run.reason}")
     full = RunConfig(dataset=args.dataset, seed=cfg.seed)
     test_items = build_splits(full, runner.cache, progress=False).test[:args.images]
-    ctx = runner.ctx
+    ctx = replace(runner.ctx, extras={})  # no run cache: every repeat computes (AEROBLADE's distances and
+    # effnet_mc's error maps would be read back from it otherwise)
     detectors = [run.detector] * args.copies
 
     def cell() -> ImageSet:  # a fresh decoded cache each time: every measurement decodes

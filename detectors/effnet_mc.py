@@ -28,6 +28,10 @@ How it is computed here (and where that departs from, or adds to, the paper):
   hash + perturbation + table + severity, plus the perturbation seed): the
   channel is shared between ``effnet_mc`` and ``effnet_mc.rgb_err``, between
   refits, and between runs. Stored as float16 (about 100 kB per image at 224 px).
+- Scored through the runner's stream: resizing, the FFT channel and the normalisation are the
+  preparation (worker processes); the error channel (cache, else the VAE in batches of at most 16
+  of the batch's missing maps) and the network run in ``forward_batch`` on the stream's batches of
+  ``ctx.batch_size``; ``predict`` is the same pieces in this process, so both give the same numbers.
 - Not a white-box attack target (``differentiable`` stays false): the error channel is
   differentiable through the VAE, but ``predict`` reads it rounded to float16, so a gradient
   could not see ``predict``'s input exactly, and one VAE pass per attack step is costly.
