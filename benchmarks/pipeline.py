@@ -91,7 +91,7 @@ def main() -> None:
                     workers=args.workers, batch_size=args.batch_size, perturb="none")
     runner = Runner(cfg, Path("/tmp/bench-pipeline-out"), Cache(args.cache_dir), progress=False, log=lambda *_: None)
     splits = build_splits(cfg, runner.cache, progress=False)
-    [run] = runner.fit_all([args.detector], splits)
+    run = runner.fit_all([args.detector], splits, {args.detector: None})[args.detector]
     if run.status != "ok":
         raise SystemExit(f"{args.detector}: {run.reason}")
     full = RunConfig(dataset=args.dataset, seed=cfg.seed)
