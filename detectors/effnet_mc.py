@@ -53,7 +53,7 @@ How it is computed here (and where that departs from, or adds to, the paper):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -243,11 +243,11 @@ class EffNetMC(CpuPickledModel, Detector):
     def _err_key(self, cell_key: str) -> str:
         return stable_hash([ERR_VERSION, self.vae_id(), self.size, cell_key])  # cell_key has the seed
 
-    def _error_maps(self, rgb: torch.Tensor, keys: list[str], ctx: FitContext, desc: str = "VAE errors",
-                    ) -> list[np.ndarray]:
-        """The error maps (size x size, float16) of resized images ``rgb`` (B, 3, size, size) whose cache keys
-        are ``keys``: from the cache, else computed by the VAE in batches of min(ctx.batch_size, 16) of the
-        missing ones (and cached)."""
+    def _error_maps(self, keys: list[str], rgb: Callable[[list[int]], torch.Tensor], ctx: FitContext,
+                    desc: str = "VAE errors") -> list[np.ndarray]:
+        """The error maps (size x size, float16) of the images whose cache keys are ``keys``: from the cache,
+        else computed by the VAE in batches of min(ctx.batch_size, 16) of the missing ones (and cached);
+        ``rgb(positions)`` gives those images resized, (B, 3, size, size)."""
         cache = ctx.extras.get("cache") if self.cache_errors else None
         out: list[np.ndarray | None] = [None] * len(keys)
         for j, key in enumerate(keys):
@@ -263,7 +263,7 @@ class EffNetMC(CpuPickledModel, Detector):
                               disable=not ctx.progress or len(todo) <= step):
                 batch = todo[start:start + step]
                 with torch.no_grad():
-                    err = reconstruction_error(rgb[batch].to(device), reconstruct)[:, 0].float().cpu().numpy() \
+                    err = reconstruction_error(rgb(batch).to(device), reconstruct)[:, 0].float().cpu().numpy() \
                         .astype(np.float16)
                 for j, e in zip(batch, err):
                     out[j] = e
@@ -272,16 +272,14 @@ class EffNetMC(CpuPickledModel, Detector):
         return out  # type: ignore[return-value]
 
     def errors(self, images: ImageSet, indices, ctx: FitContext, desc: str = "VAE errors") -> list[np.ndarray] | None:
-        """The error maps of training or validation images ``images[indices]``, in batches of ``ctx.batch_size``
-        images (scoring computes them in forward_batch, on the stream's batches)."""
+        """The error maps of the training or validation images ``images[indices]`` (scoring computes them in
+        forward_batch, on the stream's batches)."""
         if "err" not in self.names:
             return None
-        indices, out = list(indices), []
-        for first in range(0, len(indices), ctx.batch_size):
-            part = indices[first:first + ctx.batch_size]
-            out += self._error_maps(torch.stack([resize_to_tensor(images[i], self.size) for i in part]),
-                                    [self._err_key(images.cell_key(i)) for i in part], ctx, desc)
-        return out
+        indices = list(indices)
+        return self._error_maps([self._err_key(images.cell_key(i)) for i in indices],
+                                lambda js: torch.stack([resize_to_tensor(images[indices[j]], self.size) for j in js]),
+                                ctx, desc)
 
     # -- input pipeline --------------------------------------------------------------------------------------------
     def raw_input(self, image: np.ndarray, err: np.ndarray | None, flip: bool = False) -> torch.Tensor:
@@ -374,7 +372,8 @@ class EffNetMC(CpuPickledModel, Detector):
             raise BenchError(f"{self.name}: scored before fit()")
         x = batch["x"]
         if "err" in self.names:
-            err = torch.from_numpy(np.stack(self._error_maps(batch["rgb"], batch["key"], ctx)).astype(np.float32))
+            maps = self._error_maps(batch["key"], lambda js: batch["rgb"][js], ctx)
+            err = torch.from_numpy(np.stack(maps).astype(np.float32))
             mean, std = self.stats["err"]
             x[:, self.names.index("err")] = (err - mean) / std
         device = resolve_device(ctx.device)

@@ -102,11 +102,10 @@ def rows_in_process(detector: "Detector", images: Any, ctx: FitContext) -> np.nd
     """What the runner's stream computes for ``detector`` on ``images``, in this process and in order: its
     preparation on every image, ``forward_batch`` on batches of ``ctx.batch_size`` from the first image,
     the rows concatenated (``finish`` takes them). Streamed detectors' ``predict`` is ``finish`` of this."""
-    prep = detector.preparation()
-    rows = [np.asarray(detector.forward_batch(prep.combine([prep.run(images[i], images, i) for i in
-                                                            range(first, min(first + ctx.batch_size, len(images)))]),
-                                              ctx))
-            for first in range(0, len(images), ctx.batch_size)]
+    prep, rows = detector.preparation(), []
+    for first in range(0, len(images), ctx.batch_size):
+        batch = [prep.run(images[i], images, i) for i in range(first, min(first + ctx.batch_size, len(images)))]
+        rows.append(np.asarray(detector.forward_batch(prep.combine(batch), ctx)))
     return np.concatenate(rows) if rows else np.zeros((0,))
 
 
