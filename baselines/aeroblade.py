@@ -72,6 +72,12 @@ autoencoder at 1024 px): a change of the LPIPS backbone then reuses the
 reconstructions. It is off by default because the distances are what saves the
 work and reconstructions of a whole grid are large.
 
+Scored through the runner's stream: the crops are the preparation (worker processes, which also
+pass each image's content hash and cell key), ``forward_batch`` gives a batch's distances to every
+autoencoder (cache first, then the missing ones computed and stored as above), ``finish`` takes the
+max. ``predict`` is the same pieces in this process and, when every distance of the set is cached,
+reads only the cache (no image decoded, no model loaded); the stream always decodes and crops.
+
 Pretrained components (resolved by the runner, never downloaded here):
 ``sd_vae_sd1`` (335 MB), ``sd_vae_sd2`` (335 MB), ``kandinsky21_movq`` (271 MB),
 ``lpips_vgg`` (torchvision VGG-16, 528 MB); LPIPS' linear layers (7 kB) ship
@@ -82,6 +88,8 @@ built from its published architecture with random weights (smoke runs only).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Iterable
 
 import numpy as np
@@ -101,7 +109,7 @@ from baselines.aeroblade_models import (
     shared_model,
     to_model_input,
 )
-from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
+from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction, Preparation, rows_in_process
 from bench.core.errors import BenchError
 from bench.core.hashing import sha256_file, stable_hash
 from bench.data.imageset import ImageSet
@@ -270,80 +278,77 @@ class Aeroblade(Detector):
         return LPIPSLayer(model, self.layer).to(device)
 
     # -- scoring ---------------------------------------------------------------------------------------------
+    # Streamed: the crops are the preparation (worker processes), forward_batch gives each image's distance
+    # to every autoencoder (from the cache where present), finish takes the max; predict is the same pieces
+    # in this process, and reads nothing but the cache when every distance of the set is there.
+    def preparation(self) -> Preparation:
+        factors = tuple(sorted({spec.factor for spec in self.specs}))
+        return Preparation(("aeroblade.crops", factors, self.max_side), partial(_prepare, factors=factors,
+                                                                                  max_side=self.max_side),
+                           identified=True, collate=list)
+
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
-        distances = self.distances(images, ctx)
+        cached = self._cached([images.cell_key(i) for i in range(len(images))], ctx)
+        if not np.isnan(cached).any():  # nothing to compute: no image decoded, no model loaded
+            self.stats["distances_cached"] += cached.size
+            return self.finish(cached.T)
+        return self.finish(rows_in_process(self, images, ctx))
+
+    def forward_batch(self, batch: list["_Prepared"], ctx: FitContext) -> np.ndarray:
+        """(images, autoencoders) LPIPS layer distances of a batch, from the cache where present."""
+        dist = self._cached([item.cell_key for item in batch], ctx)
+        self.stats["distances_cached"] += int(np.isfinite(dist).sum())
+        missing = [j for j in range(len(batch)) if np.isnan(dist[:, j]).any()]
+        if missing:
+            self._load_models(str(ctx.device))
+            self._compute(batch, missing, dist, ctx)
+        return dist.T
+
+    def finish(self, rows: np.ndarray) -> Prediction:
+        distances = np.asarray(rows, dtype=np.float64).reshape(-1, len(self.specs)).T
         self.last_distances = {s.name: distances[a] for a, s in enumerate(self.specs)}
         return Prediction(score=max_over_autoencoders(distances))
 
-    def distances(self, images: ImageSet, ctx: FitContext) -> np.ndarray:
-        """(autoencoders, images) LPIPS layer distances, from the cache where present."""
+    def _cached(self, cell_keys: list[str], ctx: FitContext) -> np.ndarray:
+        """(autoencoders, images) distances found in the run cache; NaN where missing."""
         cache = ctx.extras.get("cache")
-        n = len(images)
-        dist = np.full((len(self.specs), n), np.nan)
-        rec_keys = [[self.rec_key(spec, images.cell_key(i), ctx.seed) for i in range(n)] for spec in self.specs]
+        dist = np.full((len(self.specs), len(cell_keys)), np.nan)
         if cache is not None:
-            for a in range(len(self.specs)):
-                for i in range(n):
-                    hit = cache.load_arrays(DIST_NAMESPACE, self.dist_key(rec_keys[a][i]))
+            for a, spec in enumerate(self.specs):
+                for j, cell_key in enumerate(cell_keys):
+                    hit = cache.load_arrays(DIST_NAMESPACE, self.dist_key(self.rec_key(spec, cell_key, ctx.seed)))
                     if hit is not None:
-                        dist[a, i] = float(hit["distance"])
-                        self.stats["distances_cached"] += 1
-        missing = [i for i in range(n) if np.isnan(dist[:, i]).any()]
-        if not missing:
-            return dist
-        self._load_models(str(ctx.device))
-        chunk = max(1, int(ctx.batch_size))
-        from tqdm.auto import tqdm
-
-        with tqdm(total=len(missing), desc="aeroblade", disable=not ctx.progress, leave=False) as bar:
-            for start in range(0, len(missing), chunk):
-                idx = missing[start:start + chunk]
-                self._compute_chunk(images, idx, dist, rec_keys, cache, ctx)
-                bar.update(len(idx))
+                        dist[a, j] = float(hit["distance"])
         return dist
 
-    def _compute_chunk(self, images: ImageSet, idx: list[int], dist: np.ndarray, rec_keys, cache,
-                       ctx: FitContext) -> None:
-        # crop each image once per distinct box (all three published autoencoders share factor 8)
-        crops: dict[tuple[int, tuple[int, int, int, int]], np.ndarray] = {}
-        shapes: dict[int, tuple[int, int]] = {}
-        for i in idx:
-            arr = np.asarray(images[i])
-            if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-                raise BenchError(f"aeroblade: expected RGB uint8 HWC images, got {arr.dtype} {arr.shape}")
-            shapes[i] = arr.shape[:2]
-            if max(arr.shape[:2]) > self.max_side:
-                self.stats["cropped_to_max_side"] += 1
-            for a, spec in enumerate(self.specs):
-                if np.isnan(dist[a, i]):
-                    box = crop_box(*arr.shape[:2], spec.factor, self.max_side)
-                    if (i, box) not in crops:
-                        t, l, h, w = box
-                        crops[(i, box)] = np.ascontiguousarray(arr[t:t + h, l:l + w])
+    def _compute(self, batch: list["_Prepared"], missing: list[int], dist: np.ndarray, ctx: FitContext) -> None:
+        """Fill the missing distances of ``batch``: per autoencoder, crops of one size in batches of at most
+        ``batch_pixels`` pixels (the three published autoencoders share factor 8, hence one crop each)."""
+        cache = ctx.extras.get("cache")
+        self.stats["cropped_to_max_side"] += sum(max(batch[j].shape) > self.max_side for j in missing)
         for a, spec in enumerate(self.specs):
-            groups: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int]]]] = {}
-            for i in idx:
-                if np.isnan(dist[a, i]):
-                    box = crop_box(*shapes[i], spec.factor, self.max_side)
-                    groups.setdefault(box[2:], []).append((i, box))
+            groups: dict[tuple[int, int], list[_Prepared]] = {}
+            for j in missing:
+                if np.isnan(dist[a, j]):
+                    groups.setdefault(batch[j].boxes[spec.factor][2:], []).append(j)
             for (h, w), members in groups.items():
-                for batch in pixel_batches(members, h * w, self.batch_pixels):
-                    values = self._measure(spec, images, batch, crops, [rec_keys[a][i] for i, _ in batch],
-                                           cache, ctx)
-                    for (i, box), value in zip(batch, values):
-                        dist[a, i] = value
+                for part in pixel_batches(members, h * w, self.batch_pixels):
+                    items = [batch[j] for j in part]
+                    keys = [self.rec_key(spec, item.cell_key, ctx.seed) for item in items]
+                    values = self._measure(spec, items, keys, cache, ctx)
+                    for j, item, key, value in zip(part, items, keys, values):
+                        dist[a, j] = value
                         if cache is not None:
-                            cache.save_arrays(DIST_NAMESPACE, self.dist_key(rec_keys[a][i]),
-                                              distance=np.float64(value), shape=np.array(shapes[i]),
-                                              box=np.array(box))
+                            cache.save_arrays(DIST_NAMESPACE, self.dist_key(key), distance=np.float64(value),
+                                              shape=np.array(item.shape), box=np.array(item.boxes[spec.factor]))
 
-    def _measure(self, spec: AutoencoderSpec, images: ImageSet, batch, crops, keys: list[str], cache,
+    def _measure(self, spec: AutoencoderSpec, batch: list["_Prepared"], keys: list[str], cache,
                  ctx: FitContext) -> np.ndarray:
         """LPIPS layer distances between a same-size batch of crops and their reconstructions."""
         import torch
 
         device = str(ctx.device)
-        x = to_model_input([crops[(i, box)] for i, box in batch])
+        x = to_model_input([item.crops[item.boxes[spec.factor]] for item in batch])
         rec_u8: list = [None] * len(batch)
         if cache is not None and self.cache_reconstructions:
             for j, key in enumerate(keys):
@@ -357,7 +362,7 @@ class Aeroblade(Detector):
                 gens = None
                 if spec.kind == KL and self.sample_latents:
                     gens = [torch.Generator(device="cpu").manual_seed(
-                        seed_int("aeroblade.latent", ctx.seed, spec.name, images.hashes[batch[j][0]]))
+                        seed_int("aeroblade.latent", ctx.seed, spec.name, batch[j].content_hash))
                         for j in todo]
                 out = self._reconstruct(spec, x[todo].to(device), gens)
                 out = quantize_reconstruction(out).cpu()
@@ -365,9 +370,8 @@ class Aeroblade(Detector):
                 for k, j in enumerate(todo):
                     rec_u8[j] = out[k]
                     if cache is not None and self.cache_reconstructions:
-                        t, l, h, w = batch[j][1]
                         cache.save_arrays(REC_NAMESPACE, keys[j], reconstruction=out[k].numpy(),
-                                          box=np.array([t, l, h, w]))
+                                          box=np.array(batch[j].boxes[spec.factor]))
             rec = torch.stack(rec_u8).float().div(255.0).mul(2.0).sub(1.0)
             values = self._lpips(x.to(device), rec.to(device)).double().cpu().numpy()
         self.stats["distances"] += len(batch)
@@ -376,3 +380,30 @@ class Aeroblade(Detector):
     def _reconstruct(self, spec: AutoencoderSpec, x, generators):
         """One autoencoder pass (a method so tests can count or stub it)."""
         return reconstruct(self._models[spec.name], spec.kind, x, generators)
+
+
+# --------------------------------------------------------------------------- the preparation
+
+
+@dataclass
+class _Prepared:
+    """One image as AEROBLADE's forward pass takes it: its identity (the latent noise and the cache keys
+    derive from it), its size, and its centre crop for each autoencoder factor (``boxes[factor]``: top,
+    left, height, width; factors with the same box share one crop)."""
+
+    content_hash: str
+    cell_key: str
+    shape: tuple[int, int]
+    boxes: dict[int, tuple[int, int, int, int]]
+    crops: dict[tuple[int, int, int, int], np.ndarray]
+
+
+def _prepare(image: np.ndarray, content_hash: str, cell_key: str, factors: tuple[int, ...],
+             max_side: int) -> _Prepared:
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise BenchError(f"aeroblade: expected RGB uint8 HWC images, got {arr.dtype} {arr.shape}")
+    boxes = {factor: crop_box(*arr.shape[:2], factor, max_side) for factor in factors}
+    crops = {box: np.ascontiguousarray(arr[box[0]:box[0] + box[2], box[1]:box[1] + box[3]])
+             for box in set(boxes.values())}
+    return _Prepared(content_hash, cell_key, arr.shape[:2], boxes, crops)

@@ -4,6 +4,8 @@
     python benchmarks/pipeline.py --detector npr --dataset DIR --device cuda --workers 8 --batch-size 128
     python benchmarks/pipeline.py --detector clip_svm --profile fast --random-weights --fit-limit 4 --images 64 \
         --dataset ../shared/data/wild-dev --copies 3
+    BENCH_WEIGHTS_DIR=../shared/weights BENCH_OFFLINE=1 python benchmarks/pipeline.py --detector aeroblade.taef2 \
+        --dataset ../shared/data/wild-dev --images 32 --batch-size 8 --repeats 1
 
 It fits the detector through the runner (or reuses its fit from ``--cache-dir``, e.g. a ``bench run``'s
 cache; ``--fit-limit`` trains on fewer images: the model's speed does not depend on how well it is
@@ -38,7 +40,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import default_collate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -110,7 +111,8 @@ def main() -> None:
     full = RunConfig(dataset=args.dataset, seed=cfg.seed)
     test_items = build_splits(full, runner.cache, progress=False).test[:args.images]
     clip = is_clip_head(run.detector)
-    ctx = replace(runner.ctx, extras={}) if clip else runner.ctx  # CLIP: no feature cache, every run computes
+    ctx = replace(runner.ctx, extras={})  # no run cache: every repeat computes (AEROBLADE's distances and
+    # effnet_mc's error maps would be read back from it otherwise)
     detectors = [run.detector] * args.copies
     streamed = [FeatureStage(run.detector.extractor(ctx))] if clip else detectors  # what the stream's model runs
 
@@ -134,10 +136,10 @@ def main() -> None:
 
     batches = []
     images = cell()
+    prep = streamed[0].preparation()
     for first in range(0, len(images), args.batch_size):
-        samples = [streamed[0].preparation().fn(images[i]) for i in range(first, min(first + args.batch_size,
-                                                                                     len(images)))]
-        batches.append(default_collate(samples))
+        batches.append(prep.combine([prep.run(images[i], images, i)
+                                     for i in range(first, min(first + args.batch_size, len(images)))]))
 
     def sequential() -> None:
         images = cell()

@@ -10,6 +10,9 @@ every epoch let an interrupted fit resume (the shared loop, bench/nn/training.py
 On a GPU the loop runs under bf16 autocast (``mixed_precision``). Scores: P(generated) = 1 - P(real);
 the arg-max class is the predicted source, so one model serves both tasks.
 
+Scored through the runner's stream (bench.nn.training.StreamedNet): the eval preprocessing in
+worker processes, the tower and head on ready batches, the same numbers as ``predict``.
+
 Departures, and why:
 - The learning rate is not given in the write-up we follow; 1e-5 is the usual
   rate for fine-tuning all of CLIP (larger rates destroy the pre-trained features).
@@ -35,7 +38,7 @@ from bench.core.errors import BenchError
 from bench.data.imageset import ImageSet
 from bench.nn.backbones import get_backbone
 from bench.nn.clip_features import ClipFeatures, differentiable_pixels
-from bench.nn.training import TrainConfig, predict_probs, seeded_torch, train_classifier
+from bench.nn.training import StreamedNet, TrainConfig, predict_probs, seeded_torch, train_classifier
 
 
 class _Finetuned(nn.Module):
@@ -48,7 +51,7 @@ class _Finetuned(nn.Module):
         return self.head(self.visual(x))
 
 
-class ClipFinetune(Detector):
+class ClipFinetune(StreamedNet, Detector):
     info = DetectorInfo(
         family="clip",
         paper="Detecting AI-Generated Images via CLIP: full fine-tuning of the CLIP image encoder + linear head",
@@ -114,6 +117,10 @@ class ClipFinetune(Detector):
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
         if self.model is None:
             raise BenchError("clip_finetune: predict() called before fit()")
-        probs = predict_probs(self.model, images, self._transform, ctx)
-        p_fake = 1.0 - probs[:, self.classes.index("real")]
-        return Prediction(score=p_fake, source=np.array(self.classes, dtype=object)[probs.argmax(axis=1)])
+        return self.finish(predict_probs(self.model, images, self._transform, ctx))
+
+    # streamed (bench.nn.training.StreamedNet): the eval preprocessing in worker processes, the tower on
+    # batches under the same autocast as predict (ctx.mixed_precision: bf16 on CUDA)
+    def finish(self, rows: np.ndarray) -> Prediction:
+        p_fake = 1.0 - rows[:, self.classes.index("real")]
+        return Prediction(score=p_fake, source=np.array(self.classes, dtype=object)[rows.argmax(axis=1)])

@@ -28,6 +28,10 @@ How it is computed here (and where that departs from, or adds to, the paper):
   hash + perturbation + table + severity, plus the perturbation seed): the
   channel is shared between ``effnet_mc`` and ``effnet_mc.rgb_err``, between
   refits, and between runs. Stored as float16 (about 100 kB per image at 224 px).
+- Scored through the runner's stream: resizing, the FFT channel and the normalisation are the
+  preparation (worker processes); the error channel (cache, else the VAE in batches of at most 16
+  of the batch's missing maps) and the network run in ``forward_batch`` on the stream's batches of
+  ``ctx.batch_size``; ``predict`` is the same pieces in this process, so both give the same numbers.
 - Not a white-box attack target (``differentiable`` stays false): the error channel is
   differentiable through the VAE, but ``predict`` reads it rounded to float16, so a gradient
   could not see ``predict``'s input exactly, and one VAE pass per attack step is costly.
@@ -49,7 +53,7 @@ How it is computed here (and where that departs from, or adds to, the paper):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -57,7 +61,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
+from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction, Preparation, rows_in_process
 from bench.core.errors import BenchError
 from bench.core.hashing import stable_hash
 from bench.data.imageset import ImageSet
@@ -65,8 +69,8 @@ from bench.weights import diffusers_variant, is_safetensors
 from bench.nn.training import (
     CpuPickledModel,
     TrainConfig,
+    batch_probs,
     macro_f1,
-    predict_probs,
     resize_to_tensor,
     resolve_device,
     seeded_torch,
@@ -81,7 +85,6 @@ VAE_WEIGHTS = "sd_vae_sd1"
 ERR_NAMESPACE = "effnet_mc_err"
 ERR_VERSION = "1"  # bump when the error channel's computation changes
 STATS_IMAGES = 1000  # training images used for the extra channels' mean and std
-PREDICT_CHUNK = 512  # images whose error maps are held in memory at once when scoring
 
 #: diffusers AutoencoderKL configurations: the SD 1.x VAE's (for random initialisation with
 #: --random-weights) and a tiny one for tests.
@@ -237,38 +240,46 @@ class EffNetMC(CpuPickledModel, Detector):
         return self._vae.to(device)
 
     # -- the error channel ---------------------------------------------------------------------------------------
-    def _err_key(self, images: ImageSet, i: int) -> str:
-        return stable_hash([ERR_VERSION, self.vae_id(), self.size, images.cell_key(i)])  # cell_key has the seed
+    def _err_key(self, cell_key: str) -> str:
+        return stable_hash([ERR_VERSION, self.vae_id(), self.size, cell_key])  # cell_key has the seed
 
-    def errors(self, images: ImageSet, indices, ctx: FitContext, desc: str = "VAE errors") -> list[np.ndarray] | None:
-        """The error maps (size x size, float16) of ``images[indices]``: from the cache, else computed (and cached)."""
-        if "err" not in self.names:
-            return None
-        indices = list(indices)
+    def _error_maps(self, keys: list[str], rgb: Callable[[list[int]], torch.Tensor], ctx: FitContext,
+                    desc: str = "VAE errors") -> list[np.ndarray]:
+        """The error maps (size x size, float16) of the images whose cache keys are ``keys``: from the cache,
+        else computed by the VAE in batches of min(ctx.batch_size, 16) of the missing ones (and cached);
+        ``rgb(positions)`` gives those images resized, (B, 3, size, size)."""
         cache = ctx.extras.get("cache") if self.cache_errors else None
-        out: list[np.ndarray | None] = [None] * len(indices)
-        keys = [self._err_key(images, i) for i in indices]
-        todo = []
+        out: list[np.ndarray | None] = [None] * len(keys)
         for j, key in enumerate(keys):
             hit = cache.load_arrays(ERR_NAMESPACE, key) if cache is not None else None
             if hit is not None:
                 out[j] = hit["err"]
-            else:
-                todo.append(j)
+        todo = [j for j, e in enumerate(out) if e is None]
         if todo:
             device = resolve_device(ctx.device)
             reconstruct = vae_autoencoder(self._load_vae(device))
             step = max(1, min(ctx.batch_size, 16))
-            for start in tqdm(range(0, len(todo), step), desc=desc, leave=False, disable=not ctx.progress):
+            for start in tqdm(range(0, len(todo), step), desc=desc, leave=False,
+                              disable=not ctx.progress or len(todo) <= step):
                 batch = todo[start:start + step]
-                x = torch.stack([resize_to_tensor(images[indices[j]], self.size) for j in batch]).to(device)
                 with torch.no_grad():
-                    err = reconstruction_error(x, reconstruct)[:, 0].float().cpu().numpy().astype(np.float16)
+                    err = reconstruction_error(rgb(batch).to(device), reconstruct)[:, 0].float().cpu().numpy() \
+                        .astype(np.float16)
                 for j, e in zip(batch, err):
                     out[j] = e
                     if cache is not None:
                         cache.save_arrays(ERR_NAMESPACE, keys[j], err=e)
         return out  # type: ignore[return-value]
+
+    def errors(self, images: ImageSet, indices, ctx: FitContext, desc: str = "VAE errors") -> list[np.ndarray] | None:
+        """The error maps of the training or validation images ``images[indices]`` (scoring computes them in
+        forward_batch, on the stream's batches)."""
+        if "err" not in self.names:
+            return None
+        indices = list(indices)
+        return self._error_maps([self._err_key(images.cell_key(i)) for i in indices],
+                                lambda js: torch.stack([resize_to_tensor(images[indices[j]], self.size) for j in js]),
+                                ctx, desc)
 
     # -- input pipeline --------------------------------------------------------------------------------------------
     def raw_input(self, image: np.ndarray, err: np.ndarray | None, flip: bool = False) -> torch.Tensor:
@@ -337,15 +348,39 @@ class EffNetMC(CpuPickledModel, Detector):
             self.history = train_classifier(self.model, train_in, val_in, y_train, y_val_all[keep], self._transform,
                                             self.cfg, ctx, select=select, checkpoint=ctx.extras.get("checkpoint"))
 
+    # -- scoring: streamed (bench.run.stream); predict is the same pieces in this process ---------------------------
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
+        return self.finish(rows_in_process(self, images, ctx))
+
+    def preparation(self) -> Preparation:
+        return Preparation((type(self).__qualname__, id(self)), self._prepare, identified=True)
+
+    def _prepare(self, image: np.ndarray, content_hash: str, cell_key: str) -> dict[str, Any]:
+        """The CPU part: the resized image and its normalised channel stack, the FFT channel included; the error
+        channel (a placeholder here) is the VAE's work, done in forward_batch from ``rgb`` (cache key ``key``)."""
+        rgb = resize_to_tensor(image, self.size)
+        if "err" not in self.names:
+            return {"x": self.normalise(build_channels(rgb, None, self.channels))}
+        placeholder = torch.zeros(rgb.shape[-2:])
+        return {"x": self.normalise(build_channels(rgb, placeholder, self.channels)), "rgb": rgb,
+                "key": self._err_key(cell_key)}
+
+    def forward_batch(self, batch: dict[str, Any], ctx: FitContext) -> np.ndarray:
+        """Class probabilities of a batch: the error channel from the cache or the VAE, normalised as
+        :meth:`normalise` does, then the network."""
         if self.model is None:
-            raise BenchError(f"{self.name}: predict() called before fit()")
-        parts = []
-        for start in range(0, len(images), PREDICT_CHUNK):
-            idx = range(start, min(start + PREDICT_CHUNK, len(images)))
-            inputs = _Inputs(images, idx, self.errors(images, idx, ctx))
-            parts.append(predict_probs(self.model, inputs, self._transform, ctx))
-        probs = np.concatenate(parts) if parts else np.zeros((0, len(self.labels)))
+            raise BenchError(f"{self.name}: scored before fit()")
+        x = batch["x"]
+        if "err" in self.names:
+            maps = self._error_maps(batch["key"], lambda js: batch["rgb"][js], ctx)
+            err = torch.from_numpy(np.stack(maps).astype(np.float32))
+            mean, std = self.stats["err"]
+            x[:, self.names.index("err")] = (err - mean) / std
+        device = resolve_device(ctx.device)
+        return batch_probs(self.model.eval().to(device), x, device, ctx.mixed_precision)
+
+    def finish(self, rows: np.ndarray) -> Prediction:
+        probs = np.asarray(rows).reshape(-1, len(self.labels))
         if self.task == "binary":
             return Prediction(score=probs[:, 1])
         score = 1.0 - probs[:, self.labels.index("real")]

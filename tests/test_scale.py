@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,51 @@ def test_stream_gives_the_scores_of_predict_in_any_worker_order(tiny_splits):
             assert np.array_equal(plain.score, streamed.score), (detector.name, name)
             if plain.source is not None:
                 assert list(plain.source) == list(streamed.source)
+
+
+def untrained_models():
+    """clip_finetune (a random tiny CLIP tower + head), effnet_mc (random tiny EfficientNet, tiny VAE: the
+    error channel is computed on the stream's batches) and AEROBLADE (two tiny random autoencoders, random
+    LPIPS trunk): the streamed pieces of the model-heavy detectors."""
+    import copy
+
+    from baselines.aeroblade import Aeroblade
+    from bench.core.registries import create_detector
+    from bench.nn.backbones import get_backbone
+    from bench.nn.clip_features import ClipFeatures
+    from detectors.clip_finetune import _Finetuned
+
+    classes = ["blocky", "grid", "real"]
+    clip = create_detector("test_clip.finetune")
+    features = ClipFeatures(get_backbone("test_tiny_clip"), None, "random", 0, "cpu")
+    backbone = features.backbone()
+    effnet = create_detector("test_effnet_mc")
+    effnet.labels = effnet.classes = classes
+    effnet.stats = {"err": (0.05, 0.03), "fft": (100.0, 30.0)}
+    with seeded_torch(0):
+        clip.model = _Finetuned(copy.deepcopy(backbone.model.visual).float(), features.spec.embed_dim, 3)
+        effnet.model = effnet._build_model(3)
+    clip.preprocess, clip.classes = backbone.preprocess, classes
+    return clip, effnet, Aeroblade(autoencoders=("test_kl", "test_vq"), lpips_backbone="random")
+
+
+def test_model_heavy_detectors_stream_the_scores_of_predict(tiny_splits, tmp_path):
+    """Clean and perturbed cells, in this process and through 2 workers, batches of 8 that do not divide
+    the set: clip_finetune, effnet_mc and AEROBLADE give exactly ``predict``'s scores and sources, also
+    when the run cache (error maps, distances) is filled by the stream and read back by ``predict``."""
+    test = tiny_splits["test"]
+    ctx = FitContext(device="cpu", seed=0, workers=0, batch_size=8, progress=False)
+    cached = replace(ctx, extras={"cache": Cache(tmp_path)})
+    for detector in untrained_models():
+        for name, severity in (("none", 0), ("noise", 3)):
+            cell = test if name == "none" else PerturbedImageSet(test, PERTURBATIONS.get(name), severity, seed=0)
+            plain = detector.predict(cell, ctx)
+            for workers, run_ctx in ((0, ctx), (2, cached)):
+                streamed = predict_streamed(detector, cell, run_ctx, workers=workers)
+                assert np.array_equal(plain.score, streamed.score), (detector.name, name, workers)
+                if plain.source is not None:
+                    assert list(plain.source) == list(streamed.source)
+            assert np.array_equal(plain.score, detector.predict(cell, cached).score)  # from the cache
 
 
 def test_detectors_with_one_preparation_share_it_and_shards_keep_the_batches(tiny_splits):

@@ -79,7 +79,34 @@ class Preparation:
     processes; detectors whose preparations have equal ``key`` share one computation per image."""
 
     key: Hashable
-    fn: Callable[[Any], Any]
+    fn: Callable[..., Any]
+    #: ``fn(image, content_hash, cell_key)`` instead of ``fn(image)``: for detectors whose work depends on
+    #: which image it is, not only on its pixels (AEROBLADE's per-image latent noise, cache keys).
+    identified: bool = False
+    #: How a batch of prepared samples is combined for ``forward_batch``: None stacks them (torch's
+    #: ``default_collate``); ``list`` keeps a list (samples of different sizes).
+    collate: Callable[[list], Any] | None = None
+
+    def run(self, image: Any, images: Any, i: int) -> Any:
+        """``fn`` on ``image``, item ``i`` of ``images`` (an ImageSet) as decoded and perturbed."""
+        return self.fn(image, images.hashes[i], images.cell_key(i)) if self.identified else self.fn(image)
+
+    def combine(self, samples: list) -> Any:
+        """One batch of samples as ``forward_batch`` takes it."""
+        from torch.utils.data import default_collate
+
+        return (self.collate or default_collate)(samples)
+
+
+def rows_in_process(detector: "Detector", images: Any, ctx: FitContext) -> np.ndarray:
+    """What the runner's stream computes for ``detector`` on ``images``, in this process and in order: its
+    preparation on every image, ``forward_batch`` on batches of ``ctx.batch_size`` from the first image,
+    the rows concatenated (``finish`` takes them). Streamed detectors' ``predict`` is ``finish`` of this."""
+    prep, rows = detector.preparation(), []
+    for first in range(0, len(images), ctx.batch_size):
+        batch = [prep.run(images[i], images, i) for i in range(first, min(first + ctx.batch_size, len(images)))]
+        rows.append(np.asarray(detector.forward_batch(prep.combine(batch), ctx)))
+    return np.concatenate(rows) if rows else np.zeros((0,))
 
 
 class Detector:
@@ -132,7 +159,7 @@ class Detector:
     # A detector that returns a Preparation is scored by the runner's stream: its preparation runs in
     # worker processes while forward_batch runs on the model, and finish turns the concatenated rows
     # into the Prediction. The three together must give exactly what predict() gives on the same
-    # images in batches of ``ctx.batch_size`` (tests/test_stream.py checks every streamed detector).
+    # images in batches of ``ctx.batch_size`` (tests/test_scale.py checks every streamed detector).
     def preparation(self) -> Preparation | None:
         """None: not streamed; the runner calls :meth:`predict` on the whole cell."""
         return None

@@ -22,7 +22,6 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
-from torch.utils.data._utils.collate import default_collate
 
 from bench.core.detector import Detector, FitContext, Preparation
 from bench.core.errors import BenchError
@@ -84,34 +83,40 @@ def streamed(detector: Streamed) -> bool:
 
 
 class _PreparedImages(Dataset):
-    """(unit, image index) -> the image's prepared samples, one per distinct preparation of the unit."""
+    """(unit, image index) -> (unit, the image's prepared samples, one per distinct preparation of the unit)."""
 
     def __init__(self, units: list[Unit]):
         self.units = units
 
-    def __getitem__(self, ref: tuple[int, int]) -> list:
+    def __getitem__(self, ref: tuple[int, int]) -> tuple[int, list]:
         unit_index, i = ref
         unit = self.units[unit_index]
         try:
             image = unit.images[i]
         except Exception as exc:  # a bad image fails the unit's detectors, not the stream
-            return [Failure.of(exc)] * len(unit.preparations)
+            return unit_index, [Failure.of(exc)] * len(unit.preparations)
         out = []
         for prep in unit.preparations:
             try:
-                out.append(prep.fn(image))
+                out.append(prep.run(image, unit.images, i))
             except Exception as exc:
                 out.append(Failure.of(exc))
-        return out
+        return unit_index, out
 
 
-def _collate(samples: list[list]) -> list:
-    """Stack each preparation slot over the batch; a slot where any image failed carries the Failure."""
-    slots = []
-    for column in zip(*samples):
-        failure = next((s for s in column if isinstance(s, Failure)), None)
-        slots.append(failure if failure is not None else default_collate(list(column)))
-    return slots
+class _Collate:
+    """Combine each preparation slot over the batch; a slot where any image failed carries the Failure."""
+
+    def __init__(self, units: list[Unit]):
+        self.units = units
+
+    def __call__(self, samples: list[tuple[int, list]]) -> list:
+        preparations = self.units[samples[0][0]].preparations  # a batch never straddles units
+        slots = []
+        for prep, column in zip(preparations, zip(*(out for _, out in samples))):
+            failure = next((s for s in column if isinstance(s, Failure)), None)
+            slots.append(failure if failure is not None else prep.combine(list(column)))
+        return slots
 
 
 def _share_decoded_budget(worker_id: int) -> None:
@@ -147,7 +152,7 @@ def stream_rows(units: list[Unit], ctx: FitContext, workers: int,
     plan = _plan(units, contexts)
     pin = torch.cuda.is_available() and str(ctx.device).startswith(("cuda", "auto"))
     loader = DataLoader(_PreparedImages(units), batch_sampler=[refs for _, refs in plan], num_workers=workers,
-                        collate_fn=_collate, pin_memory=pin, prefetch_factor=PREFETCH if workers else None,
+                        collate_fn=_Collate(units), pin_memory=pin, prefetch_factor=PREFETCH if workers else None,
                         worker_init_fn=_share_decoded_budget if workers else None)
     failed: dict[int, Failure] = {}  # id(detector) -> its first failure
     rows: dict[int, list] = {}
