@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,8 +15,11 @@ from PIL import Image
 
 from bench.core.cache import Cache
 
-# The cache's HMAC keys live outside every cache; the tests keep theirs out of the user's config dir too.
-os.environ.setdefault("BENCH_CACHE_KEY_DIR", tempfile.mkdtemp(prefix="bench-test-keys-"))
+# The cache's HMAC keys live outside every cache; the tests keep theirs out of the user's config dir too,
+# in a folder removed when the test session ends.
+if "BENCH_CACHE_KEY_DIR" not in os.environ:
+    os.environ["BENCH_CACHE_KEY_DIR"] = tempfile.mkdtemp(prefix="bench-test-keys-")
+    atexit.register(shutil.rmtree, os.environ["BENCH_CACHE_KEY_DIR"], True)
 
 WILD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "wild-dev"
 #: Real pretrained weights kept next to the checkout (TAEF2, LPIPS VGG/AlexNet trunks); see its README.md.
