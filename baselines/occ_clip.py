@@ -260,7 +260,7 @@ class OCCClip(FrozenClipHead):
         [n, D]: softmax over (non-target, target) of the logit scale x cosine with each generator's prompts.
         One torch computation for ``predict`` and for ``differentiable_score`` (differentiable in ``feats``)."""
         img = nn.functional.normalize(torch.as_tensor(feats, dtype=torch.float32), dim=-1)
-        prompts = torch.stack([torch.from_numpy(self.prompt_features[t]) for t in self.targets]).to(img)  # [T, 2, D]
+        prompts = torch.stack([torch.tensor(self.prompt_features[t]) for t in self.targets]).to(img)  # [T, 2, D]
         logits = self.logit_scale * torch.einsum("nd,tcd->ntc", img, prompts)
         return logits.softmax(dim=-1)[..., 1]
 
