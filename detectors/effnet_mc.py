@@ -32,9 +32,11 @@ How it is computed here (and where that departs from, or adds to, the paper):
   preparation (worker processes); the error channel (cache, else the VAE in batches of at most 16
   of the batch's missing maps) and the network run in ``forward_batch`` on the stream's batches of
   ``ctx.batch_size``; ``predict`` is the same pieces in this process, so both give the same numbers.
-- Not a white-box attack target (``differentiable`` stays false): the error channel is
-  differentiable through the VAE, but ``predict`` reads it rounded to float16, so a gradient
-  could not see ``predict``'s input exactly, and one VAE pass per attack step is costly.
+- A white-box attack target (``differentiable_score``): the same pieces in torch on one image (the
+  resize, the VAE's error map, the FFT channel, the normalisation, the network), so its score is
+  ``predict``'s. The error map is stored as float16, so :func:`error_maps` rounds it there and in the
+  attack alike, with a straight-through gradient (the value is the rounded one, the gradient that of
+  the unrounded map). Each attack step is a VAE encoder + decoder forward and backward pass at ``size``.
 - Training augmentation is a horizontal flip of the whole stack (the error map
   flipped with the image, the spectrum computed from the flipped image), so the
   VAE runs once per training image rather than once per epoch. The paper's
@@ -71,6 +73,7 @@ from bench.nn.training import (
     TrainConfig,
     batch_probs,
     macro_f1,
+    resize_square,
     resize_to_tensor,
     resolve_device,
     seeded_torch,
@@ -136,6 +139,17 @@ def load_pretrained_backbone(model: nn.Module, state: dict[str, torch.Tensor], i
     missing = [k for k in missing if not k.startswith(head)]
     if missing or unexpected:
         raise BenchError(f"pretrained weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+def error_maps(rgb01: torch.Tensor, reconstruct: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The error maps as stored (float16 values in a float32 tensor): (B, 3, S, S) -> (B, S, S).
+
+    The rounding is a straight-through estimator: the value is the float16 map (what ``predict`` reads
+    from the cache), the gradient is the unrounded map's, so an attack sees ``predict``'s input exactly
+    and still has a gradient to follow.
+    """
+    err = reconstruction_error(rgb01, reconstruct)[:, 0].float()
+    return err + (err.half().float() - err).detach()
 
 
 def binary_f1(y_true: np.ndarray, probs: np.ndarray) -> float:
@@ -263,8 +277,7 @@ class EffNetMC(CpuPickledModel, Detector):
                               disable=not ctx.progress or len(todo) <= step):
                 batch = todo[start:start + step]
                 with torch.no_grad():
-                    err = reconstruction_error(rgb(batch).to(device), reconstruct)[:, 0].float().cpu().numpy() \
-                        .astype(np.float16)
+                    err = error_maps(rgb(batch).to(device), reconstruct).half().cpu().numpy()
                 for j, e in zip(batch, err):
                     out[j] = e
                     if cache is not None:
@@ -292,12 +305,17 @@ class EffNetMC(CpuPickledModel, Detector):
         return build_channels(rgb, err_t, self.channels)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.clone()
-        x[:3] = (x[:3] - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
-        for c, name in enumerate(self.names[3:], start=3):
-            mean, std = self.stats[name]
-            x[c] = (x[c] - mean) / std
-        return x
+        """The network's input from a raw (..., C, H, W) stack: RGB with the ImageNet mean and std, each extra
+        channel with its training statistics (:meth:`standardise`). Out of place, so autograd passes through."""
+        mean, std = (torch.tensor(v, dtype=x.dtype, device=x.device).view(3, 1, 1)
+                     for v in (IMAGENET_MEAN, IMAGENET_STD))
+        extra = [self.standardise(name, x[..., c:c + 1, :, :]) for c, name in enumerate(self.names[3:], start=3)]
+        return torch.cat([(x[..., :3, :, :] - mean) / std, *extra], dim=-3)
+
+    def standardise(self, name: str, channel: torch.Tensor) -> torch.Tensor:
+        """An extra channel (``err`` or ``fft``) standardised with its mean and std over the training images."""
+        mean, std = self.stats[name]
+        return (channel - mean) / std
 
     def _transform(self, item, rng) -> torch.Tensor:
         image, err = item
@@ -374,14 +392,35 @@ class EffNetMC(CpuPickledModel, Detector):
         if "err" in self.names:
             maps = self._error_maps(batch["key"], lambda js: batch["rgb"][js], ctx)
             err = torch.from_numpy(np.stack(maps).astype(np.float32))
-            mean, std = self.stats["err"]
-            x[:, self.names.index("err")] = (err - mean) / std
+            x[:, self.names.index("err")] = self.standardise("err", err)
         device = resolve_device(ctx.device)
         return batch_probs(self.model.eval().to(device), x, device, ctx.mixed_precision)
 
     def finish(self, rows: np.ndarray) -> Prediction:
         probs = np.asarray(rows).reshape(-1, len(self.labels))
         if self.task == "binary":
-            return Prediction(score=probs[:, 1])
-        score = 1.0 - probs[:, self.labels.index("real")]
-        return Prediction(score=score, source=np.array(self.labels, dtype=object)[probs.argmax(axis=1)])
+            return Prediction(score=self.p_generated(probs))
+        return Prediction(score=self.p_generated(probs),
+                          source=np.array(self.labels, dtype=object)[probs.argmax(axis=1)])
+
+    def p_generated(self, probs):
+        """The score from class probabilities (..., classes), NumPy or torch: P(generated) for the binary model,
+        1 - P(real) for attribution."""
+        return probs[..., 1] if self.task == "binary" else 1.0 - probs[..., self.labels.index("real")]
+
+    # -- white-box attacks: the same pieces in torch, differentiable with respect to the pixels --------------------
+    differentiable = True
+
+    def differentiable_score(self, image01: torch.Tensor, caption: str | None = None) -> torch.Tensor:
+        """``predict``'s score of one image (a probability): the resize, the error map through the VAE (rounded
+        as stored, straight-through), the FFT channel, the normalisation and the network, all in torch."""
+        if self.model is None:
+            raise BenchError(f"{self.name}: differentiable_score() called before fit()")
+        model = self.model.eval()
+        device = next(model.parameters()).device
+        rgb = resize_square(image01.to(device), self.size)
+        err = None
+        if "err" in self.names:
+            err = error_maps(rgb[None], vae_autoencoder(self._load_vae(device)))[0]
+        x = self.normalise(build_channels(rgb, err, self.channels))
+        return self.p_generated(model(x[None]).float().softmax(dim=1)[0])

@@ -15,8 +15,8 @@ from torch import nn
 from bench.core.detector import Detector, DetectorInfo, FitContext, Prediction
 from bench.core.errors import BenchError
 from bench.data.imageset import ImageSet
-from bench.nn.training import (StreamedNet, TrainConfig, predict_probs, resize_to_tensor, seeded_torch,
-                               train_classifier)
+from bench.nn.training import (StreamedNet, TrainConfig, predict_probs, resize_square, resize_to_tensor,
+                               seeded_torch, train_classifier)
 
 
 def _tiny_net(n_classes: int, width: int) -> nn.Module:
@@ -65,8 +65,7 @@ class TinyCNN(StreamedNet, Detector):
         """P(generated) = 1 - P(real) through the same antialiased resize as ``_transform`` (already torch)."""
         if self.model is None:
             raise BenchError("test_cnn: differentiable_score() called before fit()")
-        x = nn.functional.interpolate(image01[None], size=(self.size, self.size), mode="bilinear", antialias=True,
-                                      align_corners=False)
+        x = resize_square(image01, self.size)[None]
         model = self.model.eval()
         return 1 - model(x.to(next(model.parameters()).device)).softmax(dim=1)[0, self.classes.index("real")]
 

@@ -111,6 +111,22 @@ def test_error_maps_come_from_the_given_pixels_and_are_cached(splits, tmp_path):
         det.errors(blurred, range(1), c)
 
 
+def test_error_maps_are_stored_float16_values_with_the_unrounded_gradient():
+    """What predict caches and what a white-box attack differentiates: the float16 map, straight through."""
+    from detectors.effnet_mc import error_maps
+
+    reconstruct = vae_autoencoder(create_detector("test_effnet_mc")._load_vae(torch.device("cpu")))
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    stored = error_maps(x, reconstruct)
+    exact = reconstruction_error(x, reconstruct)[:, 0]
+    assert stored.shape == (2, 32, 32) and torch.equal(stored, exact.half().float())
+    assert not torch.equal(stored, exact)  # the rounding is there to be passed straight through
+    weights = torch.rand(2, 32, 32, generator=torch.Generator().manual_seed(1))
+    (through,) = torch.autograd.grad((stored * weights).sum(), x)
+    (unrounded,) = torch.autograd.grad((exact * weights).sum(), x)
+    assert through.abs().sum() > 0 and torch.equal(through, unrounded)
+
+
 def test_stem_keeps_rgb_filters_and_extra_channels_start_from_their_mean(tmp_path):
     import timm
     from safetensors.torch import save_file

@@ -34,6 +34,9 @@ CASES = [
     ("test_clip.occ_clip", {"fgsm": False}, [(32, 45), (50, 32)], False),  # max over generators of P(target)
     ("test_clip.text_mlp", {}, [(32, 45), (50, 32)], True),  # no caption: the zero-shot prompt's text
     ("test_clip.text_mlp", {"captions": True}, [(32, 45), (50, 32)], True),  # the caption's text
+    # the whole image resized to 32 (the same torch resize, exact at any size), VAE error + FFT channels
+    ("test_effnet_mc", {}, [(48, 53), (20, 26)], False),  # attribution: 1 - P(real)
+    ("test_effnet_mc", {"channels": "rgb_err", "task": "binary"}, [(48, 53), (61, 40)], False),  # P(generated)
 ]
 
 

@@ -320,8 +320,13 @@ def seeded_torch(seed: int) -> Iterator[None]:
 
 def resize_to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
     """uint8 HWC -> float CHW in [0, 1], resized (antialiased) to size x size."""
-    x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(255.0)
-    return nn.functional.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True,
+    return resize_square(torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(255.0), size)
+
+
+def resize_square(x01: torch.Tensor, size: int) -> torch.Tensor:
+    """Float CHW -> CHW at size x size, bilinear antialiased: :func:`resize_to_tensor`'s resize, in torch
+    (differentiable), so a white-box attack sees the pixels ``predict`` sees."""
+    return nn.functional.interpolate(x01[None], size=(size, size), mode="bilinear", antialias=True,
                                      align_corners=False)[0]
 
 
