@@ -201,3 +201,5 @@ def test_list_detectors_verbose_names_fast_settings_and_shared_passes(capsys):
     assert "fast profile: crop=64, test_crop=128, load=None" in npr
     svm = out.split("\nclip_svm\n", 1)[1].split("\n\n", 1)[0]
     assert "shares that pass with: occ_clip" in svm
+    assert "attacks: white-box (pgd, fgsm) and transfer" in npr
+    assert "attacks: transfer only" in svm

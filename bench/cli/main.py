@@ -220,8 +220,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def print_detector_details(names: list[str]) -> None:
-    """Each detector's paper, departures, fast-profile settings, and (heads on frozen features) which
-    detectors share its backbone forward pass in the paper profile (README, "Profiles and fidelity")."""
+    """Each detector's paper, departures, fast-profile settings, which attacks can target it, and (heads on
+    frozen features) which detectors share its backbone forward pass in the paper profile (README,
+    "Profiles and fidelity")."""
     from bench.core.registries import create_detector
 
     detectors = {name: create_detector(name) for name in names}
@@ -233,6 +234,8 @@ def print_detector_details(names: list[str]) -> None:
         fast = type(det).profile_params("fast")
         print(f"\n{name}\n  paper: {det.info.paper}\n  departures: {det.info.notes or 'none noted'}")
         print(f"  fast profile: {', '.join(f'{k}={v}' for k, v in fast.items()) or 'the paper settings'}")
+        print("  attacks: " + ("white-box (pgd, fgsm) and transfer" if det.differentiable
+                              else "transfer only (not differentiable end to end)"))
         if hasattr(det, "feature_pass"):
             others = [n for n in passes[det.feature_pass()] if n != name]
             print(f"  features: {det.feature_pass()}; shares that pass with: {', '.join(others) or 'no other head'}")
