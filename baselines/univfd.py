@@ -133,8 +133,7 @@ class UnivFD(FrozenClipHead):
     def differentiable_score(self, image01, caption: str | None = None):
         """The head's logit on the frozen backbone's embedding of the image as ``predict`` prepares it (native
         centre crop in the paper profile; the eval resize, approximated in torch, in the fast profile)."""
-        if self.model is None:
-            raise BenchError("univfd: differentiable_score() called before fit()")
+        self.require_fitted("differentiable_score")
         return self.model.eval()(self.differentiable_embedding(image01))[0]
 
     def fitted(self) -> bool:

@@ -24,12 +24,17 @@ from bench.data.imageset import ImageSet
 from bench.nn.clip_features import ClipFeatures
 from bench.nn.frozen_head import FrozenClipHead
 from bench.run.config import RunConfig
-from bench.run.stream import Failure
+from bench.run.stream import Failure, streamed
 from bench.run.work import CellJob, cell_images
 
 
 def is_clip_head(detector) -> bool:
     return isinstance(detector, FrozenClipHead)
+
+
+def scored_whole(detector) -> bool:
+    """Neither streamed nor a CLIP head: scored by ``predict`` on a whole cell (bench.run.work.predict_cell)."""
+    return not streamed(detector) and not is_clip_head(detector)
 
 
 class FeatureStage:

@@ -10,7 +10,7 @@ from typing import Iterator
 
 from bench.core.detector import FitContext
 from bench.data.imageset import ImageSet
-from bench.run.clip_stream import head_groups, is_clip_head
+from bench.run.clip_stream import head_groups, scored_whole
 from bench.run.config import RunConfig
 from bench.run.stream import Failure, Unit, stream_rows, streamed
 from bench.run.work import (AttackJob, CellJob, FitJob, attack_cell, cell_images, detector_ctx, finish_rows,
@@ -56,7 +56,7 @@ class LocalExecutor:
         for job in jobs:
             images = None
             for detector in job.detectors:
-                if streamed(detector) or is_clip_head(detector) or id(detector) in failed:
+                if not scored_whole(detector) or id(detector) in failed:
                     continue
                 if images is None:
                     images = cell_images(test, job.cell, cfg)

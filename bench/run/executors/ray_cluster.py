@@ -35,7 +35,7 @@ import numpy as np
 from bench.core.detector import Detector, FitContext
 from bench.core.errors import BenchError
 from bench.data.imageset import DecodedCache, ImageSet
-from bench.run.clip_stream import head_groups, is_clip_head
+from bench.run.clip_stream import head_groups, is_clip_head, scored_whole
 from bench.run.config import RunConfig
 from bench.run.stream import Failure, Unit, stream_rows, streamed
 from bench.run.work import (AttackJob, CellJob, FitJob, attack_cell, cell_images, detector_ctx, finish_rows,
@@ -151,7 +151,7 @@ class RayExecutor:
     def score(self, jobs: list[CellJob], test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
         driver_ctx, ctx = ctx, self._worker_ctx(ctx, cfg)
         items = ray.put(test.items)
-        refs = {id(d): ray.put(d) for job in jobs for d in job.detectors if not streamed(d) and not is_clip_head(d)}
+        refs = {id(d): ray.put(d) for job in jobs for d in job.detectors if scored_whole(d)}
         pending: dict = {}  # task -> (series, shard) or ("cell", job index, detector)
         series: list[tuple] = []  # what each shard series is for
         parts: list[list] = []  # each series' shard results, in order
@@ -196,7 +196,7 @@ class RayExecutor:
                 shards(ray.put(group), items, len(test), job.cell, [contexts[id(d)] for d in group], gpus,
                        ("detectors", j, group))
             for d in job.detectors:
-                if not streamed(d) and not is_clip_head(d):
+                if scored_whole(d):
                     gpus = self._gpus([d], cfg)
                     ref = self._predict.options(num_gpus=gpus).remote(
                         items, refs[id(d)], job.cell, cfg, detector_ctx(d, ctx, cfg, on_gpu=gpus > 0), self.threads)
@@ -218,7 +218,6 @@ class RayExecutor:
             _, j, group = series[s]
             for d, detector in enumerate(group):
                 yield jobs[j], detector, finish_rows(detector, _joined(parts[s], d))
-
 
     def attack(self, jobs: list[AttackJob], test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
         """One task per transfer cell (crafted once on the surrogate, scored by all its detectors) and one per
