@@ -12,7 +12,7 @@ from bench.core.errors import ImageSkip
 from bench.data.dataset import load_dataset, probe_rows
 from bench.data.images import decode_bytes, decode_image
 from bench.data.manifest import Row
-from conftest import textured
+from helpers import textured
 
 
 def png_bytes(img: Image.Image, **kw) -> bytes:

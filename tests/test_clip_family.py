@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from bench.nn import backbones, clip_features
-from conftest import interrupted_after_checkpoints
+from helpers import interrupted_after_checkpoints
 from bench.core.cache import Cache
 from bench.core.detector import FitContext
 from bench.core.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import interrupted_after_checkpoints
+from helpers import interrupted_after_checkpoints
 from bench.core.cache import Cache
 from bench.core.detector import FitContext
 from bench.core.registries import DETECTORS, PERTURBATIONS, create_detector, load_plugins

@@ -28,7 +28,7 @@ from PIL import Image
 
 from bench.core.detector import FitContext
 from bench.weights.catalog import COMPONENTS, component_names, get_spec
-from tests.weights_layouts import (  # noqa: F401  (fixtures)
+from weights_layouts import (  # noqa: F401  (fixtures)
     declare,
     fixed_images,
     hf_cache_folder,
@@ -393,7 +393,7 @@ def test_taesd_family_files_match_diffusers_autoencoder_tiny(name, isolated, mon
     from baselines.aeroblade import Aeroblade
     from baselines.aeroblade_models import AUTOENCODERS, TINY, reconstruct, to_model_input
     from baselines.tiny_autoencoder import TinyAutoencoder
-    from tests.conftest import SHARED_WEIGHTS
+    from helpers import SHARED_WEIGHTS
 
     cfg = AUTOENCODERS[name].config
     folder = isolated / "download" / name

@@ -11,7 +11,7 @@ from bench.core.errors import BenchError
 from bench.data.dataset import load_dataset
 from bench.data.inspect_data import inspect_report, shortcut_warnings
 from bench.data.manifest import read_csv_manifest, read_manifest
-from conftest import WILD_DEV, textured, write_png
+from helpers import WILD_DEV, textured, write_png
 
 
 def _images(root: Path, rel_paths: list[str], seed: int = 0) -> None:

@@ -25,7 +25,7 @@ from bench.data.fetch import FetchPlan, fetch_dataset
 from bench.data.hf_parquet import interpret_label, parse_hf_spec
 from bench.data.images import read_image_file
 from bench.data.parquet_images import member_path, split_member
-from conftest import textured
+from helpers import textured
 
 _RNG = np.random.default_rng(7)
 IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])

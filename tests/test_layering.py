@@ -144,3 +144,16 @@ def test_the_check_catches_upward_imports(tmp_path, snippet, bad):
     assert bool(found) == bad, found
     if bad:
         assert found[0].startswith("bench.nn.mod (line ")
+
+
+def test_test_modules_import_shared_helpers_by_a_name_both_runners_resolve():
+    """``pytest`` puts tests/ on sys.path but not the checkout, ``python -m pytest`` both: ``tests.X`` imports
+    fail to collect under the first, and ``conftest`` is pytest's plugin, not a module to import from."""
+    bad = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            bad += [f"{path.name}:{node.lineno} imports {name}" for name in names
+                    if name == "tests" or name.startswith("tests.") or name == "conftest"]
+    assert bad == []

@@ -23,7 +23,7 @@ from bench.report.audit_section import WARN_ABOVE, audit_html, shortcut_warning
 from bench.report.write import write_leaderboards
 from bench.run.config import RunConfig
 from bench.run.runner import Runner
-from tests.test_audit import N, _pixels
+from test_audit import N, _pixels
 
 
 def _jpeg(arr: np.ndarray, quality: int = 90) -> bytes:

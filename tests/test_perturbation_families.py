@@ -19,7 +19,7 @@ from perturbations.redigitise import recapture, screenshot
 from perturbations.share import CHAIN, PROFILES, share, share_hop
 from perturbations.families import split_top_level
 from perturbations.spec import parse_perturb_spec
-from tests.conftest import SHARED_WEIGHTS
+from helpers import SHARED_WEIGHTS
 
 
 def rng(seed: int = 0) -> np.random.Generator:

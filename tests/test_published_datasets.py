@@ -16,7 +16,7 @@ from bench.core.errors import BenchError
 from bench.data.adapters import chameleon, forensynths, genimage, synthbuster, univfd, wildrf
 from bench.data.dataset import load_dataset
 from bench.data.sources import resolve_source, split_spec
-from conftest import textured
+from helpers import textured
 
 _RNG = np.random.default_rng(18)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import SHARED_WEIGHTS, WILD_DEV
+from helpers import SHARED_WEIGHTS, WILD_DEV
 
 pytestmark = pytest.mark.skipif(not (SHARED_WEIGHTS / "taef2").is_dir() or not (SHARED_WEIGHTS / "lpips_vgg").is_dir(),
                                 reason=f"the shared real weights are absent ({SHARED_WEIGHTS}: taef2/, lpips_vgg/)")
@@ -105,7 +105,7 @@ def test_aeroblade_taef2_scores_with_real_weights(shared_store, tmp_path):
     from bench.core.cache import Cache
     from bench.core.registries import DETECTORS, create_detector
     from bench.weights.gate import check_detector_weights
-    from tests.test_aeroblade import Images, ctx
+    from test_aeroblade import Images, ctx
 
     decision = check_detector_weights("aeroblade.taef2", DETECTORS.entry("aeroblade.taef2").meta)
     assert decision.label == "pretrained", decision.skip_reason

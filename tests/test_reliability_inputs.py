@@ -20,7 +20,7 @@ from bench.data.dataset import load_dataset
 from bench.data.images import read_image_file
 from bench.data.manifest import read_manifest
 from bench.run.config import RunConfig, load_config_file
-from conftest import textured, write_png
+from helpers import textured, write_png
 
 
 def _images(root, n_real=10, n_fake=10, seed=0):

@@ -8,7 +8,7 @@ import torch
 from bench.core.detector import FitContext
 from bench.data.dataset import load_dataset
 from bench.data.imageset import ImageSet
-from conftest import interrupted_after_checkpoints
+from helpers import interrupted_after_checkpoints
 from bench.nn.training import TrainConfig, predict_probs, resize_to_tensor, seeded_torch, train_classifier
 
 

@@ -19,7 +19,7 @@ from bench.core.errors import BenchError
 from bench.core.hashing import sha256_file
 from bench.weights import download, locations
 from bench.weights.catalog import ComponentSpec, component_names, get_spec
-from tests.weights_layouts import bench_weights, isolated, make_hf_cache, no_network  # noqa: F401
+from weights_layouts import bench_weights, isolated, make_hf_cache, no_network  # noqa: F401
 
 URL = "https://example.invalid/weights/tiny_linear-0123abcd.pt"
 REAL_PROBE = download._host_reachable.__wrapped__  # the uncached reachability probe

@@ -15,8 +15,8 @@ from bench import weights as W
 from bench.core.hashing import sha256_file
 from bench.weights.catalog import ComponentSpec
 from bench.weights.records import ChecksumMismatch
-from tests.test_weights import make_model_folder, tiny_state_dict
-from tests.weights_layouts import bench_weights, isolated, make_hf_cache, no_network  # noqa: F401
+from test_weights import make_model_folder, tiny_state_dict
+from weights_layouts import bench_weights, isolated, make_hf_cache, no_network  # noqa: F401
 
 RELEASE = "https://example.invalid/releases/tiny-release.pt"
 

@@ -20,7 +20,7 @@ from bench.core.errors import BenchError
 from bench.core.hashing import sha256_file
 from bench.core.registries import create_detector
 from bench.data.imageset import ImageSet
-from tests.conftest import textured, write_png
+from helpers import textured, write_png
 
 # (registered test variant, overrides, image sizes (h, w) on which predict's preprocessing is reproduced exactly,
 #  whether differentiable_score returns the logit of predict's probability)
