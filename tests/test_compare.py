@@ -125,6 +125,28 @@ def test_dataset_hash_mismatch_fails_with_2(tmp_path):
     assert format_summary(result).startswith("INVALID:")
 
 
+@pytest.mark.parametrize("run_datasets", [{}, {"other": {"hash": "3f2a9c1b0d4e5f60"}}, {"toy": {}}, None])
+def test_a_run_without_the_references_dataset_hash_is_invalid(tmp_path, run_datasets):
+    """The reference names dataset toy with a hash; a run whose run.json lacks that dataset (or its hash)
+    cannot show it used the same images, so the check fails instead of being skipped."""
+    record = run_record("run")
+    if run_datasets is None:
+        del record["datasets"]
+    else:
+        record["datasets"] = run_datasets
+    run = write_run(tmp_path / "run", record=record)
+    result = compare_dirs(run, write_run(tmp_path / "ref"), {})
+    assert result.hash_mismatches == ["toy: reference 3f2a9c1b0d4e5f60, run absent"]
+    assert result.exit_code == 2
+
+
+def test_a_reference_without_dataset_hashes_checks_none():
+    record = run_record("ref")
+    del record["datasets"]
+    result = compare_runs(results_frame(), results_frame(), {}, run_record=run_record("run"), ref_record=record)
+    assert result.hash_mismatches == [] and result.exit_code == 0
+
+
 def test_duplicate_cells_are_refused():
     doubled = pd.concat([results_frame(), results_frame()], ignore_index=True)
     with pytest.raises(BenchError, match="duplicate cells"):

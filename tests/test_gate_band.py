@@ -80,6 +80,39 @@ def test_exact_detectors_are_those_no_seed_moved(band):
     assert exact_detectors(band) == set(results_frame()["detector"]) - {NETWORK}
 
 
+def test_one_constant_cell_does_not_make_a_network_exact():
+    """Exact means every cell of the detector is constant over the seeds, not any: a network with one
+    constant cell (e.g. an AUC of 1.0) must stay in the band mode, or it would be gated bit for bit."""
+    runs = [seed_run(s) for s in SEEDS]
+    for run in runs:
+        run.loc[cell(run), "value"] = 1.0
+    band = build_band(runs)
+    assert band[cell(band)]["sd"].iloc[0] == 0.0
+    assert NETWORK not in exact_detectors(band)
+    assert exact_detectors(band) == set(results_frame()["detector"]) - {NETWORK}
+
+
+def test_floor_is_capped_at_the_worst_seed_once_the_prediction_bound_rises_above_it():
+    """With 17 seeds (16 at 0.9, one at 0.8) the t bound, mean - t(0.999, 16) sd sqrt(1 + 1/17) = 0.802,
+    lies above the worst seed; the floor is the worst seed minus the tolerance."""
+    values = [0.9] * 16 + [0.8]
+    runs = []
+    for value in values:
+        run = results_frame()
+        run.loc[cell(run), "value"] = value
+        runs.append(run)
+    band = build_band(runs)
+    row = band[cell(band)]
+    mean, sd, k = np.mean(values), np.std(values, ddof=1), len(values)
+    bound = mean - stats.t.ppf(1 - ALPHA, k - 1) * sd * np.sqrt(1 + 1 / k)
+    assert bound > 0.8  # the case the cap exists for
+    assert band_floor(row, pd.Series([0.01], index=row.index)).iloc[0] == pytest.approx(0.8 - 0.01)
+    lower_is_better = band[cell(band, metric="ece")].copy()
+    lower_is_better[["mean", "sd", "min", "max", "n_seeds"]] = [1 - mean, sd, 1 - 0.9, 1 - 0.8, k]
+    ceiling = band_floor(lower_is_better, pd.Series([0.01], index=lower_is_better.index)).iloc[0]
+    assert ceiling == pytest.approx(0.2 + 0.01)  # mirrored: the worst (highest) seed plus the tolerance
+
+
 def test_band_runs_must_differ_only_in_the_training_seed():
     assert check_band_runs([seed_record(s) for s in SEEDS]) == SEEDS
     with pytest.raises(BenchError, match="at least 3 runs"):

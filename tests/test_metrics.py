@@ -308,3 +308,52 @@ def test_evaluate_cell_rejects_reserved_generator_names():
         evaluate_cell([0, 1], ["real", "mean"], [0.1, 0.9], probability=False, val_threshold=None)
     with pytest.raises(ValueError):
         evaluate_cell([0, 1], ["real", "sd"], [0.1, 0.9], ["real"], probability=False, val_threshold=None)
+
+
+# --- the interval is pinned to an independent computation of the replicates ---------------------
+
+
+@pytest.mark.parametrize("ci", [0.95, 0.8])
+def test_interval_is_the_central_ci_quantiles_of_independently_computed_replicates(ci):
+    """Each replicate recomputed with sklearn from the shared bootstrap draws (an image drawn k times has
+    weight k): the interval must be their (1 - ci) / 2 and (1 + ci) / 2 quantiles, for "all", for a
+    generator (its images vs all reals) and for the per-replicate mean over generators."""
+    labels, gens, scores, _ = make_cell(seed=6)
+    n_boot, seed = 300, 9
+    gen_names = sorted(set(gens[labels == 1]))
+    w = bootstrap_weights(labels, gens, gen_names, n_boot, seed)
+    rows = rows_by_key(evaluate_cell(labels, gens, scores, probability=False, val_threshold=None, n_boot=n_boot,
+                                     seed=seed, ci=ci))
+
+    def auc_reps(keep):
+        return np.array([roc_auc_score(labels[keep], scores[keep], sample_weight=row[keep]) for row in w])
+
+    per_gen = {g: auc_reps((labels == 0) | (gens == g)) for g in gen_names}
+    expected = {"all": auc_reps(np.ones(labels.size, bool)), "sd": per_gen["sd"],
+                "mean": np.mean([per_gen[g] for g in gen_names], axis=0)}
+    for subset, reps in expected.items():
+        low, high = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2])
+        row = rows[(subset, "roc_auc")]
+        assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low, abs=1e-12), pytest.approx(high, abs=1e-12))
+
+
+def test_default_interval_is_95_percent():
+    labels, gens, scores, _ = make_cell(seed=7)
+    kwargs = dict(probability=False, val_threshold=None, n_boot=200, seed=3)
+    assert evaluate_cell(labels, gens, scores, **kwargs) == evaluate_cell(labels, gens, scores, ci=0.95, **kwargs)
+
+
+# --- TPR at a fixed FPR: a threshold whose FPR is exactly the target counts ----------------------
+
+
+@pytest.mark.parametrize("n_real, name", [(20, "tpr_at_fpr_5"), (100, "tpr_at_fpr_1")])
+def test_tpr_at_fpr_counts_a_threshold_whose_fpr_is_exactly_the_target(n_real, name):
+    """Generated images at 0.3 and 0.9, reals at 0.1 but one (or two) at 0.5: the threshold 0.3 calls every
+    generated image generated with FPR 1 / n_real, exactly the target, so TPR is 1; with two reals at 0.5 the
+    FPR there is twice the target and only the threshold 0.9 (TPR 0.5) qualifies."""
+    assert 1.0 / n_real == {"tpr_at_fpr_5": 0.05, "tpr_at_fpr_1": 0.01}[name]  # lands exactly in float
+    y = np.r_[np.zeros(n_real), np.ones(10)]
+    one_real_high = np.r_[np.full(n_real - 1, 0.1), 0.5, np.full(5, 0.3), np.full(5, 0.9)]
+    assert binary_metrics(y, one_real_high, probability=False, val_threshold=None)[name] == 1.0
+    two_reals_high = np.r_[np.full(n_real - 2, 0.1), 0.5, 0.5, np.full(5, 0.3), np.full(5, 0.9)]
+    assert binary_metrics(y, two_reals_high, probability=False, val_threshold=None)[name] == 0.5

@@ -15,6 +15,7 @@ from bench.core.errors import BenchError
 from bench.core.registries import PERTURBATIONS
 from bench.core.registry import UnknownNameError
 from bench.core.rng import cell_rng
+from bench.data.imageset import PerturbedImageSet
 from perturbations import PRESETS, Perturbation, functions, get_perturbation, param_label, param_value
 from perturbations.albu import TABLES as ALBU_TABLES
 from perturbations.share import PROFILES as SHARE_PROFILES
@@ -121,6 +122,54 @@ def test_noise_depends_on_image_key_and_seed():
     b = perturbation.apply(image, 2, cell_rng(SEED, "hash-b", "noise", 2))
     c = perturbation.apply(image, 2, cell_rng(SEED + 1, "hash-a", "noise", 2))
     assert not np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+class DrawRecorder:
+    """A perturbation whose output is the first draws of the generator it was given (and nothing else)."""
+
+    name, table = "recorder", "default"
+
+    def table_preset(self, preset="default"):
+        return preset
+
+    def fingerprint(self, preset="default", severity=None):
+        return "recorder-v1"
+
+    def apply(self, image, severity, rng, preset="default"):
+        return rng.integers(0, 256, image.shape, dtype=np.uint8)
+
+
+def _seeded_draws(images, index, severity, seed=SEED):
+    return PerturbedImageSet(images, DrawRecorder(), severity, seed)[index]
+
+
+def test_a_cell_generator_is_derived_from_seed_content_perturbation_and_severity(tiny_splits):
+    """The generator of image i in cell (perturbation, severity) is cell_rng(seed, content hash, name, severity):
+    each of the four changes the draws, and nothing else does (not the set it sits in)."""
+    test = tiny_splits["test"]
+    draws = _seeded_draws(test, 0, 2)
+    expected = cell_rng(SEED, test.hashes[0], "recorder", 2).integers(0, 256, draws.shape, dtype=np.uint8)
+    assert np.array_equal(draws, expected)
+    assert not np.array_equal(draws, _seeded_draws(test, 0, 3))  # severity
+    assert not np.array_equal(draws, _seeded_draws(test, 0, 1))
+    assert not np.array_equal(draws, _seeded_draws(test, 0, 2, seed=SEED + 1))  # run seed
+    assert not np.array_equal(draws, _seeded_draws(test, 1, 2))  # content
+    assert not np.array_equal(cell_rng(SEED, "h", "noise", 2).random(4), cell_rng(SEED, "h", "blur", 2).random(4))
+    assert not np.array_equal(cell_rng(SEED, "h", "noise", 2).random(4), cell_rng(SEED, "h", "noise", 3).random(4))
+
+
+@pytest.mark.parametrize("name", PURE)
+def test_a_perturbed_image_does_not_depend_on_its_position_in_the_set(name, tiny_splits):
+    """Scores are cached by content (cell_key), so the pixels must be too: the last image of the test set,
+    perturbed inside the whole set and alone (a --limit or subset run), is the same byte for byte."""
+    test = tiny_splits["test"]
+    last = len(test) - 1
+    perturbation = PERTURBATIONS.get(name)
+    level = perturbation.levels()[1]
+    in_set = PerturbedImageSet(test, perturbation, level, SEED)
+    alone = PerturbedImageSet(test.subset([last]), perturbation, level, SEED)
+    assert in_set.cell_key(last) == alone.cell_key(0)
+    assert in_set[last].tobytes() == alone[0].tobytes()
 
 
 # --- physical correctness ---

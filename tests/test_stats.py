@@ -4,6 +4,7 @@ summaries, on inputs small enough to check by hand or against an independent com
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from bench.report.summaries import normalised_area, robustness_summary
@@ -67,6 +68,28 @@ def test_delong_se_agrees_with_the_paired_bootstrap():
     assert test.diff == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b))
     assert np.std(diffs, ddof=1) == pytest.approx(test.se, rel=0.2)
     assert test.p < 0.05 and test.ci_low > 0
+
+
+@pytest.mark.parametrize("ci", [0.95, 0.9])
+def test_delong_p_value_and_interval_are_the_two_sided_normal_ones(ci):
+    """z = diff / se with se from the brute-force covariance: p = 2 * sf(|z|) and the interval
+    diff -+ z_{(1 + ci) / 2} se, pinned to the formula (not only to "significant")."""
+    y, a, b = _correlated_scores(n=80, seed=11)
+    aucs, cov = _brute_force_delong(y, np.vstack([a, b]))
+    diff = aucs[0] - aucs[1]
+    se = np.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    test = delong_test(y, a, b, ci=ci)
+    assert 0.001 < test.p < 0.5  # a p-value that halving or doubling would move visibly
+    assert test.se == pytest.approx(se, rel=1e-10)
+    assert test.p == pytest.approx(2 * norm.sf(abs(diff) / se), rel=1e-10)
+    half = norm.ppf((1 + ci) / 2) * se
+    assert (test.ci_low, test.ci_high) == (pytest.approx(diff - half, rel=1e-10), pytest.approx(diff + half, rel=1e-10))
+    assert (test.value_a, test.value_b) == (pytest.approx(aucs[0]), pytest.approx(aucs[1]))
+
+
+def test_delong_default_interval_is_95_percent():
+    y, a, b = _correlated_scores(n=80, seed=11)
+    assert delong_test(y, a, b) == delong_test(y, a, b, ci=0.95)
 
 
 def test_delong_identical_scores_give_no_difference():
@@ -182,3 +205,37 @@ def test_robustness_summary_lower_is_better():
     assert out.loc["a", "worst"] == pytest.approx(0.4)
     assert out.loc["a", "mce"] == pytest.approx(0.6 / 0.8)  # the error is the value itself
     assert "mce" not in robustness_summary(cells, higher_is_better=False).columns
+
+
+def test_overall_nauc_is_nan_when_a_perturbation_is_missing():
+    """A detector without blur cells must not look better by averaging only the perturbations it has."""
+    cells = _cells([
+        ("a", "none", 0, 0.9), ("a", "jpeg", 1, 0.8), ("a", "blur", 1, 0.7),
+        ("b", "none", 0, 0.9), ("b", "jpeg", 1, 0.8),
+    ])
+    out = robustness_summary(cells, higher_is_better=True)
+    assert out.loc["b", "nauc:jpeg"] == pytest.approx(0.85) and np.isnan(out.loc["b", "nauc:blur"])
+    assert np.isnan(out.loc["b", "nauc"])
+    assert out.loc["a", "nauc"] == pytest.approx((0.85 + 0.8) / 2)
+
+
+def test_corruption_error_counts_only_the_levels_the_reference_has():
+    """CE = sum_s E_s / sum_s E_s(reference) over the reference's levels: a level the reference lacks
+    (jpeg 3 here) adds nothing to the numerator."""
+    cells = _cells([
+        ("a", "none", 0, 0.9), ("a", "jpeg", 1, 0.8), ("a", "jpeg", 2, 0.6), ("a", "jpeg", 3, 0.1),
+        ("r", "none", 0, 0.8), ("r", "jpeg", 1, 0.6), ("r", "jpeg", 2, 0.4),
+    ])
+    out = robustness_summary(cells, higher_is_better=True, reference="r")
+    assert out.loc["a", "ce:jpeg"] == pytest.approx((0.2 + 0.4) / (0.4 + 0.6))
+    assert out.loc["a", "mce"] == pytest.approx(0.6)
+
+
+def test_corruption_error_of_a_detector_missing_a_perturbation_is_nan():
+    cells = _cells([
+        ("a", "none", 0, 0.9), ("a", "jpeg", 1, 0.8),
+        ("r", "none", 0, 0.8), ("r", "jpeg", 1, 0.6), ("r", "blur", 1, 0.5),
+    ])
+    out = robustness_summary(cells, higher_is_better=True, reference="r")
+    assert out.loc["a", "ce:jpeg"] == pytest.approx(0.5) and np.isnan(out.loc["a", "ce:blur"])
+    assert np.isnan(out.loc["a", "mce"]) and out.loc["r", "mce"] == pytest.approx(1.0)
