@@ -18,14 +18,19 @@ from bench.run.metrics import (
     METRICS,
     _attribution_batch,
     _binary_batch,
-    attribution_metrics,
-    binary_metrics,
-    confusion_frame,
     evaluate_cell,
     threshold_at_tnr,
 )
 
 ROW_KEYS = {"generator", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better"}
+
+
+def binary_metrics(y, score, *, probability: bool, val_threshold: float | None) -> dict[str, float]:
+    """Every applicable binary metric of one set of scores (y = 1 for generated): the point values of
+    evaluate_cell's "all" rows, without replicates."""
+    generators = np.where(np.asarray(y) == 1, "gen", "real")
+    rows = evaluate_cell(y, generators, score, probability=probability, val_threshold=val_threshold, n_boot=0)
+    return {r["metric"]: r["value"] for r in rows if r["generator"] == "all"}
 
 
 def tied_scores(seed: int, n: int = 300):
@@ -188,20 +193,15 @@ def test_threshold_at_tnr():
 # --- attribution --------------------------------------------------------------------------------
 
 
-def test_attribution_metrics_and_confusion_frame():
+def test_attribution_metrics_hand_computed():
     true = ["real", "real", "sd", "sd", "mj", "mj"]
     pred = ["real", "sd", "sd", "sd", "real", "dalle"]
-    m = attribution_metrics(true, pred)
-    assert m["attr_acc"] == pytest.approx(0.5)
+    labels = [0 if name == "real" else 1 for name in true]
+    rows = rows_by_key(evaluate_cell(labels, true, [0.5] * 6, pred, probability=True, val_threshold=None, n_boot=0))
+    assert rows[("all", "attr_acc")]["value"] == pytest.approx(0.5)
     # F1: real 1/2, sd 4/5, mj 0 ('dalle' is not a true class, so it is not averaged)
-    assert m["attr_macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
-    labels = ["real", "sd", "mj", "dalle"]
-    frame = confusion_frame(true, pred, labels)
-    assert list(frame.index) == labels and list(frame.columns) == labels
-    assert frame.loc["mj", "dalle"] == 1 and frame.loc["real", "sd"] == 1 and frame.loc["sd", "sd"] == 2
-    assert frame.to_numpy().sum() == 6
-    with pytest.raises(ValueError):
-        confusion_frame(true, pred, ["real", "sd", "mj"])
+    assert rows[("all", "attr_macro_f1")]["value"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    assert ("sd", "attr_acc") not in rows  # attribution is reported on all the images only
 
 
 def test_weighted_attribution_matches_sklearn():
@@ -256,7 +256,9 @@ def test_evaluate_cell_per_generator_values_and_mean():
     labels, gens, scores, pred = make_cell(seed=2)
     by_key = rows_by_key(evaluate_cell(labels, gens, scores, pred, probability=True, val_threshold=0.6, n_boot=50))
     expected_all = binary_metrics(labels, scores, probability=True, val_threshold=0.6)
-    expected_all.update(attribution_metrics(np.where(labels == 1, gens, "real"), pred))
+    true = np.where(labels == 1, gens, "real")
+    expected_all["attr_acc"] = accuracy_score(true, pred)
+    expected_all["attr_macro_f1"] = f1_score(true, pred, labels=sorted(set(true)), average="macro", zero_division=0)
     for name, value in expected_all.items():
         assert by_key[("all", name)]["value"] == pytest.approx(value, abs=1e-12), name
     per_gen = {}
