@@ -237,6 +237,105 @@ def test_resize_keeps_a_flat_image_flat():
     assert np.array_equal(functions.resize(grey_image(77, 37, 53), 0.25, rng()), grey_image(77, 37, 53))
 
 
+# --- exact outputs: each function equals an independent expression of its definition ---
+
+
+def test_noise_adds_float32_draws_of_the_given_generator_scaled_to_255():
+    image = textured_image(37, 53)
+    draws = np.random.default_rng(7).standard_normal(image.shape, dtype=np.float32)
+    expected = np.clip(np.rint(image + draws * np.float32(0.1 * 255)), 0, 255).astype(np.uint8)
+    assert np.array_equal(functions.gaussian_noise(image, 0.1, np.random.default_rng(7)), expected)
+    assert np.array_equal(functions.gaussian_noise(image, 0.0, rng()), image)  # std 0 is allowed: the identity
+
+
+@pytest.mark.parametrize("value", [0, 255])
+def test_values_beyond_the_range_saturate_instead_of_wrapping(value):
+    """Strong noise on a black or white image: uint8 conversion clips at 0 and 255 (a wrap would turn
+    overflowing white pixels black)."""
+    out = functions.gaussian_noise(grey_image(value, 16, 16), 0.5, rng())
+    saturated = out == value
+    assert saturated.mean() == pytest.approx(0.5, abs=0.1)  # half the draws push beyond the range
+    assert (np.abs(out.astype(int) - value) > 0).mean() == pytest.approx(0.5, abs=0.1)
+    if value == 255:
+        assert functions.darken(grey_image(255, 4, 4), 1.0, rng()).min() == 255
+        assert functions.brighten_hsv(grey_image(250, 4, 4), 0.5, rng()).min() == 255
+
+
+def test_resize_is_an_area_downscale_then_a_bilinear_upscale():
+    image = textured_image(37, 53)
+    small = cv2.resize(image, (26, 18), interpolation=cv2.INTER_AREA)  # round(53 / 2), round(37 / 2)
+    expected = cv2.resize(small, (53, 37), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(functions.resize(image, 0.5, rng()), expected)
+    assert np.array_equal(functions.resize(image, 1.0, rng()), image)  # a fraction of 1 is allowed
+
+
+def test_a_scale_below_one_pixel_keeps_one_pixel_per_side():
+    image = textured_image(16, 16)
+    flat = functions.resize(image, 0.01, rng())  # 0.16 px rounds to 0: one pixel, the mean colour
+    assert (flat == flat[0, 0]).all()
+    assert np.abs(flat[0, 0].astype(float) - image.reshape(-1, 3).mean(axis=0)).max() <= 1
+
+
+def test_crop_keeps_the_centre_rectangle_and_resizes_it_bilinearly():
+    image = textured_image(40, 60)
+    expected = cv2.resize(image[5:35, 7:52], (60, 40), interpolation=cv2.INTER_LINEAR)  # 30 x 45, centred
+    assert np.array_equal(functions.center_crop(image, 0.75, rng()), expected)
+
+
+def test_social_is_area_downscale_jpeg_then_bilinear_upscale():
+    image = textured_image(40, 60)
+    small = cv2.resize(image, (30, 20), interpolation=cv2.INTER_AREA)
+    buffer = io.BytesIO()
+    Image.fromarray(small).save(buffer, format="JPEG", quality=70, subsampling=2)
+    compressed = np.array(Image.open(buffer).convert("RGB"))
+    expected = cv2.resize(compressed, (60, 40), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(functions.social(image, (0.5, 70), rng()), expected)
+
+
+def test_darken_multiplies_in_float32_and_rounds():
+    image = textured_image(37, 53)
+    expected = np.clip(np.rint(image * np.float32(0.55)), 0, 255).astype(np.uint8)
+    assert np.array_equal(functions.darken(image, 0.55, rng()), expected)
+
+
+def test_fixed_kernel_blur_is_a_9x9_kernel_whatever_sigma():
+    image = textured_image(48, 64)
+    for sigma in (0.5, 3.0):
+        expected = cv2.GaussianBlur(image, (9, 9), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+        assert np.array_equal(functions.gaussian_blur_fixed_kernel(image, sigma, rng()), expected)
+    assert not np.array_equal(functions.gaussian_blur_fixed_kernel(image, 3.0, rng()),
+                              functions.gaussian_blur(image, 3.0, rng()))  # +-9 px truncated at +-4
+
+
+@pytest.mark.parametrize("fn, name", [(functions.jpeg, "JPEG"), (functions.webp, "WebP")])
+def test_quality_range_is_1_to_100_inclusive(fn, name):
+    image = textured_image(16, 16)
+    assert fn(image, 1, rng()).shape == fn(image, 100, rng()).shape == image.shape
+    for bad in (0, 101, 50.0):
+        with pytest.raises(BenchError) as error:
+            fn(image, bad, rng())
+        assert str(error.value) == f"{name} quality must be an integer in 1..100, got {bad!r}"
+
+
+@pytest.mark.parametrize("fn, param, message", [
+    (functions.gaussian_blur, 0, "blur sigma must be > 0 px, got 0"),
+    (functions.gaussian_blur_fixed_kernel, 0, "blur sigma must be > 0 px, got 0"),
+    (functions.gaussian_blur_scipy, -1.0, "blur sigma must be > 0 px, got -1.0"),
+    (functions.gaussian_noise, -0.1, "noise std must be >= 0, got -0.1"),
+    (functions.darken, 1.2, "brightness factor must be in (0, 1], got 1.2"),
+    (functions.brighten_hsv, 0, "brighten delta must be in (0, 1], got 0"),
+    (functions.resize, 1.5, "resize scale must be in (0, 1], got 1.5"),
+    (functions.center_crop, 0, "crop fraction must be in (0, 1], got 0"),
+    (functions.social, (0.5,), "social needs a (scale, quality) pair, got (0.5,)"),
+    (functions.social, (2, 70), "social scale must be in (0, 1], got 2"),
+    (functions.social, (0.5, 0), "JPEG quality must be an integer in 1..100, got 0"),
+])
+def test_invalid_parameters_say_what_is_valid(fn, param, message):
+    with pytest.raises(BenchError) as error:
+        fn(textured_image(16, 16), param, rng())
+    assert str(error.value) == message
+
+
 @pytest.mark.parametrize(
     "fn,param",
     [
