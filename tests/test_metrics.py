@@ -184,10 +184,21 @@ def test_threshold_at_tnr():
     assert np.mean(ties < threshold_at_tnr(ties, 0.5)) == 0.5
     assert np.mean(ties < threshold_at_tnr(ties, 0.6)) == 1.0
     for bad in ([], [0.1, np.inf]):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError) as error:
             threshold_at_tnr(bad)
-    with pytest.raises(ValueError):
-        threshold_at_tnr(reals, 0.0)
+        assert str(error.value) == "threshold_at_tnr needs at least one real score, all finite"
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError) as error:
+            threshold_at_tnr(reals, bad)
+        assert str(error.value) == f"tnr must be in (0, 1], got {bad}"
+
+
+def test_threshold_at_tnr_is_the_next_float64_above_a_float32_score():
+    """A model's float32 scores: the threshold is the next double above the k-th score, not the next float32
+    (which would also call real every float64 score in between)."""
+    reals = np.array([0.1, 0.2, 0.3, 0.7], dtype=np.float32)
+    threshold = threshold_at_tnr(reals, 0.75)
+    assert threshold == np.nextafter(np.float64(np.float32(0.3)), np.inf)
 
 
 # --- attribution --------------------------------------------------------------------------------

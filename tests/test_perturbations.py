@@ -307,6 +307,16 @@ def test_fixed_kernel_blur_is_a_9x9_kernel_whatever_sigma():
                               functions.gaussian_blur(image, 3.0, rng()))  # +-9 px truncated at +-4
 
 
+def test_scipy_blur_filters_each_channel_straight_into_uint8():
+    """UnivFD's blur: gaussian_filter per channel with scipy's defaults (truncate 4, reflect), cast not rounded."""
+    image = textured_image(37, 53)
+    out = functions.gaussian_blur_scipy(image, 2.0, rng())
+    for channel in range(3):
+        expected = ndimage.gaussian_filter(image[:, :, channel], sigma=2.0)  # uint8 in, uint8 out
+        assert np.array_equal(out[:, :, channel], expected)
+    assert out.dtype == np.uint8 and not np.array_equal(out, functions.gaussian_blur(image, 2.0, rng()))
+
+
 @pytest.mark.parametrize("fn, name", [(functions.jpeg, "JPEG"), (functions.webp, "WebP")])
 def test_quality_range_is_1_to_100_inclusive(fn, name):
     image = textured_image(16, 16)

@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 from bench.report.summaries import normalised_area, robustness_summary
 from bench.run.metrics import evaluate_cell
 from bench.run.resample import bootstrap_weights, cell_seed
-from bench.run.stats import delong_covariance, delong_test, holm, paired_bootstrap
+from bench.run.stats import delong_covariance, delong_test, holm, paired_bootstrap, seed_differences
 
 
 # ---------------------------------------------------------------- DeLong
@@ -239,3 +239,31 @@ def test_corruption_error_of_a_detector_missing_a_perturbation_is_nan():
     out = robustness_summary(cells, higher_is_better=True, reference="r")
     assert out.loc["a", "ce:jpeg"] == pytest.approx(0.5) and np.isnan(out.loc["a", "ce:blur"])
     assert np.isnan(out.loc["a", "mce"]) and out.loc["r", "mce"] == pytest.approx(1.0)
+
+
+def test_level_zero_cells_of_a_perturbation_are_clean_not_perturbed():
+    """A grid may list jpeg:0 (the identity); it is no perturbed cell for relative or worst."""
+    cells = _cells([("a", "none", 0, 0.9), ("a", "jpeg", 0, 0.1), ("a", "jpeg", 1, 0.8), ("a", "jpeg", 2, 0.6)])
+    out = robustness_summary(cells, higher_is_better=True)
+    assert out.loc["a", "worst"] == pytest.approx(0.6)
+    assert out.loc["a", "relative"] == pytest.approx(0.7 / 0.9)
+
+
+def test_cell_seed_is_pinned():
+    """The bootstrap seed of a cell decides every published interval: a change of formula changes them all."""
+    assert cell_seed(0, "jpeg", 3) == 0xCA900891
+    assert cell_seed(0, "jpeg", 3) != cell_seed(0, "jpeg", 2) != cell_seed(1, "jpeg", 2)
+
+
+def test_seed_differences_per_seed_with_thresholds():
+    """One difference per training seed: each seed's metric of a minus b on all the images."""
+    y = np.array([0, 0, 0, 1, 1, 1])
+    a = np.array([[0.1, 0.2, 0.3, 0.8, 0.9, 0.25], [0.1, 0.2, 0.3, 0.8, 0.9, 0.95]])
+    b = np.array([[0.6, 0.2, 0.3, 0.1, 0.9, 0.95], [0.1, 0.2, 0.3, 0.8, 0.9, 0.95]])
+    auc = seed_differences(y, a, b, "roc_auc", probability=True)
+    assert auc.tolist() == pytest.approx([roc_auc_score(y, a[0]) - roc_auc_score(y, b[0]), 0.0])
+    acc = seed_differences(y, a, b, "acc_at_val_threshold", probability=True, thresholds=([0.5, 0.85], [0.5, 0.5]))
+    # seed 0: a at 0.5 gets 5/6, b at 0.5 gets 4/6; seed 1: a at 0.85 gets 5/6, b at 0.5 gets 6/6
+    assert acc.tolist() == pytest.approx([1 / 6, -1 / 6])
+    single = seed_differences(y, a[0], b[0], "ap", probability=False)
+    assert single.shape == (1,)
