@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from bench.core.errors import BenchError
-from bench.report.band import ALPHA, band_floor, build_band, check_band_runs, exact_detectors
+from bench.report.band import ALPHA, BAND_COLUMNS, band_floor, build_band, check_band_runs, exact_detectors
 from bench.report.compare import compare_dirs, compare_runs, format_modes, format_summary
 from bench.report.reference import read_band, save_baseline
 from bench.run.schema import BAND_CSV, BAND_JSON, BAND_PARQUET
@@ -113,24 +113,53 @@ def test_floor_is_capped_at_the_worst_seed_once_the_prediction_bound_rises_above
     assert ceiling == pytest.approx(0.2 + 0.01)  # mirrored: the worst (highest) seed plus the tolerance
 
 
+def _band_error(records) -> str:
+    with pytest.raises(BenchError) as error:
+        check_band_runs(records)
+    return str(error.value)
+
+
 def test_band_runs_must_differ_only_in_the_training_seed():
     assert check_band_runs([seed_record(s) for s in SEEDS]) == SEEDS
-    with pytest.raises(BenchError, match="at least 3 runs"):
-        check_band_runs([seed_record(0), seed_record(1)])
-    with pytest.raises(BenchError, match="differs from seed-0 in perturb"):
-        check_band_runs([seed_record(0), seed_record(1), seed_record(2, perturb="noise")])
-    with pytest.raises(BenchError, match="appear in more than one band run"):
-        check_band_runs([seed_record(0), seed_record(1), seed_record(1)])
+    assert _band_error([seed_record(0), seed_record(1)]) == (
+        "a seed band needs at least 3 runs (the reference run and --band runs), got 2; 8 or more give a tighter gate")
+    assert _band_error([seed_record(0), seed_record(1), seed_record(2, perturb="noise", bootstrap=10)]) == (
+        "run seed-2 differs from seed-0 in bootstrap, perturb: band runs may differ only in --train-seed")
+    assert _band_error([seed_record(0), seed_record(1, profile="paper")]) .startswith("a seed band needs")
+    assert _band_error([seed_record(0), seed_record(1), seed_record(2, profile="paper")]) == (
+        "run seed-2 differs from seed-0 in profile: band runs may differ only in --train-seed")  # a key only one has
+    assert _band_error([seed_record(0), seed_record(1), seed_record(1), seed_record(0)]) == (
+        "training seed(s) 0, 1 appear in more than one band run: each run of a band needs its own --train-seed")
     other_data = seed_record(2)
     other_data["dataset_hash"] = "0" * 16
-    with pytest.raises(BenchError, match="other data"):
-        check_band_runs([seed_record(0), seed_record(1), other_data])
+    assert _band_error([seed_record(0), seed_record(1), other_data]) == (
+        "run seed-2 was computed on other data (0000000000000000 vs 3f2a9c1b0d4e5f60)")
+    assert _band_error([seed_record(0), other_data, seed_record(1)]) == (
+        "run seed-2 was computed on other data (0000000000000000 vs 3f2a9c1b0d4e5f60)")  # the second run is checked
 
 
 def test_band_runs_must_share_one_grid():
     partial = seed_run(2)
-    with pytest.raises(BenchError, match="do not share one grid"):
-        build_band([seed_run(0), seed_run(1), partial[partial["perturbation"] != "blur"]])
+    partial = partial[~cell(partial, perturbation="blur", severity=1)]
+    with pytest.raises(BenchError) as error:
+        build_band([seed_run(0), seed_run(1), partial])
+    assert str(error.value) == (
+        "band runs do not share one grid: cell {'detector': 'cnndet.blur_jpeg_0.5', 'dataset': 'toy', 'generator': "
+        "'all', 'perturbation': 'blur', 'severity': 1, 'metric': 'roc_auc'} is missing from some of them")
+
+
+def test_a_cell_that_is_nan_in_some_runs_counts_only_its_numbers():
+    runs = [seed_run(s) for s in SEEDS]
+    runs[0].loc[cell(runs[0]), "value"] = np.nan
+    runs[1].loc[cell(runs[1]), "value"] = np.nan
+    band = build_band(runs)
+    row = band[cell(band)].iloc[0]
+    values = [seed_run(s)[cell(seed_run(s))]["value"].iloc[0] for s in SEEDS[2:]]
+    assert row["n_seeds"] == 3 and row["mean"] == pytest.approx(np.mean(values))
+    assert row["sd"] == pytest.approx(np.std(values, ddof=1))
+    one = build_band([seed_run(0)] * 3)  # a single number per cell: sd 0, not NaN
+    assert (one["sd"] == 0).all() and list(one.columns) == BAND_COLUMNS
+    assert band.index.tolist() == list(range(len(band)))
 
 
 def _gate(run: pd.DataFrame, band: pd.DataFrame, **kwargs):

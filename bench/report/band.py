@@ -87,8 +87,8 @@ def build_band(results: Sequence[pd.DataFrame]) -> pd.DataFrame:
     present = values.groupby(CELL_KEYS, dropna=False)["run"].nunique()
     if (present < len(results)).any():
         example = present[present < len(results)].index[0]
-        raise BenchError(f"band runs do not share one grid: cell {dict(zip(CELL_KEYS, example))} is missing "
-                         "from some of them")
+        cell = {key: value.item() if isinstance(value, np.generic) else value for key, value in zip(CELL_KEYS, example)}
+        raise BenchError(f"band runs do not share one grid: cell {cell} is missing from some of them")
     grouped = values.groupby(CELL_KEYS, dropna=False, sort=True)
     band = grouped.agg(higher_is_better=("higher_is_better", "first"), n_seeds=("value", "count"),
                        mean=("value", "mean"), sd=("value", "std"), min=("value", "min"), max=("value", "max"))
