@@ -61,7 +61,9 @@ def test_tolerance_table_worst_first_with_signed_deltas_and_limits():
         "  tolerance  0.8100       0.8100  +0.0000  0.0200       0.7900",
         "... 331 more cells",
     ]
-    assert len(format_table(_tolerance_result()).splitlines()) == 2 + 337  # every cell when no limit
+    everything = format_table(_tolerance_result()).splitlines()
+    assert len(everything) == 2 + 337 and everything[-1].startswith("new ")  # every cell when no limit, no tail
+    assert everything[-1].endswith("0.9500  -        0.0200       -")
     improved = format_table(_tolerance_result(), 0).splitlines()
     assert ("ok         cnndet.blur_jpeg_0.5  toy        all          jpeg            3           ece"
             "                   tolerance  0.2000       0.1960  +0.0040  0.0100       0.2100") in improved
@@ -105,6 +107,14 @@ def test_band_table_modes_and_summary():
     ]
     assert format_summary(result) == ("REGRESSION: 336 reference cells; 1 regressed; 1 exact cells changed for the "
                                       "better (if intended, save a new reference) (exit 1)")
+
+
+def test_band_line_lists_every_gated_metric():
+    run = results_frame("new")
+    result = compare_runs(run, seed_run(0), {}, band=build_band([seed_run(s) for s in SEEDS]),
+                          band_metrics=["roc_auc", "ece"])
+    band_line = [line for line in format_modes(result).splitlines() if line.startswith("band:")]
+    assert band_line[0].startswith("band: 56 cells (cnndet.blur_jpeg_0.5; ece, roc_auc): ")
 
 
 def test_a_passing_check_says_ok():

@@ -260,3 +260,17 @@ def test_load_order_of_blas_libraries_is_no_machine_difference():
     assert result.machine_differences == [
         "machine blas: reference ['openblas 0.3.30 SkylakeX x2', 'openblas 0.3.31 SkylakeX x2'], "
         "run ['openblas 0.3.30 SkylakeX x2', 'openblas 0.3.31 Haswell x2']"]
+
+
+def test_a_cell_with_two_numeric_seeds_uses_one_degree_of_freedom():
+    """NaN in some runs leaves k numbers: the prediction bound uses t with k - 1 degrees of freedom."""
+    runs = [seed_run(s) for s in SEEDS]
+    for run in runs[2:]:
+        run.loc[cell(run), "value"] = np.nan
+    band = build_band(runs)
+    row = band[cell(band)]
+    values = [seed_run(s)[cell(seed_run(s))]["value"].iloc[0] for s in SEEDS[:2]]
+    floor = band_floor(row, pd.Series([0.0], index=row.index))
+    expected = np.mean(values) - stats.t.ppf(1 - ALPHA, 1) * np.std(values, ddof=1) * np.sqrt(1.5)
+    assert floor.iloc[0] == pytest.approx(min(expected, min(values)))
+    assert floor.index.equals(row.index)  # aligned with the cells it bounds

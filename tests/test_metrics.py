@@ -126,6 +126,8 @@ def test_ece_hand_computed():
     # bins 0, 7, 8, 14 (1.0 falls in the last bin); |sum(y - p)| per bin: .9, .5, .55, .05
     assert binary_metrics(y, p, probability=True, val_threshold=None)["ece"] == pytest.approx(2.0 / 6)
     assert binary_metrics([1, 0], [1.0, 0.0], probability=True, val_threshold=None)["ece"] == 0
+    # neighbouring top bins 13 ([13/15, 14/15)) and 14 ([14/15, 1]) are separate: |0 - .9| + |1 - .95|, not |1 - 1.85|
+    assert binary_metrics([0, 1], [0.9, 0.95], probability=True, val_threshold=None)["ece"] == pytest.approx(0.475)
 
 
 def test_non_probability_scores_omit_threshold_and_calibration_metrics():
@@ -227,6 +229,17 @@ def test_weighted_attribution_matches_sklearn():
         assert batch["attr_acc"][b] == pytest.approx(accuracy_score(true, pred, sample_weight=w[b]))
         f1 = f1_score(true, pred, labels=sorted(set(true)), average="macro", sample_weight=w[b], zero_division=0)
         assert batch["attr_macro_f1"][b] == pytest.approx(f1)
+
+
+def test_a_class_missing_from_a_replicate_scores_f1_zero():
+    """A bootstrap replicate may draw no image of a class (nor predict it): its F1 is 0, as sklearn's
+    zero_division=0, so the macro average still has one term per class of the full set."""
+    true = np.array(["real", "real", "sd", "mj"], dtype=object)
+    pred = np.array(["real", "real", "sd", "sd"], dtype=object)
+    w = np.array([[1.0, 1.0, 1.0, 0.0]])  # mj not drawn, nor predicted
+    batch = _attribution_batch(true, pred, w)
+    assert batch["attr_macro_f1"][0] == pytest.approx((1.0 + 1.0 + 0.0) / 3)
+    assert batch["attr_acc"][0] == 1.0
 
 
 # --- evaluate_cell ------------------------------------------------------------------------------

@@ -267,3 +267,23 @@ def test_seed_differences_per_seed_with_thresholds():
     assert acc.tolist() == pytest.approx([1 / 6, -1 / 6])
     single = seed_differences(y, a[0], b[0], "ap", probability=False)
     assert single.shape == (1,)
+
+
+def test_normalised_area_sorts_the_levels_and_divides_by_the_span():
+    assert normalised_area([2, 0, 1], [0.6, 1.0, 0.8]) == pytest.approx((0.9 + 0.7) / 2)
+    assert normalised_area([1, 3], [0.8, 0.4]) == pytest.approx(0.6)  # the mean of the curve over [1, 3]
+
+
+def test_summary_index_is_named_and_an_unknown_reference_is_a_key_error():
+    cells = _cells([("a", "none", 0, 0.9), ("a", "jpeg", 1, 0.8)])
+    assert robustness_summary(cells, higher_is_better=True).index.name == "detector"
+    with pytest.raises(KeyError) as error:
+        robustness_summary(cells, higher_is_better=True, reference="r")
+    assert error.value.args == ("r",)
+
+
+def test_corruption_error_against_a_flawless_reference_is_nan():
+    """A reference with no error at any level gives no denominator: CE is undefined, not infinite."""
+    cells = _cells([("a", "none", 0, 0.9), ("a", "jpeg", 1, 0.8), ("r", "none", 0, 1.0), ("r", "jpeg", 1, 1.0)])
+    out = robustness_summary(cells, higher_is_better=True, reference="r")
+    assert np.isnan(out.loc["a", "ce:jpeg"]) and np.isnan(out.loc["a", "mce"])
