@@ -1,6 +1,6 @@
 """``clip_finetune``: the whole CLIP image encoder fine-tuned with a linear head.
 
-Follows "Detecting AI-Generated Images via CLIP" (DESIGN.md section 4): start from
+Follows "Detecting AI-Generated Images via CLIP" (README, "CLIP family"): start from
 the pre-trained CLIP ViT-B/16 image encoder (``encode_image``: the projected CLS
 embedding), add one linear layer over the training generators (``"real"``
 included), and train every weight with Adam for about 12 epochs with

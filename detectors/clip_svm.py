@@ -1,6 +1,6 @@
 """``clip_svm``: frozen CLIP ViT-B/16 image embeddings + RBF SVM (Defactify 4, team NYCU).
 
-What it follows (DESIGN.md section 4): the CLIP image embedding (``encode_image``,
+What it follows (README, "CLIP family"): the CLIP image embedding (``encode_image``,
 512-d for ViT-B/16) of every image, L2-normalised; optional SelectKBest (ANOVA F)
 feature selection; an SVC with an RBF kernel and ``class_weight="balanced"``; C
 and gamma chosen on the validation split by macro F1 (the team's cached choice,

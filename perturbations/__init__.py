@@ -1,7 +1,7 @@
 """The benchmark's perturbations, their severity tables, and their labels.
 
 Each perturbation is registered eagerly in ``PERTURBATIONS`` (the objects are a
-few strings and a function reference). Tables come from DESIGN.md section 5:
+few strings and a function reference). Tables (README, "Severity tables"):
 ``default`` is the sweep of the detector papers, ``imagenet-c`` is ImageNet-C's
 severities 1-5 where ImageNet-C defines the perturbation, ``aeroblade`` is the
 robustness section of AEROBLADE (Ricker et al., CVPR 2024; its README's

@@ -157,3 +157,18 @@ def test_test_modules_import_shared_helpers_by_a_name_both_runners_resolve():
             bad += [f"{path.name}:{node.lineno} imports {name}" for name in names
                     if name == "tests" or name.startswith("tests.") or name == "conftest"]
     assert bad == []
+
+
+def test_documents_the_code_cites_are_in_the_repository():
+    """A docstring that sends the reader to README.md or tests/MUTANTS.md must not send them to a file that is
+    not in the repository (the design notes the code once cited were never part of it)."""
+    import re
+
+    present = {path.name for path in ROOT.rglob("*.md") if ".venv" not in path.parts and "mutants" not in path.parts}
+    missing = []
+    for package in (*TOP_PACKAGES, "tests", "benchmarks"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for name in set(re.findall(r"\b([A-Z][A-Z_]+\.md)\b", path.read_text("utf-8"))):
+                if name not in present:
+                    missing.append(f"{path.relative_to(ROOT)} cites {name}")
+    assert missing == []

@@ -368,7 +368,7 @@ def test_invalid_parameters_raise(fn, param):
 
 
 def test_reference_tables():
-    """The severity tables of DESIGN.md section 5."""
+    """The severity tables of the README ("Severity tables"), as their sources define them."""
     imagenet_c = {name: PERTURBATIONS.get(name).table("imagenet-c") for name in ("jpeg", "blur", "noise", "brighten")}
     assert imagenet_c == {
         "jpeg": (25, 18, 15, 10, 7),

@@ -1,6 +1,6 @@
 """Features of an image *file*, read from its bytes and container headers only, never its pixels.
 
-These are what a metadata shortcut is made of (DESIGN.md section 7): the container format, the size
+These are what a metadata shortcut is made of (README, "Auditing a dataset"): the container format, the size
 and aspect, how many bytes a pixel costs, mode and bit depth, the JPEG quality estimated from the
 quantisation tables, chroma subsampling, the progressive flag, and which metadata blocks the file
 carries (EXIF, ICC, XMP, PNG text chunks, C2PA manifests, generator tags such as a ComfyUI workflow

@@ -2,7 +2,7 @@
 
 Real and generated images that differ in file format, size or embedded
 metadata let a detector score well without seeing any generation artefact
-(DESIGN.md section 7). This report counts each class and warns about those
+(README, "Auditing a dataset"). This report counts each class and warns about those
 differences.
 """
 

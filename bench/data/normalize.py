@@ -1,5 +1,5 @@
 """``--normalize``: rewrite every image of a dataset alike, so that no class keeps a format, size or
-metadata shortcut the other lacks (DESIGN.md section 7).
+metadata shortcut the other lacks (README, "Format-matched evaluation").
 
 A spec is a comma-separated chain of operations, applied in order to the decoded RGB pixels:
 

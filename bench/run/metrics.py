@@ -1,6 +1,6 @@
 """Detection and attribution metrics, per generator, with bootstrap confidence intervals.
 
-Conventions (DESIGN.md section 6, README "Metrics"):
+Conventions (README, "Metrics"):
 
 - A score is "higher = more likely generated"; a decision says *generated*
   when ``score >= threshold``.
