@@ -1,7 +1,7 @@
 """The perturbation type: a name, explicit severity tables, and a pure function.
 
 Level 0 is always the identity. Levels 1..k map to a physical parameter through
-an explicit table per preset (``default``, ``imagenet-c``, ``aeroblade``, ``univfd``); a preset that does
+an explicit table per preset (:data:`bench.core.presets.PRESETS`); a preset that does
 not define a perturbation falls back to the ``default`` table, and the run
 records which table was used.
 """
@@ -16,8 +16,7 @@ import numpy as np
 
 from bench.core.errors import BenchError
 from bench.core.hashing import stable_hash
-
-PRESETS = ("default", "imagenet-c", "aeroblade", "univfd")
+from bench.core.presets import PRESETS
 
 PerturbFn = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
 

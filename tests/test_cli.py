@@ -75,3 +75,20 @@ def test_a_reader_that_stops_early_gets_no_error(tmp_path):
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0
     assert "error" not in stderr.lower(), stderr
+
+
+def test_device_preset_and_profile_flags_accept_what_the_config_accepts():
+    """One rule for a flag and a YAML field: --device cuda:1 is a valid config, so the flag takes it too; the
+    preset and profile choices are the registered ones."""
+    from bench.cli.main import build_parser, run_config_from_args
+    from bench.core.detector import PROFILES
+    from bench.core.errors import BenchError
+    from bench.core.presets import PRESETS
+
+    for preset in PRESETS:
+        for profile in PROFILES:
+            args = build_parser().parse_args(["run", "--device", "cuda:1", "--preset", preset, "--profile", profile])
+            cfg = run_config_from_args(args)
+            assert (cfg.device, cfg.preset, cfg.profile) == ("cuda:1", preset, profile)
+    with pytest.raises(BenchError, match="device must be auto, cpu, cuda or cuda:N, got 'gpu'"):
+        run_config_from_args(build_parser().parse_args(["run", "--device", "gpu"]))

@@ -11,7 +11,10 @@ import os
 import sys
 from pathlib import Path
 
+from bench.core.detector import PROFILES
 from bench.core.errors import BenchError
+from bench.core.presets import PRESETS
+from bench.run.suites import SUITES
 
 RUN_EXAMPLES = """examples:
   bench run                                         # default benchmark on the demo data
@@ -56,7 +59,8 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
                     "command (also after an interruption) recomputes only what is missing.",
         epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML run config (or a run.json) to start from; flags override it")
-    p.add_argument("--suite", choices=["ci"], help="a fixed, named configuration (ci: small and fast, for gating)")
+    p.add_argument("--suite", choices=sorted(SUITES),
+                   help="a fixed, named configuration (ci: small and fast, for gating)")
     p.add_argument("--detectors", type=_csv, help="comma-separated names or wildcards; 'all' = every non-test "
                                                    "detector (default: all)")
     p.add_argument("--dataset", help="registered dataset name (e.g. demo), NAME=PATH for a published dataset "
@@ -70,11 +74,10 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--perturb", help="perturbations and levels: 'jpeg,blur:1-3,noise', 'all' or 'none'; families "
                                      "FAMILY:ARG such as albu:MotionBlur, vae_roundtrip:taef2, transfer:npr; "
                                      "'imagenet-c' (default: jpeg,blur,noise)")
-    p.add_argument("--preset", choices=["default", "imagenet-c", "aeroblade", "univfd"],
-                   help="severity tables: default, imagenet-c, aeroblade (the AEROBLADE paper's robustness "
-                        "section, its 9x9 blur kernel included) or univfd (UnivFD's validate.py: JPEG q100..30, "
-                        "scipy blur sigma 1..4); `bench list perturbations --preset NAME` prints them")
-    p.add_argument("--profile", choices=["paper", "fast"],
+    p.add_argument("--preset", choices=list(PRESETS),
+                   help="severity tables: " + "; ".join(f"{name} ({what})" for name, what in PRESETS.items())
+                        + "; `bench list perturbations --preset NAME` prints them")
+    p.add_argument("--profile", choices=list(PROFILES),
                    help="detector settings: paper = the authors' preprocessing, augmentation, schedule and "
                         "selection; fast = CPU smoke settings of make demo and the CI suite (default: paper)")
     p.add_argument("--seed", type=int, help="seed for splits, perturbations, training and bootstrap (default: 0)")
@@ -88,7 +91,7 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
                    help="run although manifest splits or --train-on data share identical or near-duplicate "
                         "images with the test set (they are listed and recorded in run.json)")
     p.add_argument("--limit", type=int, help="at most N images per generator class and split (smoke runs)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train and score (default: auto)")
+    p.add_argument("--device", help="where to train and score: auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--workers", type=int, help="processes that decode, perturb and prepare images for the models "
                                                "while they score (0 = in this process; default: 2)")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
@@ -277,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list detectors, perturbations (with severity tables) or datasets")
     p.add_argument("what", choices=["detectors", "perturbations", "datasets"])
     p.add_argument("pattern", nargs="?", help="wildcard filter, e.g. 'clip_*'")
-    p.add_argument("--preset", default="default", choices=["default", "imagenet-c", "aeroblade", "univfd"],
+    p.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="severity tables to show for perturbations")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="detectors: also print each one's paper and departures from it; datasets: how to get "

@@ -17,6 +17,7 @@ import yaml
 
 from bench.core.detector import PROFILES
 from bench.core.errors import BenchError
+from bench.core.presets import PRESETS
 from bench.data.normalize import canonical_spec
 
 
@@ -119,7 +120,6 @@ STR_LISTS = ("detectors", "generators", "train_generators", "test_generators")
 BOOLS = ("random_weights", "strict", "allow_outside_paths", "vary_split", "allow_overlap", "caption_groups")
 OPTIONAL = ("train_on", "generators", "train_generators", "test_generators", "train_seed", "seeds", "limit",
             "normalize", "batch_size")
-PRESETS = ("default", "imagenet-c", "aeroblade", "univfd")
 
 
 def _is_int(value: Any) -> bool:
