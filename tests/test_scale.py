@@ -22,8 +22,18 @@ from bench.data.imageset import PerturbedImageSet
 from bench.nn.training import seeded_torch
 from bench.run.config import RunConfig
 from bench.run.runner import Runner
-from bench.run.stream import Unit, predict_streamed, stream_rows
+from bench.run.stream import Failure, Unit, stream_rows
 from detectors.spectral import SpectralDetector
+
+
+def predict_streamed(detector, images, ctx, workers: int):
+    """One detector on one image set through the stream: what the executors do with a one-detector unit."""
+    for _, result in stream_rows([Unit(None, images, [detector])], ctx, workers):
+        outcome = result[0]
+        assert not isinstance(outcome, Failure), outcome.reason
+        return detector.finish(outcome)
+    return detector.finish(np.zeros((0,)))
+
 
 try:
     import ray

@@ -24,7 +24,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from bench.core.detector import Detector, FitContext, Preparation
-from bench.core.errors import BenchError
 from bench.data.imageset import ImageSet
 
 PREFETCH = 2  # batches each worker prepares ahead of the model (the bound on the queue)
@@ -175,12 +174,3 @@ def stream_rows(units: list[Unit], ctx: FitContext, workers: int,
                          for d, det in enumerate(unit.detectors)}
             rows = {}
 
-
-def predict_streamed(detector: Detector, images: ImageSet, ctx: FitContext, workers: int):
-    """One detector on one image set through the stream: the same Prediction as ``detector.predict``."""
-    for _, result in stream_rows([Unit(None, images, [detector])], ctx, workers):
-        outcome = result[0]
-        if isinstance(outcome, Failure):
-            raise BenchError(f"{detector.name}: {outcome.reason}")
-        return detector.finish(outcome)
-    return detector.finish(np.zeros((0,)))
