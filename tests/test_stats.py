@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 from bench.report.summaries import normalised_area, robustness_summary
 from bench.run.metrics import evaluate_cell
 from bench.run.resample import bootstrap_weights, cell_seed
-from bench.run.stats import delong_covariance, delong_test, holm, paired_bootstrap, seed_differences
+from bench.run.stats import contrast_test, delong_covariance, delong_test, holm, paired_bootstrap, seed_differences
 
 
 # ---------------------------------------------------------------- DeLong
@@ -287,3 +287,106 @@ def test_corruption_error_against_a_flawless_reference_is_nan():
     cells = _cells([("a", "none", 0, 0.9), ("a", "jpeg", 1, 0.8), ("r", "none", 0, 1.0), ("r", "jpeg", 1, 1.0)])
     out = robustness_summary(cells, higher_is_better=True, reference="r")
     assert np.isnan(out.loc["a", "ce:jpeg"]) and np.isnan(out.loc["a", "mce"])
+
+
+# ---------------------------------------------------------------- edge cases of the paired statistics
+
+
+def _nan_difference(result) -> bool:
+    return all(isinstance(v, float) and np.isnan(v) for v in (result.ci_low, result.ci_high, result.p))
+
+
+def test_paired_bootstrap_without_replicates_gives_the_values_and_no_interval():
+    y, a, b = _correlated_scores()
+    result = paired_bootstrap(y, a, b, np.zeros((0, y.size)), "roc_auc", probability=False)
+    assert (result.value_a, result.value_b) == (pytest.approx(roc_auc_score(y, a)), pytest.approx(roc_auc_score(y, b)))
+    assert result.diff == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b)) and _nan_difference(result)
+    one = paired_bootstrap(y, a, b, np.ones((1, y.size)), "roc_auc", probability=False)  # one replicate: an interval
+    assert one.ci_low == one.ci_high == pytest.approx(one.diff) and one.p == (0.0 if one.diff else 1.0)
+
+
+def test_paired_bootstrap_of_an_undefined_metric_is_nan_throughout():
+    y = np.ones(6)  # no real image: AUC undefined
+    result = paired_bootstrap(y, np.linspace(0, 1, 6), np.linspace(1, 0, 6), np.ones((3, 6)), "roc_auc",
+                              probability=False)
+    assert all(isinstance(v, float) and np.isnan(v) for v in (result.value_a, result.value_b, result.diff))
+    assert _nan_difference(result)
+
+
+def test_paired_bootstrap_p_value_counts_ties_at_zero_on_both_sides():
+    """Replicates whose difference is exactly 0 count for both tails: identical detectors give p = 1 (not 2), and
+    a difference that is 0 in most replicates is far from significant."""
+    y, a, _ = _correlated_scores()
+    w = bootstrap_weights(y, np.where(y == 1, "gen", "real"), ["gen"], 200, seed=2)
+    assert paired_bootstrap(y, a, a, w, "roc_auc", probability=False).p == 1.0
+    b = a.copy()
+    b[np.flatnonzero(y == 1)[0]] -= 5.0  # one generated image loses its rank in b only
+    diffs = np.array([roc_auc_score(y, a, sample_weight=r) - roc_auc_score(y, b, sample_weight=r) for r in w])
+    diffs[np.abs(diffs) < 1e-12] = 0.0  # replicates that did not draw the image: equal AUCs up to float noise
+    assert (diffs == 0).mean() > 0.3 and (diffs > 0).any() and not (diffs < 0).any()
+    expected = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)))
+    assert 0.5 < expected < 1  # the ties decide it: without them p would be 0; a factor 3 would make it 1
+    assert paired_bootstrap(y, a, b, w, "roc_auc", probability=False).p == pytest.approx(expected)
+    assert paired_bootstrap(y, b, a, w, "roc_auc", probability=False).p == pytest.approx(expected)  # both tails
+
+
+def test_paired_bootstrap_averages_per_seed_rows_with_their_own_thresholds():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    a = np.array([[0.1, 0.2, 0.6, 0.7, 0.8, 0.9], [0.1, 0.2, 0.3, 0.7, 0.8, 0.4]])
+    b = np.array([[0.1, 0.2, 0.3, 0.7, 0.8, 0.9], [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]])
+    result = paired_bootstrap(y, a, b, np.zeros((0, 6)), "acc_at_val_threshold", probability=True,
+                              thresholds=([0.5, 0.35], [0.5, 0.5]))
+    # a: seed 0 at 0.5 calls the real 0.6 generated (5/6); seed 1 at 0.35 calls the fake 0.4 generated (6/6)
+    assert result.value_a == pytest.approx((5 / 6 + 1) / 2) and result.value_b == 1.0
+    natural = paired_bootstrap(y, a[0], b[0], np.zeros((0, 6)), "acc", probability=True)
+    assert natural.value_a == pytest.approx(5 / 6)
+    with pytest.raises(ValueError) as error:
+        paired_bootstrap(y, a[0], b[0], np.zeros((0, 6)), "acc", probability=False)
+    assert str(error.value) == ("metric 'acc' is not computed for these detectors (available: roc_auc, ap, "
+                                "tpr_at_fpr_5, tpr_at_fpr_1, eer)")
+
+
+def test_delong_needs_two_images_of_each_class():
+    for y in ([1, 0, 0, 0], [1, 1, 0, 1], [1, 1, 0, 0, 0]):
+        m, n = sum(y), len(y) - sum(y)
+        if m >= 2 and n >= 2:
+            assert delong_covariance(y, [np.arange(len(y))])[0].shape == (1,)
+            continue
+        with pytest.raises(ValueError) as error:
+            delong_covariance(y, [np.arange(len(y))])
+        assert str(error.value) == f"DeLong needs at least two images of each class, got {m} generated and {n} real"
+
+
+def test_delong_placements_of_the_negatives():
+    """Negatives' placements (share of positives above them) enter the variance: pinned by hand on a case where
+    the negatives' term is all of it (every positive outscores every negative but one)."""
+    # positives 0.9, 0.8; negatives 0.1, 0.2, 0.85: V10 = (1, 2/3), V01 = (1, 1, 1/2); AUC 5/6
+    aucs, cov = delong_covariance([1, 1, 0, 0, 0], [[0.9, 0.8, 0.1, 0.2, 0.85]])
+    assert aucs[0] == pytest.approx(5 / 6)
+    assert cov[0, 0] == pytest.approx(np.var([1, 2 / 3], ddof=1) / 2 + np.var([1, 1, 0.5], ddof=1) / 3)
+
+
+def test_delong_over_several_seeds_tests_the_mean_difference():
+    y, a, b = _correlated_scores()
+    a2, b2 = np.vstack([a, a + 0.05 * y]), np.vstack([b, b])
+    aucs, cov = _brute_force_delong(y, np.vstack([a2, b2]))
+    weights = np.array([0.5, 0.5, -0.5, -0.5])
+    test = delong_test(y, a2, b2)
+    assert test.diff == pytest.approx(weights @ aucs)
+    assert test.se == pytest.approx(np.sqrt(weights @ cov @ weights))
+    assert test.value_a == pytest.approx(aucs[:2].mean()) and test.value_b == pytest.approx(aucs[2:].mean())
+
+
+def test_contrast_without_variance_is_certain():
+    """se = 0: a zero contrast has p = 1, any other p = 0; the interval collapses on the value."""
+    aucs, cov = np.array([0.9, 0.7]), np.zeros((2, 2))
+    differ = contrast_test(aucs, cov, np.array([1.0, -1.0]))
+    assert differ.p == 0.0 and differ.diff == pytest.approx(0.2) and differ.ci_low == differ.ci_high == differ.diff
+    same = contrast_test(np.array([0.7, 0.7]), cov, np.array([1.0, -1.0]))
+    assert same.p == 1.0 and same.diff == 0.0
+    tiny = contrast_test(np.array([0.7 + 5e-13, 0.7]), cov, np.array([1.0, -1.0]))
+    assert tiny.p == 1.0  # below 1e-12: float noise, no difference
+    small = contrast_test(np.array([0.7 + 1e-6, 0.7]), cov, np.array([1.0, -1.0]))
+    assert small.p == 0.0
+    barely = contrast_test(aucs, np.diag([1e-24, 0.0]) * 1.0000001, np.array([1.0, -1.0]))
+    assert barely.se == pytest.approx(1e-12, rel=1e-6) and barely.p < 1e-100  # se just above the floor: a z-test

@@ -15,6 +15,9 @@ from scipy.stats import norm, rankdata
 
 from bench.run.metrics import _binary_batch
 
+#: Differences of metrics (and standard errors) below this are float noise: the same sums in another order.
+FLOAT_NOISE = 1e-12
+
 
 @dataclass(frozen=True)
 class Difference:
@@ -70,10 +73,10 @@ def contrast_test(aucs: np.ndarray, cov: np.ndarray, weights: np.ndarray, ci: fl
     value_a / value_b are the weighted sums of the positive / negative weights."""
     diff = float(weights @ aucs)
     se = float(np.sqrt(max(float(weights @ cov @ weights), 0.0)))
-    if se > 1e-12:
+    if se > FLOAT_NOISE:
         p = float(2 * norm.sf(abs(diff) / se))
     else:
-        p = 1.0 if abs(diff) < 1e-12 else 0.0
+        p = 1.0 if abs(diff) < FLOAT_NOISE else 0.0
     half = float(norm.ppf((1 + ci) / 2)) * se
     value_a = float(np.clip(weights, 0, None) @ aucs)
     value_b = float(-np.clip(weights, None, 0) @ aucs)
@@ -86,7 +89,7 @@ def paired_bootstrap(
 ) -> Difference:
     """``metric(a) - metric(b)`` on the same bootstrap draws ``w`` (``(B, n)`` counts, as
     :func:`bench.run.resample.bootstrap_weights`): percentile interval of the replicate differences,
-    p-value ``min(1, 2 min(P*(d <= 0), P*(d >= 0)))`` (resolution ``1 / B``). ``thresholds``: the
+    p-value ``min(1, 2 min(P*(d <= 0), P*(d >= 0)))`` (resolution ``1 / B``; ``|d| < FLOAT_NOISE`` is a tie). ``thresholds``: the
     validation thresholds of a and b, for ``acc_at_val_threshold``.
 
     ``score_a`` and ``score_b`` may hold one row per training seed (the same images; ``thresholds`` then
@@ -112,7 +115,8 @@ def paired_bootstrap(
         return Difference(float(a[0]), float(b[0]), float(d[0]), float("nan"), float("nan"), float("nan"))
     alpha = (1 - ci) / 2
     low, high = np.quantile(reps, [alpha, 1 - alpha])
-    p = float(min(1.0, 2 * min(np.mean(reps <= 0), np.mean(reps >= 0))))
+    sign = np.where(np.abs(reps) < FLOAT_NOISE, 0.0, reps)  # equal metrics summed in another order: a tie
+    p = float(min(1.0, 2 * min(np.mean(sign <= 0), np.mean(sign >= 0))))
     return Difference(float(a[0]), float(b[0]), float(d[0]), float(low), float(high), p)
 
 
