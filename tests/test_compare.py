@@ -153,7 +153,7 @@ def test_duplicate_cells_are_refused():
         _compare(doubled)
 
 
-@pytest.mark.parametrize("spec", ["roc_auc", "=0.1", "roc_auc=-0.1", "roc_auc=x", "roc_auc=nan"])
+@pytest.mark.parametrize("spec", ["roc_auc", "=0.1", "roc_auc=-0.1", "roc_auc=x", "roc_auc=nan", "roc_auc==0.1"])
 def test_bad_tolerance_spec(spec):
     with pytest.raises(BenchError, match="bad tolerance"):
         parse_tolerances(spec)
@@ -162,6 +162,15 @@ def test_bad_tolerance_spec(spec):
 def test_tolerance_spec():
     assert parse_tolerances(" roc_auc=0.02, acc=0.03 ,") == {"roc_auc": 0.02, "acc": 0.03}
     assert parse_tolerances(None) == {}
+    assert parse_tolerances("roc_auc=0") == {"roc_auc": 0.0}  # no drop allowed is a valid tolerance
+
+
+def test_a_reference_cell_that_is_nan_and_absent_from_the_run_is_missing():
+    reference = results_frame("reference")
+    reference.loc[0, "value"] = float("nan")
+    run = results_frame("new").drop(index=0)
+    result = compare_runs(run, reference, {})
+    assert result.count("missing") == 1 and result.exit_code == 2
 
 
 def test_table_lists_worst_first_and_truncates():

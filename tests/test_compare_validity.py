@@ -100,8 +100,15 @@ def test_limit_run_against_full_reference_exits_2(tmp_path):
     result = compare_dirs(write_run(tmp_path / "run", record=run_record_), write_run(tmp_path / "ref",
                                                                                     record=ref_record), {})
     assert result.exit_code == 2
-    assert any("evaluated test images" in m for m in result.hash_mismatches)
-    assert any("training and validation images" in m for m in result.hash_mismatches)
+    assert result.hash_mismatches == [
+        f"training and validation images: reference {'a' * 16}, run {'c' * 16} (--limit or generator selection "
+        "differs?)",
+        f"evaluated test images: reference {'b' * 16}, run {'d' * 16} (--limit or generator selection differs?)"]
+    del run_record_["train_hash"]
+    run_record_["test_hash"] = "b" * 16  # the same test images, the training images unrecorded
+    result = compare_dirs(write_run(tmp_path / "run2", record=run_record_), tmp_path / "ref", {})
+    assert result.hash_mismatches == [f"training and validation images: reference {'a' * 16}, run absent "
+                                      "(--limit or generator selection differs?)"]
 
 
 def test_reference_without_evaluated_hashes_is_still_comparable(tmp_path):

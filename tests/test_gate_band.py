@@ -228,6 +228,7 @@ def test_reference_with_band_round_trip(tmp_path):
     worse.loc[cell(worse), "value"] -= 0.2
     result = compare_dirs(write_run(tmp_path / "worse", worse, record=seed_record(9)), target, {})
     assert result.exit_code == 1 and result.band_seeds == SEEDS
+    assert set(result.cells["mode"]) == {"exact", "band", "ungated"}  # the stored band decides the modes
     assert "seed band of the reference: 5 training seeds (0, 1, 2, 3, 4)" in format_modes(result)
 
     save_baseline(runs[0], "ci", reference_root=tmp_path / "ref")  # replaced without a band: no stale band
@@ -274,3 +275,13 @@ def test_a_cell_with_two_numeric_seeds_uses_one_degree_of_freedom():
     expected = np.mean(values) - stats.t.ppf(1 - ALPHA, 1) * np.std(values, ddof=1) * np.sqrt(1.5)
     assert floor.iloc[0] == pytest.approx(min(expected, min(values)))
     assert floor.index.equals(row.index)  # aligned with the cells it bounds
+
+
+def test_a_detector_without_band_is_judged_by_the_tolerance():
+    """A detector the band's runs did not have (added since the reference) is neither exact nor banded."""
+    band = build_band([seed_run(s) for s in SEEDS])
+    band = band[band["detector"] != "dummy.random"]
+    result = _gate(results_frame("new"), band)
+    modes = result.cells.groupby("detector")["mode"].unique().map(sorted)
+    assert modes["dummy.random"] == ["tolerance"] and modes[NETWORK] == ["band", "ungated"]
+    assert modes["univfd.vit_l14"] == ["exact"]

@@ -265,6 +265,8 @@ def test_seed_differences_per_seed_with_thresholds():
     acc = seed_differences(y, a, b, "acc_at_val_threshold", probability=True, thresholds=([0.5, 0.85], [0.5, 0.5]))
     # seed 0: a at 0.5 gets 5/6, b at 0.5 gets 4/6; seed 1: a at 0.85 gets 5/6, b at 0.5 gets 6/6
     assert acc.tolist() == pytest.approx([1 / 6, -1 / 6])
+    natural = seed_differences(y, a, b, "acc", probability=True)  # at 0.5: seed 0 5/6 vs 4/6, seed 1 6/6 vs 6/6
+    assert natural.tolist() == pytest.approx([1 / 6, 0.0])
     single = seed_differences(y, a[0], b[0], "ap", probability=False)
     assert single.shape == (1,)
 
