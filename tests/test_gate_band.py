@@ -285,3 +285,13 @@ def test_a_detector_without_band_is_judged_by_the_tolerance():
     modes = result.cells.groupby("detector")["mode"].unique().map(sorted)
     assert modes["dummy.random"] == ["tolerance"] and modes[NETWORK] == ["band", "ungated"]
     assert modes["univfd.vit_l14"] == ["exact"]
+
+
+def test_a_cell_undefined_under_every_seed_keeps_a_detector_exact():
+    """A cell NaN in every band run (e.g. an AUC with one class) says nothing about training randomness."""
+    runs = [results_frame() for _ in range(3)]
+    for run in runs:
+        run.loc[cell(run, detector="univfd.vit_l14"), "value"] = np.nan
+    band = build_band(runs)
+    assert band[cell(band, detector="univfd.vit_l14")]["n_seeds"].iloc[0] == 0
+    assert "univfd.vit_l14" in exact_detectors(band)
