@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.core.detector import FitContext
+from bench.core.detector import SMOKE_CLASSES, SMOKE_TRAIN, SMOKE_VAL, FitContext
 from bench.core.errors import BenchError
 from bench.core.registries import DETECTORS, create_detector, load_plugins
 from bench.data.crops import centre_crop_pad
@@ -46,6 +46,27 @@ def test_every_detector_builds_in_both_profiles_and_test_models_stay_fast():
             detector = create_detector(name, profile)
             if DETECTORS.entry(name).meta.get("test"):
                 assert detector.profile == "fast", name
+
+
+# A fast profile may pass at most FAST_PASSES images through its backbone while fitting on the smoke run's data
+# (Detector.training_passes on SMOKE_*), so a new detector cannot quietly make the smoke run slow.
+FAST_PASSES = 500
+load_plugins()
+
+
+@pytest.mark.parametrize("name", DETECTORS.names())
+def test_every_fast_profile_declares_a_smoke_sized_training_budget(name):
+    passes = create_detector(name, "fast").training_passes(SMOKE_TRAIN, SMOKE_VAL, SMOKE_CLASSES)
+    assert 0 <= passes <= FAST_PASSES, f"{name}: {passes} backbone passes to fit the smoke set"
+
+
+def test_the_training_budget_counts_epochs_views_and_adversarial_passes():
+    assert create_detector("npr", "paper").training_passes(24, 24, 4) == 50 * 48  # 50 epochs over 48 images
+    assert create_detector("clip_svm", "paper").training_passes(24, 24, 4) == 11 * 24 + 24  # 11 views
+    assert create_detector("cnndet.released").training_passes(24, 24, 4) == 0  # loads weights, trains nothing
+    # occ_clip: clean embeddings once, then per generator (3) and epoch (200) FGSM on half of the 6 real shots,
+    # a forward + backward pass and a forward pass each
+    assert create_detector("occ_clip", "paper").training_passes(24, 24, 4) == 48 + 3 * 200 * 2 * 3
 
 
 def test_the_ci_suite_runs_the_fast_profile():
