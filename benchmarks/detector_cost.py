@@ -14,10 +14,10 @@ nothing). Columns:
   for its threshold), wall time, as in ``bench run``;
 * ``score s/img``: one clean cell of the test images through the runner's executor, per image;
 * ``peak MB``: the subprocess's peak resident memory (``ru_maxrss``: Python, torch, the models, the data);
-* ``passes fit`` / ``passes score``: images through a network, counted by a global forward hook: every call
-  of a top-level module (one not inside another module's forward) that has at least 100,000 parameters, on a
-  4-D tensor (an image batch), adds its batch size; a training step's forward and backward count once, an
-  autoencoder's encoder and decoder twice, AEROBLADE's LPIPS network once per image and reconstruction;
+* ``passes fit`` / ``passes score``: passes through networks (modules of at least 100,000 parameters) counted
+  by :func:`bench.nn.passes.count_passes`: each image of an image batch, or one per batch of token
+  sequences through a text encoder; a training step's forward and backward count once, an autoencoder's
+  encoder and decoder twice, AEROBLADE's LPIPS network once per image and reconstruction;
 * ``declared``: :meth:`Detector.training_passes` on the measured training and validation sizes (the fit
   column also holds the validation images scored for the threshold, and early stopping can end sooner).
 
@@ -43,41 +43,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MIN_PARAMETERS = 100_000  # a module counted as a network pass has at least this many parameters
-
-
-class PassCounter:
-    """Counts images through networks: top-level module calls on 4-D tensors (see the module docstring)."""
-
-    def __init__(self) -> None:
-        import torch
-
-        self.depth, self.images, self._sizes = 0, 0, {}
-        torch.nn.modules.module.register_module_forward_pre_hook(self._enter)
-        torch.nn.modules.module.register_module_forward_hook(self._leave)
-
-    def _size(self, module) -> int:
-        key = id(module)
-        if key not in self._sizes:
-            self._sizes[key] = sum(p.numel() for p in module.parameters())
-        return self._sizes[key]
-
-    def _enter(self, module, args) -> None:
-        if self.depth == 0 and args and getattr(args[0], "dim", lambda: 0)() == 4 \
-                and self._size(module) >= MIN_PARAMETERS:
-            self.images += int(args[0].shape[0])
-        self.depth += 1
-
-    def _leave(self, module, args, output) -> None:
-        self.depth = max(0, self.depth - 1)
-
-
 def measure(name: str, profile: str, args: argparse.Namespace) -> dict:
     """One (detector, profile) in this process: fit, then one clean cell; the figures as a dict."""
     from bench.core.cache import Cache
     from bench.core.detector import SMOKE_CLASSES
     from bench.core.registries import create_detector
     from bench.data.imageset import ImageSet
+    from bench.nn.passes import count_passes
     from bench.run.config import RunConfig
     from bench.run.runner import Runner
     from bench.run.splits import build_splits
@@ -91,16 +63,16 @@ def measure(name: str, profile: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as cache_dir:
         runner = Runner(cfg, Path(cache_dir) / "out", Cache(cache_dir), progress=False, log=lambda *_: None)
         splits = build_splits(cfg, runner.cache, progress=False)
-        counter = PassCounter()
         started = time.perf_counter()
-        run = runner.fit_all([name], splits, {name: None})[name]
-        fit_s, fit_passes = time.perf_counter() - started, counter.images
+        with count_passes() as fit_passes:
+            run = runner.fit_all([name], splits, {name: None})[name]
+        fit_s = time.perf_counter() - started
         if run.status != "ok":
             return {"error": f"{run.status}: {run.reason}"}
         test = ImageSet(splits.test, runner.decoded, cfg.max_pixels, cfg.min_side)
-        counter.images = 0
         started = time.perf_counter()
-        runner.score_cells([run], test, [("none", 0)])
+        with count_passes() as score_passes:
+            runner.score_cells([run], test, [("none", 0)])
         score_s = time.perf_counter() - started
     n_train, n_val = len(splits.train), len(splits.val)
     declared = full.training_passes(n_train, n_val, SMOKE_CLASSES)
@@ -109,8 +81,8 @@ def measure(name: str, profile: str, args: argparse.Namespace) -> dict:
         measured_budget = run.detector.training_passes(n_train, n_val, SMOKE_CLASSES)
         scale = declared / max(1, measured_budget)
     return {"fit_s": fit_s * scale, "score_s_per_image": score_s / max(1, len(test)),
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "fit_passes": fit_passes * scale,
-            "score_passes": counter.images, "declared": declared, "weights": run.weights,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "fit_passes": fit_passes[0] * scale,
+            "score_passes": score_passes[0], "declared": declared, "weights": run.weights,
             "extrapolated": f"from {args.max_epochs} of {epochs} epochs" if capped else "",
             "images": [n_train, n_val, len(test)]}
 

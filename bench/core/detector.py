@@ -188,12 +188,14 @@ class Detector:
                          "use a transfer attack (--perturb transfer:SURROGATE)")
 
     def training_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
-        """The declared training budget of :meth:`fit` at this detector's settings: at most how many images
-        pass through its backbone (the network whose cost dominates) while it fits on ``n_train`` training and
-        ``n_val`` validation images, balanced over ``n_classes`` classes ("real" included): epochs x images x
-        passes per image, a training step (forward and backward) counting as one pass, as does scoring an
-        image for validation. 0 for a detector that trains nothing. Read from the settings, not measured
-        (``benchmarks/detector_cost.py`` measures); tests/test_profiles.py bounds it for every fast profile."""
+        """The declared training budget of :meth:`fit` at this detector's settings: at most how many passes
+        through its networks it makes while fitting on ``n_train`` training and ``n_val`` validation images,
+        balanced over ``n_classes`` classes ("real" included): epochs x images x passes per image, where a
+        training step (forward and backward) counts as one pass, as does scoring an image for validation, an
+        autoencoder's encoder and decoder count as two, and a batch of prompts through a text encoder as one
+        (:func:`bench.nn.passes.count_passes` measures the same unit). 0 for a detector that trains nothing.
+        Read from the settings; tests/test_profiles.py bounds it for every fast profile and checks it against
+        the passes fit makes on the tiny detectors."""
         return self.fit_passes(n_train, n_val, n_classes) if self.info.trains else 0
 
     def fit_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
