@@ -59,7 +59,7 @@ load_plugins()
 @pytest.mark.parametrize("name", DETECTORS.names())
 def test_every_fast_profile_declares_a_smoke_sized_training_budget(name):
     passes = create_detector(name, "fast").training_passes(SMOKE_TRAIN, SMOKE_VAL, SMOKE_CLASSES)
-    assert 0 <= passes <= FAST_PASSES, f"{name}: {passes} backbone passes to fit the smoke set"
+    assert 0 <= passes <= FAST_PASSES, f"{name}: {passes} network passes to fit the smoke set"
 
 
 def test_the_training_budget_counts_epochs_views_and_adversarial_passes():

@@ -236,7 +236,7 @@ def print_detector_details(names: list[str]) -> None:
         budget = create_detector(name, "fast").training_passes(SMOKE_TRAIN, SMOKE_VAL, SMOKE_CLASSES)
         print(f"\n{name}\n  paper: {det.info.paper}\n  departures: {det.info.notes or 'none noted'}")
         print(f"  fast profile: {', '.join(f'{k}={v}' for k, v in fast.items()) or 'the paper settings'}; "
-              + (f"fitting the smoke set (demo, --limit 6) takes at most {budget} backbone passes"
+              + (f"fitting the smoke set (demo, --limit 6) takes at most {budget} network passes"
                  if det.info.trains else "trains nothing"))
         if DETECTORS.entry(name).meta.get("smoke"):
             print(f"  not smoke-sized: {DETECTORS.entry(name).meta['smoke']}")
