@@ -16,8 +16,9 @@ nothing). Columns:
 * ``peak MB``: the subprocess's peak resident memory (``ru_maxrss``: Python, torch, the models, the data);
 * ``passes fit`` / ``passes score``: passes through networks (modules of at least 100,000 parameters) counted
   by :func:`bench.nn.passes.count_passes`: each image of an image batch, or one per batch of token
-  sequences through a text encoder; a training step's forward and backward count once, an autoencoder's
-  encoder and decoder twice, AEROBLADE's LPIPS network once per image and reconstruction;
+  sequences through a text encoder; a training step's forward and backward count once, the SD VAE's
+  encoder and decoder twice (a tiny autoencoder, one module, once), AEROBLADE's LPIPS network once per
+  image (it takes the image and its reconstruction in one call);
 * ``declared``: :meth:`Detector.training_passes` on the measured training and validation sizes (the fit
   column also holds the validation images scored for the threshold, and early stopping can end sooner).
 

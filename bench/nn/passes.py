@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -19,12 +20,13 @@ def count_passes(min_parameters: int = 100_000) -> Iterator[list[int]]:
     batch of token sequences (3-D: a text encoder's prompts). Feature rows (2-D) and small modules (a head, a
     transform) count nothing; a training step's backward adds nothing to its forward.
     """
-    counter, depth, sizes = [0], [0], {}
+    counter, depth = [0], [0]
+    networks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module -> is it a network
 
     def is_network(module: torch.nn.Module) -> bool:
-        if id(module) not in sizes:
-            sizes[id(module)] = sum(p.numel() for p in module.parameters()) >= min_parameters
-        return sizes[id(module)]
+        if module not in networks:
+            networks[module] = sum(p.numel() for p in module.parameters()) >= min_parameters
+        return networks[module]
 
     def enter(module, args) -> None:
         if not is_network(module):
