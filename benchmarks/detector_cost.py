@@ -129,7 +129,7 @@ def parent(args: argparse.Namespace) -> None:
 
 def format_row(name: str, profile: str, r: dict) -> list:
     if "error" in r:
-        return [name, profile, "", r["error"], "", "", "", "", "", "", ""]
+        return [name, profile, "", "", "", "", "", "", "", "", r["error"][:60]]
     mark = "~" if r["extrapolated"] else ""
     return [name, profile, r["weights"], f"{mark}{r['fit_s']:.1f}", f"{r['score_s_per_image']:.3f}",
             f"{r['peak_mb']:.0f}", f"{mark}{r['fit_passes']:.0f}", str(r["score_passes"]), str(r["declared"]),

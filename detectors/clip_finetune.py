@@ -22,7 +22,7 @@ Departures, and why:
 - This detector changes the backbone, so its forward passes cannot come from
   the shared frozen-feature cache; the runner's cell cache still makes a re-run free.
 - ``fast`` (a CPU smoke run): one epoch, so the whole tower is trained only briefly (a
-  ViT-B/16 forward and backward pass costs about a second per image on 2 CPU cores);
+  ViT-B/16 forward and backward pass costs 1-2 s per image on 2 shared CPU cores);
   the ``paper`` profile is the 12 epochs above.
 - The fitted detector keeps the fine-tuned image tower (~86 M parameters for
   ViT-B/16, ~350 MB in the fit cache); the text tower is dropped.
