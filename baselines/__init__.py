@@ -6,6 +6,13 @@ bench.report or bench.cli (tests/test_layering.py).
 
 from bench.core.registries import AUTOENCODERS, DETECTORS
 
+# registry meta ``smoke``: why a fast profile cannot be smoke-sized for a CPU (see detectors/__init__.py)
+VIT_L14_SMOKE = ("the frozen CLIP ViT-L/14 at 224 px is the method and costs seconds per image on a CPU "
+                 "(README, 'Detector cost'), so even the smoke set takes minutes; use a GPU")
+AEROBLADE_SMOKE = ("its three full latent-diffusion autoencoders at the image's own size are the method, about "
+                   "5 s per 128 px demo image on 2 CPU cores (README, 'Detector cost'): minutes for the smoke set; "
+                   "the single-autoencoder variants take a third of that, the tiny-autoencoder ones a tenth")
+
 # -- CNN baselines (CNNDet, NPR) -----------------------------------------------------------------
 DETECTORS.add("cnndet.p05", "baselines.cnndet:CNNDet", family="cnn",
               summary="Wang et al. 2020: ResNet-50, blur+JPEG augmentation with p=0.5", weights=("resnet50",),
@@ -30,7 +37,7 @@ DETECTORS.add("test_npr", "baselines.npr:NPR", family="test",
 # -- CLIP baselines (UnivFD, OCC-CLIP) -----------------------------------------------------------
 DETECTORS.add("univfd", "baselines.univfd:UnivFD", family="clip",
               summary="Ojha et al. 2023: linear probe on frozen CLIP ViT-L/14 image features",
-              weights=("clip_vit_l14",), trains=True, gpu="optional", tasks=("binary",))
+              weights=("clip_vit_l14",), trains=True, gpu="optional", tasks=("binary",), smoke=VIT_L14_SMOKE)
 DETECTORS.add("occ_clip", "baselines.occ_clip:OCCClip", family="clip",
               summary="OCC-CLIP: learned prompt context on frozen CLIP ViT-B/16, one-vs-rest per source",
               weights=("clip_vit_b16",), trains=True, gpu="optional", tasks=("binary", "attribution"))
@@ -56,7 +63,8 @@ DETECTORS.add("cnndet.released_p01", "baselines.released:ReleasedCNNDet", family
               kwargs={"component": "cnndet_blur_jpg_p01"})
 DETECTORS.add("univfd.released", "baselines.released:ReleasedUnivFD", family="clip",
               summary="UniversalFakeDetect's released fc_weights.pth on CLIP ViT-L/14 (no training)",
-              weights=("clip_vit_l14", "univfd_fc"), trains=False, gpu="optional", tasks=("binary",))
+              weights=("clip_vit_l14", "univfd_fc"), trains=False, gpu="optional", tasks=("binary",),
+              smoke=VIT_L14_SMOKE)
 DETECTORS.add("npr.released", "baselines.released:ReleasedNPR", family="cnn",
               summary="NPR's released NPR.pth (no training)", weights=("npr_released",), trains=False,
               gpu="optional", tasks=("binary",))
@@ -66,7 +74,8 @@ DETECTORS.add("npr.released", "baselines.released:ReleasedNPR", family="cnn",
 DETECTORS.add("aeroblade", "baselines.aeroblade:Aeroblade", family="reconstruction",
               summary="Ricker et al. 2024: max over SD1/SD2/Kandinsky autoencoders of -LPIPS(x, AE(x))",
               weights=("sd_vae_sd1", "sd_vae_sd2", "kandinsky21_movq", "lpips_vgg"), trains=False,
-              gpu="recommended", tasks=("binary",), kwargs={"autoencoders": ("sd1", "sd2", "kd21")})
+              gpu="recommended", tasks=("binary",), kwargs={"autoencoders": ("sd1", "sd2", "kd21")},
+              smoke=AEROBLADE_SMOKE)
 DETECTORS.add("aeroblade.sd1", "baselines.aeroblade:Aeroblade", family="reconstruction",
               summary="AEROBLADE with the SD 1 autoencoder only", weights=("sd_vae_sd1", "lpips_vgg"),
               trains=False, gpu="recommended", tasks=("binary",), kwargs={"autoencoders": ("sd1",)})

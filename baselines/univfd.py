@@ -136,6 +136,9 @@ class UnivFD(FrozenClipHead):
         self.require_fitted("differentiable_score")
         return self.model.eval()(self.differentiable_embedding(image01))[0]
 
+    def fit_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
+        return max(1, self.train_views) * n_train + n_val  # the head's epochs run on cached embeddings
+
     def fitted(self) -> bool:
         return self.model is not None
 

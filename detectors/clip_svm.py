@@ -221,6 +221,9 @@ class ClipSVM(FrozenClipHead):
         self.selection = {"C": c, "gamma": gamma, "val_macro_f1": f1, "grid": grid, "train_rows": int(len(x)),
                           "calibration_folds": len(folds)}
 
+    def fit_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
+        return len(self.views) * n_train + n_val  # one backbone pass per training view and validation image
+
     def fitted(self) -> bool:
         return self.model is not None
 

@@ -192,6 +192,9 @@ class ClipTextMLP(FrozenClipHead):
             self.history = train_classifier(self.model, rows_train, rows_val, y_train, y_val, rows_to_tensor,
                                             self.cfg, fctx, checkpoint=ctx.extras.get("checkpoint"), loss_fn=loss)
 
+    def fit_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
+        return n_train + n_val  # the MLP's epochs run on cached embeddings
+
     def fitted(self) -> bool:
         return self.model is not None
 

@@ -87,6 +87,9 @@ class SpectralDetector(Detector):
         _, self.chosen_c, self.model = best
         self.classes = list(self.model.classes_)
 
+    def fit_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
+        return 0  # no network: one FFT per image and a logistic regression
+
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
         return self.finish(self.features(images, ctx))
 

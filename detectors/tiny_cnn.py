@@ -59,6 +59,9 @@ class TinyCNN(StreamedNet, Detector):
                                             y_train, y_val[keep], self._transform, self.cfg, ctx,
                                             checkpoint=ctx.extras.get("checkpoint"))
 
+    def fit_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
+        return self.cfg.passes(n_train, n_val)
+
     differentiable = True
 
     def differentiable_score(self, image01: torch.Tensor, caption: str | None = None) -> torch.Tensor:

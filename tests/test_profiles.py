@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.core.detector import FitContext
+from bench.core.cache import Cache
+from bench.core.detector import SMOKE_CLASSES, SMOKE_TRAIN, SMOKE_VAL, FitContext
 from bench.core.errors import BenchError
 from bench.core.registries import DETECTORS, create_detector, load_plugins
 from bench.data.crops import centre_crop_pad
 from bench.nn.frozen_head import FeatureRows, rows_to_tensor
+from bench.nn.passes import count_passes
 from bench.nn.training import TrainConfig, seeded_torch, step_factor, train_classifier
 from bench.run.config import RunConfig
 from bench.run.suites import suite_config
@@ -46,6 +48,37 @@ def test_every_detector_builds_in_both_profiles_and_test_models_stay_fast():
             detector = create_detector(name, profile)
             if DETECTORS.entry(name).meta.get("test"):
                 assert detector.profile == "fast", name
+
+
+# A fast profile may pass at most FAST_PASSES images through its backbone while fitting on the smoke run's data
+# (Detector.training_passes on SMOKE_*), so a new detector cannot quietly make the smoke run slow.
+FAST_PASSES = 500
+load_plugins()
+
+
+@pytest.mark.parametrize("name", DETECTORS.names())
+def test_every_fast_profile_declares_a_smoke_sized_training_budget(name):
+    passes = create_detector(name, "fast").training_passes(SMOKE_TRAIN, SMOKE_VAL, SMOKE_CLASSES)
+    assert 0 <= passes <= FAST_PASSES, f"{name}: {passes} network passes to fit the smoke set"
+
+
+def test_the_training_budget_counts_epochs_views_and_adversarial_passes():
+    assert create_detector("npr", "paper").training_passes(24, 24, 4) == 50 * 48  # 50 epochs over 48 images
+    assert create_detector("clip_svm", "paper").training_passes(24, 24, 4) == 11 * 24 + 24  # 11 views
+    assert create_detector("cnndet.released").training_passes(24, 24, 4) == 0  # loads weights, trains nothing
+    # occ_clip: clean embeddings once, then per generator (3) and epoch (200): the prompts through the text
+    # encoder for 2 training steps (12 shots, batch 10) and 1 validation batch, and FGSM on half of the 6 real
+    # shots (a forward + backward pass and a forward pass each); the prompts once per FGSM round and at the end
+    assert create_detector("occ_clip", "paper").training_passes(24, 24, 4) == 48 + 3 * (200 * (3 + 1 + 2 * 3) + 1)
+
+
+@pytest.mark.parametrize("name", ["test_npr", "test_clip.svm", "test_clip.occ_clip"])
+def test_the_declared_training_budget_is_the_passes_fit_makes(name, tiny_splits, tmp_path):
+    detector = create_detector(name)  # epochs x images; views x images; prompt steps and FGSM rounds
+    train, val = tiny_splits["train"], tiny_splits["val"]
+    with count_passes(min_parameters=1000) as count:  # the tiny networks hold a few thousand parameters
+        detector.fit(train, val, FitContext(device="cpu", seed=0, progress=False, extras={"cache": Cache(tmp_path)}))
+    assert count[0] == detector.training_passes(len(train), len(val), len(set(train.generators))) > 0
 
 
 def test_the_ci_suite_runs_the_fast_profile():

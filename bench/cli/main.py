@@ -226,7 +226,8 @@ def print_detector_details(names: list[str]) -> None:
     """Each detector's paper, departures, fast-profile settings, which attacks can target it, and (heads on
     frozen features) which detectors share its backbone forward pass in the paper profile (README,
     "Profiles and fidelity")."""
-    from bench.core.registries import create_detector
+    from bench.core.detector import SMOKE_CLASSES, SMOKE_TRAIN, SMOKE_VAL
+    from bench.core.registries import DETECTORS, create_detector
 
     detectors = {name: create_detector(name) for name in names}
     passes: dict[str, list[str]] = {}
@@ -235,8 +236,13 @@ def print_detector_details(names: list[str]) -> None:
             passes.setdefault(det.feature_pass(), []).append(name)
     for name, det in detectors.items():
         fast = type(det).profile_params("fast")
+        budget = create_detector(name, "fast").training_passes(SMOKE_TRAIN, SMOKE_VAL, SMOKE_CLASSES)
         print(f"\n{name}\n  paper: {det.info.paper}\n  departures: {det.info.notes or 'none noted'}")
-        print(f"  fast profile: {', '.join(f'{k}={v}' for k, v in fast.items()) or 'the paper settings'}")
+        print(f"  fast profile: {', '.join(f'{k}={v}' for k, v in fast.items()) or 'the paper settings'}; "
+              + (f"fitting the smoke set (demo, --limit 6) takes at most {budget} network passes"
+                 if det.info.trains else "trains nothing"))
+        if DETECTORS.entry(name).meta.get("smoke"):
+            print(f"  not smoke-sized: {DETECTORS.entry(name).meta['smoke']}")
         print("  attacks: " + ("white-box (pgd, fgsm) and transfer" if det.differentiable
                               else "transfer only (not differentiable end to end)"))
         if hasattr(det, "feature_pass"):

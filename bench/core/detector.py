@@ -25,6 +25,9 @@ CUSTOM_PROFILE = "custom"
 # The scoring batch size when the user gives none (--batch-size) and, whatever the detector prefers, on the
 # CPU: batch boundaries move the last bits of a score, so CPU numbers (the CI suite's) never depend on it.
 DEFAULT_BATCH_SIZE = 32
+# The smoke run's data (README, "Profiles"): the demo set with --limit 6, i.e. 6 images of each of its 4 classes in
+# training and in validation; fast profiles' training budgets (Detector.training_passes) are stated on it.
+SMOKE_TRAIN, SMOKE_VAL, SMOKE_CLASSES = 24, 24, 4
 
 if TYPE_CHECKING:  # annotations only: core imports nothing above it at run time
     import torch
@@ -183,6 +186,21 @@ class Detector:
         """
         raise BenchError(f"{self.name} is not differentiable end to end: white-box attacks cannot target it; "
                          "use a transfer attack (--perturb transfer:SURROGATE)")
+
+    def training_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
+        """The declared training budget of :meth:`fit` at this detector's settings: at most how many passes
+        through its networks it makes while fitting on ``n_train`` training and ``n_val`` validation images,
+        balanced over ``n_classes`` classes ("real" included): epochs x images x passes per image, where a
+        training step (forward and backward) counts as one pass, as does scoring an image for validation, an
+        autoencoder's encoder and decoder count as two, and a batch of prompts through a text encoder as one
+        (:func:`bench.nn.passes.count_passes` measures the same unit). 0 for a detector that trains nothing.
+        Read from the settings; tests/test_profiles.py bounds it for every fast profile and checks it against
+        the passes fit makes on the tiny detectors."""
+        return self.fit_passes(n_train, n_val, n_classes) if self.info.trains else 0
+
+    def fit_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
+        """:meth:`training_passes` of a detector that trains: every such detector declares it."""
+        raise NotImplementedError(f"{self.name} trains but declares no training budget (Detector.fit_passes)")
 
     def config(self) -> dict[str, Any]:
         """Everything that identifies a fitted detector (used in cache keys and run.json)."""

@@ -61,6 +61,11 @@ class TrainConfig:
     plateau_factor: float = 0.0
     stop_lr: float = 1e-6
 
+    def passes(self, n_train: int, n_val: int) -> int:
+        """Images through the trained network at most (``Detector.training_passes``): every epoch trains on
+        each training image once and validates on each validation image once."""
+        return self.epochs * (n_train + n_val)
+
 
 def step_factor(epoch: int, every: int, gamma: float) -> float:
     """Learning-rate factor of (0-based) ``epoch`` under NPR's ``train.py`` rule: the rate is multiplied by
@@ -380,6 +385,9 @@ class BinaryNetDetector(StreamedNet, CpuPickledModel, Detector):
             self.model = self._build_model()
             self.history = train_classifier(self.model, train, val, train.labels, val.labels, self._transform,
                                             self.cfg, ctx, select=accuracy, checkpoint=ctx.extras.get("checkpoint"))
+
+    def fit_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
+        return self.cfg.passes(n_train, n_val)
 
     def predict(self, images: ImageSet, ctx: FitContext) -> Prediction:
         if self.model is None:
