@@ -31,6 +31,7 @@ import; tests/test_layering.py).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from bench.core.errors import BenchError
@@ -293,8 +294,10 @@ def param_label(perturbation: Perturbation | str, severity: int, preset: str = "
 
 
 def param_value(perturbation: Perturbation | str, severity: int, preset: str = "default") -> float:
-    """The level's parameter as a number for the results table; NaN at level 0 and for composite parameters."""
+    """The level's parameter as a number for the results table; NaN at level 0 and wherever the parameter is
+    not one number: composite parameters, and text such as an ``albu:NAME{...}`` setting (its label says it)."""
     if severity == 0:
         return math.nan
     param = _resolve(perturbation).param(severity, preset)
-    return math.nan if isinstance(param, tuple) else float(param)
+    number = isinstance(param, numbers.Real) and not isinstance(param, bool)
+    return float(param) if number else math.nan
