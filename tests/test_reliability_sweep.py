@@ -5,17 +5,28 @@ Each case ends in correct handling, a recorded skip with a reason, or a one-line
 
 from __future__ import annotations
 
+import io
 import math
+import pickle
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import torch
+from PIL import Image
 
+from bench.cli.main import main
+from bench.core.cache import Cache
 from bench.core.errors import BenchError
+from bench.data.dataset import load_dataset
+from bench.data.manifest import read_manifest
 from bench.run.config import RunConfig
 from bench.run.runner import Runner
 from perturbations import Perturbation, get_perturbation, param_label, param_value
 from perturbations.codec_limits import JPEG_MAX_SIDE, WEBP_MAX_SIDE
+from helpers import textured, write_png
 
 
 # -- a perturbation's label is not its number ------------------------------------------------------------
@@ -89,3 +100,81 @@ def test_detector_that_fails_on_a_cell_keeps_the_rows_of_the_cells_it_finished(t
     assert "scoring jpeg:2" in record["detectors"]["spectral"]["reason"]
     res = pd.read_parquet(tmp_path / "out" / "results.parquet")
     assert set(zip(res["perturbation"], res["severity"])) == {("none", 0), ("jpeg", 1)}
+
+
+# -- inputs that ended in tracebacks: symlink loops, foreign Parquet, unsafe weights ------------------------
+
+
+def test_symlink_loop_in_a_manifest_is_a_recorded_skip(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        write_png(tmp_path / f"r{i}.png", textured(rng))
+    (tmp_path / "a.png").symlink_to("b.png")
+    (tmp_path / "b.png").symlink_to("a.png")
+    for rel in ("a.png", str(tmp_path / "a.png")):
+        (tmp_path / "m.csv").write_text(f"path,label,generator\nr0.png,real,\nr1.png,fake,sd\n{rel},real,\n")
+        rows, skips = read_manifest(tmp_path / "m.csv")
+        assert [r.id for r in rows] == ["r0.png", "r1.png"]
+        assert [(s.id, s.reason) for s in skips] == [(rel, "a symlink loop")]
+
+
+def test_file_of_random_bytes_named_parquet_is_a_recorded_skip(tmp_path):
+    rng = np.random.default_rng(0)
+    pngs = []
+    for i in range(12):
+        buffer = io.BytesIO()
+        Image.fromarray(textured(rng, 32, smooth=bool(i % 2))).save(buffer, format="PNG")
+        pngs.append(buffer.getvalue())
+    (tmp_path / "repo" / "data").mkdir(parents=True)
+    pq.write_table(pa.table({"image": pngs, "label": [i % 2 for i in range(12)]}),
+                   tmp_path / "repo" / "data" / "train-00000-of-00002.parquet")
+    (tmp_path / "repo" / "data" / "train-00001-of-00002.parquet").write_bytes(bytes(range(256)) * 20)
+    ds = load_dataset("hf:org/toy=" + str(tmp_path / "repo"), Cache(tmp_path / "cache"), progress=False)
+    assert len(ds.items) == 12
+    [skip] = ds.skips
+    assert skip.id == "data/train-00001-of-00002.parquet" and "cannot read the Parquet file" in skip.reason
+
+
+@pytest.fixture
+def weights_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "store"))
+    return tmp_path / "store"
+
+
+def _pickle_of_other_objects(path):
+    path.write_bytes(pickle.dumps({"weights": range(3)}))
+    return path
+
+
+def _a_tensor(path):
+    torch.save(torch.zeros(3), path)
+    return path
+
+
+def _random_bytes(path):
+    path.write_bytes(bytes(range(256)) * 8)
+    return path
+
+
+@pytest.mark.parametrize("make,name,message", [
+    (_pickle_of_other_objects, "w.pth", "not a weights file that loads safely"),
+    (_random_bytes, "w.pth", "not a weights file that loads safely"),
+    (_random_bytes, "w.safetensors", "not a weights file that loads safely"),
+    (_a_tensor, "w.pt", "holds a Tensor, not a state dict"),
+])
+def test_weights_import_refuses_a_file_the_loaders_cannot_use(make, name, message, weights_store, tmp_path, capsys):
+    assert main(["weights", "import", "npr_released", str(make(tmp_path / name))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
+    assert not (weights_store / "npr_released").exists()
+
+
+def test_weights_import_of_a_state_dict_is_accepted(weights_store, tmp_path):
+    torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "w.pth")
+    assert main(["weights", "import", "npr_released", str(tmp_path / "w.pth")]) == 0
+
+
+def test_weights_import_of_a_file_for_a_folder_component_names_the_files_it_needs(weights_store, tmp_path, capsys):
+    torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "w.pth")
+    assert main(["weights", "import", "taesd", str(tmp_path / "w.pth")]) == 2
+    assert "taesd is a folder holding taesd_encoder.pth, taesd_decoder.pth" in capsys.readouterr().err
