@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -178,3 +181,33 @@ def test_weights_import_of_a_file_for_a_folder_component_names_the_files_it_need
     torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "w.pth")
     assert main(["weights", "import", "taesd", str(tmp_path / "w.pth")]) == 2
     assert "taesd is a folder holding taesd_encoder.pth, taesd_decoder.pth" in capsys.readouterr().err
+
+
+# -- a full disk while figures are written -------------------------------------------------------------------
+
+_FIGURE_ON_A_FILLING_DISK = """
+import resource, signal, sys, tempfile
+from pathlib import Path
+import numpy as np
+from bench.report.figures import _new_figure, save_figure
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
+fig = _new_figure(3, 2)
+fig.add_subplot().plot(np.random.default_rng(0).random(20000))  # a PDF larger than its PNG
+for limit in range(16000, 64000, 4000):
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    try:
+        save_figure(fig, Path(tempfile.mkdtemp()) / "fig")
+        print("ok")
+    except Exception as exc:
+        print(type(exc).__name__)
+"""
+
+
+def test_disk_filling_while_a_figure_is_written_is_an_os_error(tmp_path):
+    script = tmp_path / "fill.py"
+    script.write_text(_FIGURE_ON_A_FILLING_DISK)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    outcomes = out.stdout.split()
+    assert len(outcomes) == 12 and "OSError" in outcomes and "ok" in outcomes, out.stdout + out.stderr
+    assert set(outcomes) == {"OSError", "ok"}, outcomes  # the CLI turns an OSError into one line
