@@ -22,6 +22,6 @@ def within_limit(perturb, image: np.ndarray, max_side: int) -> np.ndarray:
     """``perturb(image)`` on the image fitted to ``max_side`` on its long side, resized back to its size."""
     height, width = image.shape[:2]
     scale = max_side / max(height, width)
-    small = cv2.resize(image, (max(1, min(max_side, round(width * scale))), max(1, min(max_side, round(height * scale)))),
-                       interpolation=DOWNSCALE)
+    fitted = (max(1, min(max_side, round(width * scale))), max(1, min(max_side, round(height * scale))))
+    small = cv2.resize(image, fitted, interpolation=DOWNSCALE)  # OpenCV takes (width, height)
     return cv2.resize(perturb(small), (width, height), interpolation=UPSCALE)

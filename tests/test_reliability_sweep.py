@@ -9,6 +9,8 @@ import io
 import math
 import os
 import pickle
+import signal
+import socket
 import subprocess
 import sys
 
@@ -29,6 +31,8 @@ from bench.run.config import RunConfig
 from bench.run.runner import Runner
 from perturbations import Perturbation, get_perturbation, param_label, param_value
 from perturbations.codec_limits import JPEG_MAX_SIDE, WEBP_MAX_SIDE
+from perturbations.spec import parse_perturb_spec
+from fixtures.report_store import write_run
 from helpers import textured, write_png
 
 
@@ -211,3 +215,46 @@ def test_disk_filling_while_a_figure_is_written_is_an_os_error(tmp_path):
     outcomes = out.stdout.split()
     assert len(outcomes) == 12 and "OSError" in outcomes and "ok" in outcomes, out.stdout + out.stderr
     assert set(outcomes) == {"OSError", "ok"}, outcomes  # the CLI turns an OSError into one line
+
+
+# -- hangs and exits ---------------------------------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ray_address_where_nothing_listens_exits_2_in_one_line(tmp_path):
+    address = f"127.0.0.1:{_closed_port()}"
+    argv = ["run", "--detectors", "spectral", "--perturb", "none", "--limit", "6", "--executor", "ray",
+            "--ray-address", address, "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    code = f"import sys; from bench.cli.main import main; sys.exit(main({argv!r}))"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env, start_new_session=True)
+    try:
+        _, err = child.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)  # Ray's own processes too, which would keep the pipes open
+        child.communicate()
+        pytest.fail(f"bench run --ray-address {address} still running after 90 s")
+    err = err.strip()
+    assert child.returncode == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: cannot join the Ray cluster {address}: nothing answers there within")
+
+
+@pytest.mark.parametrize("spec,expected", [("share:2", [("share", [2])]), ("share:1-2", [("share", [1, 2])]),
+                                           ("share:instagram:2", [("share:instagram", [2])])])
+def test_share_levels_follow_the_name_levels_grammar(spec, expected):
+    assert parse_perturb_spec(spec) == expected
+
+
+@pytest.mark.parametrize("option", ["--metrics", "--band-metrics"])
+@pytest.mark.parametrize("value", ["", ","])
+def test_compare_with_an_empty_metric_list_names_the_flag(option, value, tmp_path, capsys):
+    run, ref = write_run(tmp_path / "run"), write_run(tmp_path / "ref")
+    assert main(["compare", str(run), "--baseline", str(ref), option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {option} names no metric; leave it out for the default"
