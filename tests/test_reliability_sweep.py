@@ -32,7 +32,8 @@ from bench.run.runner import Runner
 from perturbations import Perturbation, get_perturbation, param_label, param_value
 from perturbations.codec_limits import JPEG_MAX_SIDE, WEBP_MAX_SIDE
 from perturbations.spec import parse_perturb_spec
-from fixtures.report_store import write_run
+from bench.report.write import write_leaderboards
+from fixtures.report_store import results_frame, run_record, write_run
 from helpers import textured, write_png
 
 
@@ -258,3 +259,45 @@ def test_compare_with_an_empty_metric_list_names_the_flag(option, value, tmp_pat
     assert main(["compare", str(run), "--baseline", str(ref), option, value]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {option} names no metric; leave it out for the default"
+
+
+# -- strings that reach LaTeX, Markdown and HTML ---------------------------------------------------------------
+
+_HOSTILE = "toy\n\\immediate\\write18{calc}% `x`|y <b>z</b>"
+
+
+def _hostile_store(run_dir):
+    results = results_frame()
+    results["dataset"] = _HOSTILE
+    results["detector"] = results["detector"].str.replace("univfd.vit_l14", "uni|fd`\n{x}")
+    record = run_record()
+    record["datasets"] = {_HOSTILE: record["datasets"]["toy"]}
+    record["config"] = {**record.get("config", {}), "generators": ["a\n\\input{/etc/passwd}<img src=x onerror=alert(1)>"]}
+    return write_run(run_dir, results=results, scores=pd.DataFrame(), record=record)
+
+
+def test_names_in_leaderboard_tex_stay_inside_comments_and_cells(tmp_path):
+    write_leaderboards([_hostile_store(tmp_path / "run")])
+    tex = next((tmp_path / "run").glob("leaderboard*.tex")).read_text()
+    for line in tex.splitlines():
+        if line.startswith("%"):
+            continue
+        assert "\\immediate" not in line and "\\write18" not in line and "\\input{" not in line, line
+    assert r"uni|fd` \{x\}" in tex  # a cell: specials escaped, the newline a space
+
+
+def test_names_in_leaderboard_md_cannot_break_its_lines_table_or_code(tmp_path):
+    write_leaderboards([_hostile_store(tmp_path / "run")])
+    md = next((tmp_path / "run").glob("leaderboard*.md")).read_text()
+    provenance = next(line for line in md.splitlines() if "is better) on dataset" in line)
+    assert "``toy \\immediate\\write18{calc}% `x`|y <b>z</b>``;" in provenance  # one code span, one line
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    assert len({line.count("|") - line.count("\\|") for line in rows}) == 1  # every row has the same cells
+    assert "uni\\|fd\\` {x}" in md and "<b>" not in md.replace(provenance, "")
+
+
+def test_names_in_leaderboard_html_are_escaped(tmp_path):
+    write_leaderboards([_hostile_store(tmp_path / "run")])
+    page = next((tmp_path / "run").glob("leaderboard*.html")).read_text()
+    assert "<b>z</b>" not in page and "&lt;b&gt;z&lt;/b&gt;" in page  # the dataset: code
+    assert "<img" not in page and "&lt;img src=x" in page  # the protocol: text
