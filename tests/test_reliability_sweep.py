@@ -272,7 +272,8 @@ def _hostile_store(run_dir):
     results["detector"] = results["detector"].str.replace("univfd.vit_l14", "uni|fd`\n{x}")
     record = run_record()
     record["datasets"] = {_HOSTILE: record["datasets"]["toy"]}
-    record["config"] = {**record.get("config", {}), "generators": ["a\n\\input{/etc/passwd}<img src=x onerror=alert(1)>"]}
+    generators = ["a\n\\input{/etc/passwd}<img src=x onerror=alert(1)>"]
+    record["config"] = {**record.get("config", {}), "generators": generators}
     return write_run(run_dir, results=results, scores=pd.DataFrame(), record=record)
 
 

@@ -302,4 +302,5 @@ def leaderboard_html(frame: pd.DataFrame, results_df: pd.DataFrame, run_records:
     provenance = _provenance(frame, results_df, run_records, html_code, html_text)
     warning = _warning(frame, results_df, run_records)
     head = f'<p class="warning">{html_text(warning)}</p>\n' if warning else ""
-    return f'{head}<p class="provenance">{provenance}</p>\n{table}\n<p class="note">{html_text(_legend(frame, str))}</p>'
+    legend = html_text(_legend(frame, str))
+    return f'{head}<p class="provenance">{provenance}</p>\n{table}\n<p class="note">{legend}</p>'
