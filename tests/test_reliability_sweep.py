@@ -5,6 +5,7 @@ Each case ends in correct handling, a recorded skip with a reason, or a one-line
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import os
@@ -32,7 +33,9 @@ from bench.run.runner import Runner
 from perturbations import Perturbation, get_perturbation, param_label, param_value
 from perturbations.codec_limits import JPEG_MAX_SIDE, WEBP_MAX_SIDE
 from perturbations.spec import parse_perturb_spec
+from bench.report.reference import save_baseline
 from bench.report.write import write_leaderboards
+from bench.run.store import write_store
 from fixtures.report_store import results_frame, run_record, write_run
 from helpers import textured, write_png
 
@@ -302,3 +305,43 @@ def test_names_in_leaderboard_html_are_escaped(tmp_path):
     page = next((tmp_path / "run").glob("leaderboard*.html")).read_text()
     assert "<b>z</b>" not in page and "&lt;b&gt;z&lt;/b&gt;" in page  # the dataset: code
     assert "<img" not in page and "&lt;img src=x" in page  # the protocol: text
+
+
+# -- formulas in CSV files ------------------------------------------------------------------------------------------
+
+_FORMULA = "=cmd|' /C calc'!A0"
+
+
+def _csv_cells(path) -> set[str]:
+    with open(path, newline="") as handle:
+        return {cell for row in csv.reader(handle) for cell in row}
+
+
+def test_results_csv_neutralises_formula_prefixes(tmp_path):
+    results = results_frame()
+    results["generator"] = results["generator"].replace("sdxl", _FORMULA)
+    record = {"run_id": "r"}
+    rows = results.drop(columns="run_id").assign(seed=0).to_dict("records")
+    write_store(tmp_path, record, rows, [])
+    cells = _csv_cells(tmp_path / "results.csv")
+    assert "'" + _FORMULA in cells and _FORMULA not in cells
+    assert "0.95" in cells or any(c.startswith("0.9") for c in cells)  # numbers as numbers
+    assert set(pd.read_parquet(tmp_path / "results.parquet")["generator"]) >= {_FORMULA}  # Parquet keeps names
+
+
+def _formula_store(run_dir, seed: int = 0):
+    results = results_frame(f"seed-{seed}")
+    results["detector"] = results["detector"].replace("dummy.random", "-2+3")
+    results["generator"] = results["generator"].replace("sdxl", _FORMULA)
+    results["value"] = results["value"] - 0.01 * seed
+    return write_run(run_dir, results=results, scores=pd.DataFrame(),
+                     record={**run_record(f"seed-{seed}"), "config": {"suite": "fixture", "train_seed": seed}})
+
+
+def test_reference_and_band_csv_neutralise_formula_prefixes(tmp_path):
+    runs = [_formula_store(tmp_path / f"run{seed}", seed) for seed in range(3)]
+    target = save_baseline(runs[0], "ref", tmp_path / "refs", band_runs=runs[1:])
+    for name in ("results.csv", "band.csv"):
+        cells = _csv_cells(target / name)
+        assert _FORMULA not in cells and "-2+3" not in cells, name
+    assert "'" + _FORMULA in _csv_cells(target / "results.csv")
