@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,9 @@ from PIL import Image
 
 from bench.cli.main import main
 from bench.core.cache import Cache
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, ImageSkip
 from bench.data.dataset import load_dataset
+from bench.data.images import read_image_file
 from bench.data.manifest import read_manifest
 from bench.run.config import RunConfig
 from bench.run.runner import Runner
@@ -345,3 +347,46 @@ def test_reference_and_band_csv_neutralise_formula_prefixes(tmp_path):
         cells = _csv_cells(target / name)
         assert _FORMULA not in cells and "-2+3" not in cells, name
     assert "'" + _FORMULA in _csv_cells(target / "results.csv")
+
+
+# -- file:// URLs get the checks of local paths ---------------------------------------------------------------------
+
+
+def _url_skip_reason(url: str) -> str:
+    result: list = []
+
+    def read():
+        try:
+            read_image_file(url, max_bytes=1 << 20)
+            result.append("read")
+        except ImageSkip as exc:
+            result.append(str(exc))
+
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), f"reading {url} blocked"
+    return result[0]
+
+
+def test_fifo_named_by_a_file_url_is_never_read(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    assert "not a regular file" in _url_skip_reason(f"file://{tmp_path / 'pipe.png'}")
+
+
+def test_device_named_by_a_file_url_is_never_read():
+    assert "not a regular file" in _url_skip_reason("file:///dev/zero")
+
+
+def test_file_url_in_a_manifest_is_read_like_a_local_path(tmp_path, cache):
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(10):
+        write_png(tmp_path / f"r{i}.png", textured(rng))
+        write_png(tmp_path / f"f{i}.png", textured(rng, smooth=True))
+        lines += [f"file://{tmp_path / f'r{i}.png'},real,", f"file://{tmp_path / f'f{i}.png'},fake,sd"]
+    lines.append("file:///dev/zero,real,")  # (a FIFO here would hang the old code's probe threads for good)
+    (tmp_path / "m.csv").write_text("path,label,generator\n" + "\n".join(lines) + "\n")
+    ds = load_dataset(str(tmp_path / "m.csv"), cache, progress=False, allow_outside_paths=True)
+    assert len(ds.items) == 20
+    assert [s.reason for s in ds.skips] == ["not a regular file (FIFO, socket or device): not read"]
