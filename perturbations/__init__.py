@@ -31,6 +31,7 @@ import; tests/test_layering.py).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from bench.core.errors import BenchError
@@ -38,6 +39,7 @@ from bench.core.registries import PERTURBATIONS
 from bench.core.registry import unknown_name_message
 from perturbations import adversarial, albu, functions, imagenet_c, redigitise, share, vae_roundtrip  # noqa: F401
 from perturbations.base import PRESETS, Perturbation
+from perturbations.codec_limits import JPEG_MAX_SIDE, WEBP_MAX_SIDE
 from perturbations.families import Family, add_family, get_perturbation
 
 __all__ = ["IMAGENET_C", "IMAGENET_C_CORRUPTIONS", "PRESETS", "Perturbation", "format_param", "get_perturbation",
@@ -95,6 +97,7 @@ _PERTURBATIONS: tuple[tuple[Perturbation, str], ...] = (
             param_name="quality",
             unit="",
             fn=functions.jpeg,
+            max_side=JPEG_MAX_SIDE,
             tables={"default": (100, 90, 80, 70, 60, 50, 40, 30), "imagenet-c": (25, 18, 15, 10, 7),
                     "aeroblade": (90, 80, 70, 60, 50), "univfd": (100, 90, 80, 70, 60, 50, 40, 30)},
         ),
@@ -177,6 +180,7 @@ _PERTURBATIONS: tuple[tuple[Perturbation, str], ...] = (
             param_name="quality",
             unit="",
             fn=functions.webp,
+            max_side=WEBP_MAX_SIDE,
             tables={"default": (90, 75, 60, 45, 30)},
         ),
         "q={}",
@@ -189,6 +193,7 @@ _PERTURBATIONS: tuple[tuple[Perturbation, str], ...] = (
             param_name="(scale, quality)",
             unit="",
             fn=functions.social,
+            max_side=JPEG_MAX_SIDE,
             tables={"default": ((0.75, 90), (0.5, 80), (0.5, 70), (0.33, 60))},
         ),
         "x{:g}, q={}",
@@ -228,6 +233,7 @@ _PERTURBATIONS: tuple[tuple[Perturbation, str], ...] = (
             param_name="(tilt, sigma px, noise, quality)",
             unit="",
             fn=redigitise.recapture,
+            max_side=JPEG_MAX_SIDE,
             tables={"default": ((0.02, 0.5, 0.01, 90), (0.04, 0.8, 0.02, 85), (0.06, 1.1, 0.03, 80),
                                 (0.08, 1.4, 0.04, 75), (0.10, 1.8, 0.05, 70))},
         ),
@@ -293,8 +299,10 @@ def param_label(perturbation: Perturbation | str, severity: int, preset: str = "
 
 
 def param_value(perturbation: Perturbation | str, severity: int, preset: str = "default") -> float:
-    """The level's parameter as a number for the results table; NaN at level 0 and for composite parameters."""
+    """The level's parameter as a number for the results table; NaN at level 0 and wherever the parameter is
+    not one number: composite parameters, and text such as an ``albu:NAME{...}`` setting (its label says it)."""
     if severity == 0:
         return math.nan
     param = _resolve(perturbation).param(severity, preset)
-    return math.nan if isinstance(param, tuple) else float(param)
+    number = isinstance(param, numbers.Real) and not isinstance(param, bool)
+    return float(param) if number else math.nan

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -74,6 +76,7 @@ TABLES: dict[str, AlbuTable] = {
     "Perspective": AlbuTable("scale", "of side", (0.02, 0.04, 0.06, 0.08, 0.10),
                              lambda s: {"scale": (s, s), "keep_size": True}, "scale {:g}"),
 }
+_ADJUSTED = re.compile(r"invalid|adjusted", re.IGNORECASE)  # a warning that albumentations changed a setting
 _RESERVED = ("p", "strict")  # set by the wrapper: p=1 always, strict validation always
 
 
@@ -150,11 +153,29 @@ def albu_function(transform: str, to_kwargs: Callable[[Any], dict[str, Any]]):
     return albu_apply
 
 
-def _probe(perturbation: Perturbation) -> None:
-    """Run every level once on a small image, so bad settings fail when ``--perturb`` is read."""
+def _probe(perturbation: Perturbation, transform: str, to_kwargs: Callable[[Any], dict[str, Any]]) -> None:
+    """Build and run every level once on a small image, so bad settings fail when ``--perturb`` is read.
+
+    A setting albumentations accepts only by changing it (it warns: ``blur_limit=-3`` "Invalid kernel size
+    range ... automatically adjusted to (3, 3)") is refused too: the run would record one setting and apply
+    another. Advice (a slow or deprecated transform) is not a refusal."""
     image = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
     for level in perturbation.levels()[1:]:
-        perturbation.apply(image, level, np.random.default_rng(level))
+        kwargs = to_kwargs(perturbation.param(level))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            build_transform(transform, kwargs, 0)
+        rejected = [str(w.message) for w in caught if _ADJUSTED.search(str(w.message))]
+        if rejected:
+            first = " ".join(rejected[0].strip().splitlines()[:3])
+            raise BenchError(f"albu:{transform}: invalid settings {kwargs!r}: {first}")
+        try:
+            perturbation.apply(image, level, np.random.default_rng(level))
+        except BenchError:
+            raise
+        except Exception as exc:  # e.g. a transform that needs bounding boxes: one line, not a traceback
+            raise BenchError(f"albu:{transform}: cannot run on an image alone: {type(exc).__name__}: "
+                             f"{' '.join(str(exc).strip().splitlines()[:2])}") from None
 
 
 def build(argument: str) -> tuple[Perturbation, str | None]:
@@ -165,29 +186,32 @@ def build(argument: str) -> tuple[Perturbation, str | None]:
         if not rest.endswith("}"):
             raise BenchError(f"albu:{argument}: settings must be enclosed in braces, as in albu:{transform}{{k=v}}")
         settings = parse_settings(transform, rest[:-1])
+        to_kwargs = lambda _: settings  # noqa: E731
         text = ",".join(f"{key}={value!r}" for key, value in settings.items())
         perturbation = Perturbation(
             name=f"albu:{transform}{{{text}}}", description=f"albumentations {version} {transform}({text}), p=1, "
-            "one-off setting (one level).", param_name="settings", unit="", fn=albu_function(transform, lambda _: settings),
+            "one-off setting (one level).", param_name="settings", unit="", fn=albu_function(transform, to_kwargs),
             tables={"default": (text,)}, identity=lambda: f"albumentations {version} {settings!r}")
         label = "{}"
     elif transform in TABLES:
         table = TABLES[transform]
+        to_kwargs = table.kwargs
         perturbation = Perturbation(
             name=f"albu:{transform}", description=f"albumentations {version} {transform}, p=1, {table.param_name} "
             f"per level: " + "; ".join(f"{v}: {table.kwargs(v)}" for v in table.values) + ".",
-            param_name=table.param_name, unit=table.unit, fn=albu_function(transform, table.kwargs),
+            param_name=table.param_name, unit=table.unit, fn=albu_function(transform, to_kwargs),
             tables={"default": table.values},
             identity=lambda: f"albumentations {version} " + repr([table.kwargs(v) for v in table.values]))
         label = table.label
     else:
+        to_kwargs = lambda _: {}  # noqa: E731
         perturbation = Perturbation(
             name=f"albu:{transform}", description=f"albumentations {version} {transform} with its default "
             "parameters, p=1 (no shipped severity table: one level).", param_name="settings", unit="",
-            fn=albu_function(transform, lambda _: {}), tables={"default": ("defaults",)},
+            fn=albu_function(transform, to_kwargs), tables={"default": ("defaults",)},
             identity=lambda: f"albumentations {version} defaults")
         label = "{}"
-    _probe(perturbation)
+    _probe(perturbation, transform, to_kwargs)
     return perturbation, label
 
 

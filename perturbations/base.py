@@ -17,6 +17,7 @@ import numpy as np
 from bench.core.errors import BenchError
 from bench.core.hashing import stable_hash
 from bench.core.presets import PRESETS
+from perturbations.codec_limits import within_limit
 
 PerturbFn = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
 
@@ -35,6 +36,9 @@ class Perturbation:
     identity: Callable[[], str] | None = field(default=None, compare=False)
     # preset -> the function that preset's paper used instead of ``fn`` (AEROBLADE blurs with a fixed 9x9 kernel)
     preset_fns: dict[str, PerturbFn] = field(default_factory=dict)
+    # The longest side the function's codec can encode (perturbations.codec_limits); a longer image is fitted to
+    # it and resized back. Not in the fingerprint: no image within the limit changes, and none beyond it had pixels.
+    max_side: int | None = None
 
     def __post_init__(self) -> None:
         if "default" not in self.tables or not self.tables["default"]:
@@ -86,5 +90,7 @@ class Perturbation:
         param = self.param(severity, preset)
         if param is None:
             return image.copy()
-        out = self.function(preset)(image, param, rng)
-        return out
+        fn = self.function(preset)
+        if self.max_side is not None and max(image.shape[:2]) > self.max_side:
+            return within_limit(lambda small: fn(small, param, rng), image, self.max_side)
+        return fn(image, param, rng)

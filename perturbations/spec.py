@@ -47,10 +47,13 @@ def _levels(perturbation: Perturbation, text: str, preset: str) -> range:
 
 def _split_levels(token: str) -> tuple[str, str, bool]:
     """``"blur:1-3"`` -> ``("blur", "1-3", True)``; ``"albu:MotionBlur:2"`` -> ``("albu:MotionBlur", "2", True)``;
-    ``"albu:MotionBlur"`` -> ``("albu:MotionBlur", "", False)``. A family's argument keeps its case."""
+    ``"albu:MotionBlur"`` -> ``("albu:MotionBlur", "", False)``; ``"share:2"`` -> ``("share", "2", True)``.
+    A family's argument keeps its case."""
     name, colon, levels = token.rpartition(":")
+    # levels follow a family member, a plain name, or a name that is both (``share:2``: the registered ``share``
+    # chain at level 2, not a platform profile called "2")
     if colon and (_LEVELS.fullmatch(levels.strip()) or not levels.strip()) and (
-            ":" in name or split_family(f"{name}:x") is None):
+            ":" in name or split_family(f"{name}:x") is None or name.strip().lower() in PERTURBATIONS):
         return name.strip(), levels.strip(), True
     if split_family(token) is not None:
         return token, "", False

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.core.errors import BenchError
+
 COMPARE_EPILOG = """\
 how cells are judged (the reference decides; see README, "Gating your CI"):
   exact      detectors whose numbers did not move under any training seed of the
@@ -61,6 +63,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Exit 0, 1 or 2 (COMPARE_EPILOG); a BenchError (unreadable input) reaches ``bench.cli.main.main``, which exits 2."""
     from bench.report.compare import compare_dirs, format_modes, format_summary, format_table, parse_tolerances
 
+    for flag, given in (("--metrics", args.metrics), ("--band-metrics", args.band_metrics)):
+        if given == []:  # "" or ",": checking no metric would pass every run
+            raise BenchError(f"{flag} names no metric; leave it out for the default")
     tolerances = parse_tolerances(args.tol)
     defaults = _given(default_tol=args.default_tol, band_metrics=args.band_metrics)
     result = compare_dirs(args.run, args.baseline, tolerances, metrics=args.metrics, **defaults)

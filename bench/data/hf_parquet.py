@@ -194,10 +194,44 @@ def interpret_label(value, names: list[str] | None) -> tuple[int, str] | None:
     return (1, text) if text else None
 
 
+def _file_rows(spec: HfSpec, parquet, file: Path, rel: str, columns: dict[str, str | None],
+               split: str | None) -> tuple[list[Row], list[Skip]]:
+    """The rows (and label skips) of one Parquet file; ``split``: its official split, if kept."""
+    rows: list[Row] = []
+    skips: list[Skip] = []
+    absent = [c for c in columns.values() if c and c not in parquet.schema_arrow.names]
+    if absent:
+        raise BenchError(f"{spec.name}: {file} has no column(s) {', '.join(absent)}")
+    label_col, gen_col, cap_col = columns["label"], columns["generator"], columns["caption"]
+    names = (_features(parquet.schema_arrow).get(label_col or "") or {}).get("names")
+    small = [c for c in (label_col, gen_col, cap_col) if c]
+    index = 0
+    for batch in parquet.iter_batches(columns=small, batch_size=4096):
+        for rec in batch.to_pylist():
+            if label_col:
+                parsed = interpret_label(rec[label_col], names)
+            else:
+                gen = str(rec[gen_col] or "").strip()
+                parsed = (0, "real") if gen.lower() in ("", "real") else (1, gen)
+            if parsed is None:
+                skips.append(Skip(member_path(rel, index, columns["image"]), f"no label in column {label_col!r}"))
+            else:
+                label, generator = parsed
+                if label == 1 and gen_col and rec[gen_col]:
+                    generator = str(rec[gen_col])
+                rows.append(Row(member_path(rel, index, columns["image"]),
+                                member_path(str(file.resolve()), index, columns["image"]), label,
+                                "real" if label == 0 else generator,
+                                (rec[cap_col] or None) if cap_col else None, split))
+            index += 1
+    return rows, skips
+
+
 def hf_rows(spec: HfSpec, root: Path) -> tuple[list[Row], list[Skip]]:
-    """Rows (and skips, for rows without a usable label) of the chosen files. Splits named by the files
-    are kept as official splits when there are at least two; a single split (or one chosen with @SPLIT)
-    is split like any other data (seeded), or used whole after --train-on."""
+    """Rows (and skips: rows without a usable label, files that are not readable Parquet) of the chosen
+    files. Splits named by the files are kept as official splits when there are at least two; a single
+    split (or one chosen with @SPLIT) is split like any other data (seeded), or used whole after --train-on."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows: list[Row] = []
@@ -206,34 +240,16 @@ def hf_rows(spec: HfSpec, root: Path) -> tuple[list[Row], list[Skip]]:
     files = select_files(spec, root)
     official = len({split for _, split in files}) > 1 and not spec.split
     for file, split in files:
-        parquet = pq.ParquetFile(file)
-        columns = columns or choose_columns(spec, parquet.schema_arrow)
-        absent = [c for c in columns.values() if c and c not in parquet.schema_arrow.names]
-        if absent:
-            raise BenchError(f"{spec.name}: {file} has no column(s) {', '.join(absent)}")
-        label_col, gen_col, cap_col = columns["label"], columns["generator"], columns["caption"]
-        names = (_features(parquet.schema_arrow).get(label_col or "") or {}).get("names")
-        small = [c for c in (label_col, gen_col, cap_col) if c]
         rel = file.relative_to(root).as_posix()
-        index = 0
-        for batch in parquet.iter_batches(columns=small, batch_size=4096):
-            for rec in batch.to_pylist():
-                if label_col:
-                    parsed = interpret_label(rec[label_col], names)
-                else:
-                    gen = str(rec[gen_col] or "").strip()
-                    parsed = (0, "real") if gen.lower() in ("", "real") else (1, gen)
-                if parsed is None:
-                    skips.append(Skip(member_path(rel, index, columns["image"]), f"no label in column {label_col!r}"))
-                else:
-                    label, generator = parsed
-                    if label == 1 and gen_col and rec[gen_col]:
-                        generator = str(rec[gen_col])
-                    rows.append(Row(member_path(rel, index, columns["image"]),
-                                    member_path(str(file.resolve()), index, columns["image"]), label,
-                                    "real" if label == 0 else generator,
-                                    (rec[cap_col] or None) if cap_col else None, split if official else None))
-                index += 1
+        try:
+            parquet = pq.ParquetFile(file)
+            columns = columns or choose_columns(spec, parquet.schema_arrow)
+            file_rows, file_skips = _file_rows(spec, parquet, file, rel, columns, split if official else None)
+        except (pa.ArrowException, OSError) as exc:  # not Parquet, truncated, unreadable: the file is skipped
+            skips.append(Skip(rel, f"cannot read the Parquet file: {' '.join(str(exc).split())[:200]}"))
+            continue
+        rows += file_rows
+        skips += file_skips
     if not rows:
         raise BenchError(f"{spec.name}: no labelled rows in {root}")
     return rows, skips

@@ -22,7 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bench.core.errors import ImageSkip
 from bench.data.parquet_images import read_member, split_member
-from bench.data.urls import is_url, read_url
+from bench.data.urls import is_url, local_path, read_url
 
 MIN_SIDE = 16
 MAX_PIXELS = 64_000_000
@@ -106,12 +106,15 @@ def read_image_file(path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     device (or a file swapped for one after a check) is never read at all, and a file that is too
     large (or grows while being read) is never read past the limit. A Parquet member path
     (:mod:`bench.data.parquet_images`) reads the image cell it names, an fsspec URL
-    (:mod:`bench.data.urls`) the object it names.
+    (:mod:`bench.data.urls`) the object it names; a ``file://`` URL is a local path, with every check above.
     """
     if split_member(path) is not None:
         return read_member(path, max_bytes)
     if is_url(path):
-        return read_url(path, max_bytes)
+        local = local_path(path)  # file://: the same checks as a local path, never fsspec's plain open
+        if local is None:
+            return read_url(path, max_bytes)
+        path = local
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:

@@ -107,9 +107,21 @@ def read_csv_manifest(csv_path: str | os.PathLike) -> tuple[list[Row], list[Skip
             generator = "fake"
         caption = next((rec[c] for c in CAPTION_COLUMNS if rec.get(c)), None)
         group = rec.get("group") or (Path(rec["source_path"]).stem if rec.get("source_path") else None)
-        abs_path = rel if os.path.isabs(rel) or is_url(rel) else str((root / rel).resolve())
+        abs_path = rel if os.path.isabs(rel) or is_url(rel) else resolved(root / rel)
+        if abs_path is None:
+            skips.append(Skip(rel, "a symlink loop"))
+            continue
         rows.append(Row(rel.replace(os.sep, "/"), abs_path, label, generator, caption, rec.get("split") or None, group))
     return rows, skips
+
+
+def resolved(path: Path) -> str | None:
+    """``path`` with its symlinks followed, or None for a symlink loop (RuntimeError before Python 3.13,
+    OSError from then on)."""
+    try:
+        return str(path.resolve())
+    except (RuntimeError, OSError):
+        return None
 
 
 def images_under(folder: Path) -> list[Path]:
@@ -180,7 +192,9 @@ def keep_inside(rows: list[Row], root: Path, allow_outside: bool) -> tuple[list[
     for row in rows:
         if is_url(row.path):
             skips.append(Skip(row.id, "an fsspec URL, outside the dataset folder (--allow-outside-paths to read it)"))
-        elif Path(member_file(row.path)).resolve().is_relative_to(root):
+        elif (target := resolved(Path(member_file(row.path)))) is None:
+            skips.append(Skip(row.id, "a symlink loop"))
+        elif Path(target).is_relative_to(root):
             inside.append(row)
         else:
             skips.append(Skip(row.id, f"path resolves outside the dataset folder {root} "

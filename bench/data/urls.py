@@ -26,6 +26,20 @@ def _fsspec():
     return fsspec
 
 
+def local_path(url: str) -> str | None:
+    """The local path a ``file://`` (or ``local://``) URL names, None for any other store: a local file is
+    read by the local reader, with its checks (regular files only, opened without blocking)."""
+    try:
+        fs, path = _fsspec().core.url_to_fs(url)
+    except ImageSkip:
+        raise
+    except Exception:  # a malformed URL or an unknown protocol: read_url says why
+        return None
+    from fsspec.implementations.local import LocalFileSystem
+
+    return path if isinstance(fs, LocalFileSystem) else None
+
+
 def read_url(url: str, max_bytes: int) -> bytes:
     """The bytes at ``url``, never read past ``max_bytes`` (+1 to tell a larger object); failures are ImageSkips."""
     fsspec = _fsspec()

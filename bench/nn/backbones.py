@@ -22,6 +22,7 @@ from typing import Any, Callable
 from bench.core.detector import Detector
 from bench.core.errors import BenchError
 from bench.core.registry import Registry
+from bench.weights.contents import is_torchscript_archive
 
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -130,18 +131,6 @@ def eval_transform(spec: BackboneSpec) -> Callable:
     import open_clip
 
     return open_clip.image_transform(spec.image_size, is_train=False, mean=OPENAI_MEAN, std=OPENAI_STD)
-
-
-def is_torchscript_archive(path: Path) -> bool:
-    """True for a TorchScript archive (OpenAI's released CLIP ``.pt``), which ``torch.load`` refuses with
-    ``weights_only=True``: a zip file holding ``constants.pkl``. Tested up front so the model is built once."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.rsplit("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
 
 
 _MODELS: "OrderedDict[tuple, ClipBackbone]" = OrderedDict()

@@ -14,6 +14,7 @@ the seeds, its light band the mean bootstrap interval and its darker band the ra
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bench.core.atomic import atomic_path
+from bench.core.atomic import write_bytes
 
 CLEAN = "none"  # the perturbation name of the clean cell, shared by every perturbation's curve
 ALL_GENERATORS = "all"
@@ -88,12 +89,17 @@ def _new_figure(width_in: float, height_in: float) -> Figure:
 
 
 def save_figure(fig: Figure, stem: Path) -> list[Path]:
-    """Write ``stem``.png (raster, for HTML) and ``stem``.pdf (vector, for papers)."""
+    """Write ``stem``.png (raster, for HTML) and ``stem``.pdf (vector, for papers).
+
+    Each is rendered in memory and then written atomically: a full disk is the OSError of our write (one
+    line from the CLI), never a half-finished PDF writer failing in its own cleanup (AttributeError,
+    zlib.error)."""
     paths = []
     for fmt, dpi in (("png", PNG_DPI), ("pdf", None)):
         path = Path(stem).with_name(f"{Path(stem).name}.{fmt}")  # not with_suffix: names hold dots
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi)
+        rendered = io.BytesIO()
+        fig.savefig(rendered, format=fmt, dpi=dpi)
+        write_bytes(path, rendered.getvalue())
         paths.append(path)
     return paths
 

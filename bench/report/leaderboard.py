@@ -9,7 +9,6 @@ next to the bootstrap interval, which measures test-set sampling only.
 
 from __future__ import annotations
 
-import html
 from typing import Any, Callable, Sequence
 
 import pandas as pd
@@ -17,6 +16,8 @@ from tabulate import tabulate
 
 from bench.core.errors import BenchError
 from bench.report.audit_section import shortcut_warning
+from bench.report.escape import (html_code, html_text, latex_comment, latex_text, markdown_code,
+                                 markdown_text)
 from bench.report.figures import ALL_GENERATORS, CLEAN
 from bench.report.runs import SEED, drop_random, seeds_of
 from bench.report.summaries import robustness_summary
@@ -178,11 +179,12 @@ def _spread_cell(row: pd.Series, column: str, missing: str) -> str:
     return f"{row[f'{column}_sd']:.3f} ({_fmt(row[f'{column}_min'], missing)}–{_fmt(row[f'{column}_max'], missing)})"
 
 
-def _legend(frame: pd.DataFrame) -> str:
+def _legend(frame: pd.DataFrame, text: Callable[[str], str]) -> str:
+    """The legend line; ``text`` escapes the names in it for the output format."""
     if not len(frame):
         return EMPTY_LEGEND
     legend = LEGEND + (SUMMARY_LEGEND if "nauc" in frame.columns else "")
-    legend += MCE_LEGEND.format(ref=frame.attrs["reference"]) if "mce" in frame.columns else ""
+    legend += MCE_LEGEND.format(ref=text(frame.attrs["reference"])) if "mce" in frame.columns else ""
     seeds = frame.attrs.get("seeds") or []
     return legend + (SEED_LEGEND.format(n=len(seeds), seeds=", ".join(map(str, seeds))) if len(seeds) > 1 else "")
 
@@ -200,10 +202,10 @@ def _contributing_runs(frame: pd.DataFrame, results_df: pd.DataFrame) -> list[st
     return sorted(rows["run_id"].astype(str).unique())
 
 
-def _provenance(
-    frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]], code: Callable[[str], str]
-) -> str:
-    """Which data (name + hash), weights, seed and run the table came from, in one line."""
+def _provenance(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]],
+                code: Callable[[str], str], text: Callable[[str], str]) -> str:
+    """Which data (name + hash), weights, seed and run the table came from, in one line; ``code`` and ``text``
+    escape a name for the output format (bench.report.escape), as code or as text."""
     dataset = frame.attrs["dataset"]
     run_ids = _contributing_runs(frame, results_df)
     records = [r for r in run_records if str(r.get("run_id")) in run_ids]
@@ -212,17 +214,17 @@ def _provenance(
     train_seeds = sorted({s for r in records for s in (r.get("train_seeds") or [r.get("train_seed", r.get("seed"))])
                           if s is not None})
     direction = "higher" if frame.attrs["higher_is_better"] else "lower"
-    protocols = sorted({p for r in records if (p := _protocol(r.get("config") or {}))})
-    profiles = _profile_note(frame, results_df)
+    protocols = sorted({text(p) for r in records if (p := _protocol(r.get("config") or {}))})
+    profiles = [text(note) for note in _profile_note(frame, results_df)]
     return "; ".join(
         [
-            f"{frame.attrs['metric']} ({direction} is better) on dataset {code(dataset)}",
+            f"{text(frame.attrs['metric'])} ({direction} is better) on dataset {code(dataset)}",
             *profiles,
             _join("dataset hash", "dataset hashes", hashes, code),
             *protocols,
-            _join("weights", "weights", sorted(frame["weights"].astype(str).unique()), str),
-            _join("seed", "seeds", seeds, str),
-            *([_join("training seed", "training seeds", train_seeds, str)] if train_seeds != seeds else []),
+            _join("weights", "weights", sorted(frame["weights"].astype(str).unique()), text),
+            _join("seed", "seeds", seeds, text),
+            *([_join("training seed", "training seeds", train_seeds, text)] if train_seeds != seeds else []),
             _join("run", "runs", run_ids, code),
         ]
     )
@@ -262,35 +264,26 @@ def _warning(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[di
 
 def leaderboard_markdown(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]]) -> str:
     """Shortcut warning (when the audit found one), provenance line, pipe table (tabulate), legend line."""
-    headers, rows = _table(frame, ("↓", "↑"), "±", "–", str)
+    headers, rows = _table(frame, ("↓", "↑"), "±", "–", markdown_text)
     table = tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True, colalign=_alignment(headers))
     warning = _warning(frame, results_df, run_records)
-    head = f"**{warning}**\n\n" if warning else ""
-    return f"{head}{_provenance(frame, results_df, run_records, lambda s: f'`{s}`')}\n\n{table}\n\n{_legend(frame)}\n"
+    head = f"**{markdown_text(warning)}**\n\n" if warning else ""
+    provenance = _provenance(frame, results_df, run_records, markdown_code, markdown_text)
+    return f"{head}{provenance}\n\n{table}\n\n{_legend(frame, markdown_text)}\n"
 
 
 def _alignment(headers: list[str]) -> tuple[str, ...]:
     return ("left", "left") + ("right",) * (len(headers) - 2)
 
 
-_LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-    "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIALS.get(char, char) for char in text)
-
-
 def leaderboard_latex(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]]) -> str:
     """A booktabs tabular to ``\\input`` into a table environment; provenance and legend as comments."""
-    headers, rows = _table(frame, (r"$\downarrow$", r"$\uparrow$"), r"$\pm$", "--", latex_escape)
+    headers, rows = _table(frame, (r"$\downarrow$", r"$\uparrow$"), r"$\pm$", "--", latex_text)
     warning = _warning(frame, results_df, run_records)
-    lines = [
-        *([f"% {warning}"] if warning else []),
-        f"% {_provenance(frame, results_df, run_records, str)}",
-        f"% {_legend(frame)}",
+    lines = [  # a comment holds one line whatever the names hold: nothing can leave it
+        *([f"% {latex_comment(warning)}"] if warning else []),
+        f"% {latex_comment(_provenance(frame, results_df, run_records, str, str))}",
+        f"% {latex_comment(_legend(frame, str))}",
         r"\begin{tabular}{ll" + "r" * (len(headers) - 2) + "}",
         r"\toprule",
         " & ".join(headers) + r" \\",
@@ -304,9 +297,10 @@ def leaderboard_latex(frame: pd.DataFrame, results_df: pd.DataFrame, run_records
 
 def leaderboard_html(frame: pd.DataFrame, results_df: pd.DataFrame, run_records: list[dict[str, Any]]) -> str:
     """An HTML fragment (provenance, table, legend) for report.html and leaderboard.html."""
-    headers, rows = _table(frame, ("↓", "↑"), "±", "–", str)
+    headers, rows = _table(frame, ("↓", "↑"), "±", "–", str)  # tabulate's html format escapes every cell
     table = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True, colalign=_alignment(headers))
-    provenance = _provenance(frame, results_df, run_records, lambda s: f"<code>{html.escape(s)}</code>")
+    provenance = _provenance(frame, results_df, run_records, html_code, html_text)
     warning = _warning(frame, results_df, run_records)
-    head = f'<p class="warning">{html.escape(warning)}</p>\n' if warning else ""
-    return f'{head}<p class="provenance">{provenance}</p>\n{table}\n<p class="note">{html.escape(_legend(frame))}</p>'
+    head = f'<p class="warning">{html_text(warning)}</p>\n' if warning else ""
+    legend = html_text(_legend(frame, str))
+    return f'{head}<p class="provenance">{provenance}</p>\n{table}\n<p class="note">{legend}</p>'

@@ -26,6 +26,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.core.errors import BenchError
+from bench.report.escape import markdown_code, markdown_text
 from bench.report.runs import SEED, seeds_of
 from bench.run.metrics import METRICS, MEAN
 from bench.run.resample import bootstrap_weights, cell_seed
@@ -268,9 +269,10 @@ def _pairwise_rows(diff: pd.DataFrame) -> list[list[str]]:
 
 
 def pairwise_markdown(diff: pd.DataFrame, dataset: str) -> str:
-    table = tabulate(_pairwise_rows(diff), headers=["row − column", *diff.columns], tablefmt="pipe",
+    rows = [[markdown_text(row[0]), *row[1:]] for row in _pairwise_rows(diff)]
+    table = tabulate(rows, headers=["row − column", *map(markdown_text, diff.columns)], tablefmt="pipe",
                      disable_numparse=True)
-    return f"Pairwise roc_auc on dataset `{dataset}`\n\n{table}\n\n{PAIRWISE_LEGEND}\n"
+    return f"Pairwise roc_auc on dataset {markdown_code(dataset)}\n\n{table}\n\n{PAIRWISE_LEGEND}\n"
 
 
 def pairwise_html(diff: pd.DataFrame, dataset: str) -> str:

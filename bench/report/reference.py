@@ -20,6 +20,7 @@ from typing import Sequence
 import pandas as pd
 
 from bench.core import atomic
+from bench.core.csv_files import write_csv
 from bench.core.errors import BenchError
 from bench.run.schema import BAND_CSV, BAND_JSON, BAND_PARQUET, RESULTS_CSV, RESULTS_PARQUET, RUN_JSON
 from bench.run.store import write_parquet
@@ -73,16 +74,13 @@ def save_baseline(
     target = Path(reference_root) / name
     for file_name in (RESULTS_PARQUET, RUN_JSON):
         _copy(source / file_name, target / file_name)
-    if (source / RESULTS_CSV).is_file():
-        _copy(source / RESULTS_CSV, target / RESULTS_CSV)
-    else:
-        atomic.write_text(target / RESULTS_CSV, run_df.to_csv(index=False))
+    write_csv(target / RESULTS_CSV, run_df)  # written, not copied: a run's own CSV may predate neutralising
     if band is None:
         for stale in (BAND_PARQUET, BAND_CSV, BAND_JSON):
             (target / stale).unlink(missing_ok=True)  # a replaced reference must not keep an old band
     else:
         write_parquet(target / BAND_PARQUET, band)
-        atomic.write_text(target / BAND_CSV, band.to_csv(index=False))
+        write_csv(target / BAND_CSV, band)
         atomic.write_text(target / BAND_JSON, json.dumps(band_json, indent=2))
     return target
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import pandas as pd
 import yaml
 
-from bench.core import atomic
+from bench.core.csv_files import write_csv
 from bench.core.cache import Cache
 from bench.core.errors import BenchError
 from bench.core.registry import unknown_name_message
@@ -178,7 +178,7 @@ def reproduce(repro: Reproduction, overrides: dict[str, Any], out: Path, cache: 
             raise BenchError(f"{repro.name}: {repro.detector} {status['status']}: {status['reason']}")
         parts.append(measured_rows(run_out, repro.detector, gen))
     table = compare(repro.published, pd.concat(parts, ignore_index=True))
-    atomic.write_text(out / COMPARISON_CSV, table.to_csv(index=False))
+    write_csv(out / COMPARISON_CSV, table)
     return table
 
 

@@ -296,6 +296,8 @@ class Runner:
         """Every detector of a cell is resampled with the same draws (seed: run seed and cell), whole
         ``groups`` at a time (:mod:`bench.run.resample`)."""
         rows = []
+        if not run.predictions:  # skipped, or failed before its first cell
+            return rows
         detector = run.detector
         probability = detector.info.outputs_probability
         classes = set(getattr(detector, "classes", []) or [])
@@ -372,9 +374,9 @@ class Runner:
             if run.name in once:
                 _, metrics, scores = once[run.name]
             else:
-                ok = run.status == "ok"
-                metrics = self.metric_rows(run, test, dataset_name, groups) if ok else []
-                scores = self.score_rows(run, test, dataset_name, groups) if ok else []
+                # a detector that failed on a later cell keeps the rows of the cells it finished
+                metrics = self.metric_rows(run, test, dataset_name, groups)
+                scores = self.score_rows(run, test, dataset_name, groups)
                 if not trains(run.name) and not self.cfg.vary_split:
                     once[run.name] = (run, metrics, scores)
             metric_rows += [{**row, "seed": train_seed} for row in metrics]

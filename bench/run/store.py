@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core import atomic
+from bench.core.csv_files import write_csv
 from bench.run.schema import RESULT_COLUMNS, RESULTS_CSV, RESULTS_PARQUET, RUN_JSON, SCORE_COLUMNS, SCORES_PARQUET
 
 RESULT_DTYPES = {"severity": "int64", "param": "float64", "value": "float64", "ci_low": "float64",
@@ -44,6 +45,6 @@ def write_store(out_dir: Path, record: dict, metric_rows: list[dict], score_rows
         stale.unlink()  # the directory is incomplete until the new run.json lands
     results = results_frame(record["run_id"], metric_rows)
     write_parquet(out_dir / RESULTS_PARQUET, results)
-    atomic.write_text(out_dir / RESULTS_CSV, results.to_csv(index=False))
+    write_csv(out_dir / RESULTS_CSV, results)
     write_parquet(out_dir / SCORES_PARQUET, scores_frame(record["run_id"], score_rows))
     atomic.write_text(out_dir / RUN_JSON, json.dumps(record, indent=2, sort_keys=False, default=str))

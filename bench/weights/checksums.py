@@ -121,13 +121,20 @@ def folder_files(spec: ComponentSpec, folder: Path) -> tuple[list[str] | None, s
     return [*spec.hf_files, weight], ""
 
 
+def folder_contents(spec: ComponentSpec) -> str:
+    """What a folder component holds, in words: its files, or its hub files and one of its weight files."""
+    if spec.kind == "files":
+        return ", ".join(spec.filenames)
+    return ", ".join([*spec.hf_files, " or ".join(spec.filenames)])
+
+
 def usable_path(spec: ComponentSpec, path: Path) -> tuple[Path | None, str]:
     """The path a loader should get (a file, or a folder for folder components), or None and why not."""
     if not path.exists():
         return None, f"{path} does not exist"
     if spec.is_folder:
         if path.is_file():
-            return None, f"{path} is a file, but {spec.name} is a folder ({', '.join(spec.hf_files)} + weights)"
+            return None, f"{path} is a file, but {spec.name} is a folder holding {folder_contents(spec)}"
         files, why = folder_files(spec, path)
         if files is None and spec.subfolder and (path / spec.subfolder).is_dir():
             if folder_files(spec, path / spec.subfolder)[0] is not None:  # the user pointed at the repo root

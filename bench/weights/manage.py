@@ -19,6 +19,7 @@ from bench.weights.checksums import (
     tree_digest,
     usable_path,
 )
+from bench.weights.contents import check_weights_file
 from bench.weights.records import ResolvedWeights, WeightsUnavailable
 from bench.weights.resolver import locate, resolve
 from bench.weights.store import install_entry, tmp_workdir
@@ -30,6 +31,9 @@ from bench.weights.store import install_entry, tmp_workdir
 def import_weights(name: str | ComponentSpec, path: str | os.PathLike) -> ResolvedWeights:
     """Verify a file (or diffusers folder) obtained elsewhere and copy it into the store atomically.
 
+    Each file must hold what the loaders use (:mod:`bench.weights.contents`: a torch file loads with
+    ``weights_only=True`` into a dict), or it is a one-line BenchError before anything is copied.
+
     A known checksum that does not match raises :class:`ChecksumMismatch` (a BenchError naming
     both hashes) and leaves the store untouched. Without a known checksum the file's sha256 is
     recorded (trust on first use).
@@ -40,6 +44,8 @@ def import_weights(name: str | ComponentSpec, path: str | os.PathLike) -> Resolv
         raise BenchError(f"cannot import {spec.name}: {why}")
     usable = Path(os.path.abspath(usable))  # a hub snapshot link keeps its own name, not its blob's
     rels = [usable.name] if usable.is_file() else (folder_files(spec, usable)[0] or [])
+    for rel in rels:
+        check_weights_file(spec, usable if usable.is_file() else usable / rel)
     hashes = {rel: file_sha256(usable if usable.is_file() else usable / rel) for rel in rels}
     digest = hashes[rels[0]] if usable.is_file() else tree_digest(hashes)
     check_checksum(spec, digest, str(usable), f"check where {usable} came from; `bench weights list` shows what "

@@ -49,7 +49,25 @@ except ImportError:  # pragma: no cover - depends on the environment
 SHARD_BATCHES = 8  # batches per scoring task
 MAX_RETRIES = 3  # Ray re-runs a task whose worker died this many times
 
+CONNECT_TIMEOUT_S = 10  # how long joining waits for the cluster's address to answer (Ray itself retries forever)
+
 _DECODED: DecodedCache | None = None  # per worker process, reused by the tasks it runs
+
+
+def check_reachable(address: str | None, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """A one-line BenchError unless a ``HOST:PORT`` (or ``ray://HOST:PORT``) address accepts a TCP connection
+    within ``timeout`` seconds; Ray's own join retries an address where nothing listens without end.
+    Other addresses (None, ``auto``, ``local``) are Ray's to find."""
+    import socket
+
+    host, colon, port = (address or "").removeprefix("ray://").rpartition(":")
+    if not colon or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise BenchError(f"cannot join the Ray cluster {address}: nothing answers there within {timeout:g} s "
+                         f"({exc.strerror or exc})") from None
 
 
 def _decoded() -> DecodedCache:
@@ -102,6 +120,7 @@ class RayExecutor:
         if ray is None:
             raise BenchError("--executor ray needs Ray: pip install 'aigi-bench[ray]'")
         if not ray.is_initialized():
+            check_reachable(address)
             try:
                 ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
                          configure_logging=False)
