@@ -236,3 +236,67 @@ def test_cli_baseline_save_warns_about_a_dirty_tree(tmp_path, capsys):
     assert _run_cli("baseline", "save", str(run), "ci", "--root", str(tmp_path / "reference")) == 0
     assert "uncommitted changes" in capsys.readouterr().err
     assert json.loads((tmp_path / "reference" / "ci" / RUN_JSON).read_text())["git"]["dirty"] is True
+
+
+def test_a_metric_only_the_reference_knows_can_be_named():
+    reference = results_frame("reference")
+    run = results_frame("new")
+    for frame in (reference, run):
+        frame.loc[frame["metric"] == "ece", "metric"] = "my_metric"
+    result = compare_runs(run, reference, {"my_metric": 0.01}, metrics=["my_metric"], band_metrics=["my_metric"])
+    assert result.exit_code == 0 and set(result.cells["metric"]) == {"my_metric"}
+
+
+@pytest.mark.parametrize("option, kwargs", [("--metrics", {"metrics": ["nosuch"]}),
+                                             ("--tol", {"tolerances": {"nosuch": 0.1}}),
+                                             ("--band-metrics", {"band_metrics": ["nosuch"]})])
+def test_an_unknown_metric_names_the_option(option, kwargs):
+    tolerances = kwargs.pop("tolerances", {})
+    with pytest.raises(BenchError) as error:
+        compare_runs(results_frame(), results_frame(), tolerances, **kwargs)
+    assert str(error.value).startswith(f"{option}: unknown metric 'nosuch' (known: ")
+
+
+def test_zero_tolerance_is_valid_and_a_negative_one_is_named():
+    assert compare_runs(results_frame(), results_frame(), {}, default_tol=0.0).exit_code == 0
+    assert compare_runs(results_frame(), results_frame(), {"roc_auc": 0}).exit_code == 0
+    with pytest.raises(BenchError) as error:
+        compare_runs(results_frame(), results_frame(), {}, default_tol=-0.1)
+    assert str(error.value) == "tolerance for --default-tol must be a non-negative number, got -0.1"
+
+
+@pytest.mark.parametrize("which", ["reference", "run"])
+def test_duplicates_and_several_seeds_name_the_table(which):
+    doubled = pd.concat([results_frame(), results_frame()], ignore_index=True)
+    frames = {"reference": results_frame(), "run": results_frame()}
+    frames[which] = doubled
+    with pytest.raises(BenchError) as error:
+        compare_runs(frames["run"], frames["reference"], {})
+    assert str(error.value) == f"the {which} holds {len(results_frame())} duplicate cells: compare one run at a time"
+    seeded = {"reference": results_frame(), "run": results_frame()}
+    two = pd.concat([results_frame().assign(seed=0), results_frame().assign(seed=1)], ignore_index=True)
+    seeded[which] = two
+    with pytest.raises(BenchError) as error:
+        compare_runs(seeded["run"], seeded["reference"], {})
+    assert str(error.value) == (
+        f"the {which} holds 2 training seeds (0, 1); bench compare and bench baseline save take a run of one "
+        "training seed (bench run --train-seed S); seed bands come from one run per seed (bench baseline save "
+        "RUN NAME --band RUN...)")
+    one_seed = results_frame().assign(seed=3)
+    assert compare_runs(one_seed, one_seed, {}).exit_code == 0
+
+
+def test_an_empty_reference_says_why():
+    empty = results_frame().assign(value=float("nan"))
+    with pytest.raises(BenchError) as error:
+        compare_runs(results_frame(), empty, {})
+    assert str(error.value) == ("the reference holds no cells: nothing to compare against (a reference saved from a "
+                                "run whose detectors all failed is not a reference)")
+    with pytest.raises(BenchError) as error:
+        compare_runs(results_frame(), empty, {}, metrics=["roc_auc", "ece"])
+    assert str(error.value).startswith("the reference holds no cells for --metrics roc_auc,ece: ")
+
+
+def test_records_are_checked_only_when_both_are_given():
+    result = compare_runs(results_frame(), results_frame(), {}, run_record=run_record("run"))
+    assert result.exit_code == 0 and result.hash_mismatches == []

@@ -295,3 +295,11 @@ def test_a_cell_undefined_under_every_seed_keeps_a_detector_exact():
     band = build_band(runs)
     assert band[cell(band, detector="univfd.vit_l14")]["n_seeds"].iloc[0] == 0
     assert "univfd.vit_l14" in exact_detectors(band)
+
+
+def test_a_cell_with_one_numeric_seed_has_sd_zero():
+    runs = [seed_run(s) for s in SEEDS[:3]]
+    for run in runs[1:]:
+        run.loc[cell(run), "value"] = np.nan
+    row = build_band(runs)[lambda b: cell(b)].iloc[0]
+    assert row["n_seeds"] == 1 and row["sd"] == 0.0

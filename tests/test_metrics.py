@@ -149,15 +149,45 @@ def test_single_class_metrics_are_nan():
     assert all(math.isnan(v) for v in empty.values())
 
 
-def test_bad_inputs_raise():
-    with pytest.raises(ValueError):
-        binary_metrics([0, 1], [0.2, 1.5], probability=True, val_threshold=None)
-    with pytest.raises(ValueError):
-        binary_metrics([0, 1], [0.2, np.nan], probability=False, val_threshold=None)
-    with pytest.raises(ValueError):
-        binary_metrics([0, 2], [0.2, 0.3], probability=False, val_threshold=None)
-    with pytest.raises(ValueError):
-        binary_metrics([0, 1, 1], [0.2, 0.3], probability=False, val_threshold=None)
+@pytest.mark.parametrize("labels, generators, scores, pred, probability, message", [
+    ([0, 1], ["real", "g"], [0.2, 1.5], None, True, "probability scores must lie in [0, 1]"),
+    ([0, 1], ["real", "g"], [0.2, np.nan], None, False, "scores must be finite"),
+    ([0, 2], ["real", "g"], [0.2, 0.3], None, False, "labels must be 0 (real) or 1 (generated)"),
+    ([0, 1, 1], ["real", "g", "g"], [0.2, 0.3], None, False, "labels and scores differ in length: 3 vs 2"),
+    ([0, 1], ["real"], [0.2, 0.3], None, False, "labels and generators differ in length: 2 vs 1"),
+    ([0, 1], ["real", "all"], [0.2, 0.3], None, False,
+     "generated images may not use the reserved generator names ['all']"),
+    ([0, 1], ["real", "g"], [0.2, 0.3], ["real"], False, "labels and pred_source differ in length: 2 vs 1"),
+])
+def test_bad_inputs_raise_with_the_reason(labels, generators, scores, pred, probability, message):
+    with pytest.raises(ValueError) as error:
+        evaluate_cell(labels, generators, scores, pred, probability=probability, val_threshold=None, n_boot=0)
+    assert str(error.value) == message
+
+
+def test_a_score_equal_to_a_threshold_is_called_generated():
+    """score >= threshold means generated, at 0.5 and at the validation threshold alike."""
+    m = binary_metrics([0, 1], [0.3, 0.5], probability=True, val_threshold=0.3)
+    assert m["acc"] == 1.0 and m["acc_at_val_threshold"] == 0.5  # the real at exactly 0.3 is called generated
+
+
+def test_average_precision_with_one_generated_image():
+    assert binary_metrics([0, 0, 1], [0.1, 0.9, 0.5], probability=False, val_threshold=None)["ap"] == 0.5
+
+
+def test_default_bootstrap_and_threshold_settings():
+    labels, gens, scores, _ = make_cell(seed=8)
+    kwargs = dict(probability=False, val_threshold=None)
+    assert evaluate_cell(labels, gens, scores, **kwargs) == evaluate_cell(labels, gens, scores, n_boot=200, seed=0,
+                                                                          **kwargs)
+    reals = np.arange(40) / 40
+    assert threshold_at_tnr(reals) == threshold_at_tnr(reals, 0.95)
+
+
+def test_bootstrap_of_a_cell_without_real_images_draws_every_generator():
+    y = np.ones(6)
+    w = bootstrap_weights(y, np.array(["a", "a", "a", "b", "b", "b"], dtype=object), ["a", "b"], 50, seed=1)
+    assert (w[:, :3].sum(axis=1) == 3).all() and (w[:, 3:].sum(axis=1) == 3).all()
 
 
 def test_weighted_batch_equals_metrics_of_repeated_images():

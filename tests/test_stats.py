@@ -392,3 +392,8 @@ def test_contrast_without_variance_is_certain():
     assert small.p == 0.0
     barely = contrast_test(aucs, np.diag([1e-24, 0.0]) * 1.0000001, np.array([1.0, -1.0]))
     assert barely.se == pytest.approx(1e-12, rel=1e-6) and barely.p < 1e-100  # se just above the floor: a z-test
+
+
+def test_delong_takes_two_images_of_each_class():
+    aucs, _ = delong_covariance([1, 1, 0, 0], [[0.9, 0.4, 0.5, 0.1]])
+    assert aucs[0] == pytest.approx(0.75)
