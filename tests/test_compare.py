@@ -251,6 +251,7 @@ def test_a_metric_only_the_reference_knows_can_be_named():
                                              ("--tol", {"tolerances": {"nosuch": 0.1}}),
                                              ("--band-metrics", {"band_metrics": ["nosuch"]})])
 def test_an_unknown_metric_names_the_option(option, kwargs):
+    kwargs = dict(kwargs)  # the parameter's dict is shared by every run of the test
     tolerances = kwargs.pop("tolerances", {})
     with pytest.raises(BenchError) as error:
         compare_runs(results_frame(), results_frame(), tolerances, **kwargs)
