@@ -301,3 +301,25 @@ def test_an_empty_reference_says_why():
 def test_records_are_checked_only_when_both_are_given():
     result = compare_runs(results_frame(), results_frame(), {}, run_record=run_record("run"))
     assert result.exit_code == 0 and result.hash_mismatches == []
+
+
+def test_two_values_for_one_cell_are_duplicates():
+    doubled = pd.concat([results_frame(), results_frame().assign(value=0.5)], ignore_index=True)
+    with pytest.raises(BenchError, match="the run holds 336 duplicate cells"):
+        compare_runs(doubled, results_frame(), {})
+
+
+def test_stores_without_parameter_labels_compare_and_never_mismatch():
+    bare = results_frame().drop(columns="param_label")
+    assert compare_runs(bare, bare, {}).exit_code == 0
+    result = compare_runs(bare, results_frame(), {})  # a run from before the labels existed
+    assert result.table_mismatches == [] and result.exit_code == 0
+
+
+def test_a_table_mismatch_is_reported_even_where_the_run_has_no_number():
+    run = results_frame("new")
+    jpeg3 = run["perturbation"].eq("jpeg") & run["severity"].eq(3)
+    run.loc[jpeg3, "param_label"] = "q=25"
+    run.loc[jpeg3 & run["metric"].eq("roc_auc"), "value"] = float("nan")
+    result = compare_runs(run, results_frame("reference"), {})
+    assert result.table_mismatches == ["jpeg:3 is q=50 in the reference, q=25 in the run"]

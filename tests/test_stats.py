@@ -397,3 +397,12 @@ def test_contrast_without_variance_is_certain():
 def test_delong_takes_two_images_of_each_class():
     aucs, _ = delong_covariance([1, 1, 0, 0], [[0.9, 0.4, 0.5, 0.1]])
     assert aucs[0] == pytest.approx(0.75)
+
+
+def test_paired_bootstrap_reports_both_values_on_all_the_images():
+    y, a, b = _correlated_scores()
+    w = bootstrap_weights(y, np.where(y == 1, "gen", "real"), ["gen"], 50, seed=4)
+    result = paired_bootstrap(y, a, b, w, "roc_auc", probability=False)
+    assert result.value_a == pytest.approx(roc_auc_score(y, a), abs=1e-12)
+    assert result.value_b == pytest.approx(roc_auc_score(y, b), abs=1e-12)
+    assert isinstance(result.value_a, float) and isinstance(result.value_b, float)
