@@ -185,3 +185,9 @@ def test_fuzz_datasets_never_use_a_skipped_image(tmp_path_factory, fuzz_cache, d
             decodable = False
         if not decodable:
             assert name not in used and any(s.id == name for s in ds.skips)
+
+
+@pytest.mark.parametrize("preset", [[], {}, 3, "nosuch"])
+def test_a_preset_that_is_no_preset_name_is_a_one_line_error(preset):
+    with pytest.raises(BenchError, match="config field preset: expected default or imagenet-c or aeroblade or univfd"):
+        RunConfig.from_dict({"preset": preset})

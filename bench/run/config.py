@@ -151,7 +151,7 @@ def _check_field(name: str, value: Any) -> None:
         if not isinstance(value, bool):
             raise bad("true or false")
     elif name == "preset":
-        if value not in PRESETS:
+        if not isinstance(value, str) or value not in PRESETS:
             raise bad(" or ".join(PRESETS))
     elif name == "profile":
         if value not in PROFILES:
