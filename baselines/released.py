@@ -35,6 +35,7 @@ from baselines.univfd import UnivFD
 from bench.core.detector import DetectorInfo, FitContext
 from bench.core.errors import BenchError
 from bench.data.imageset import ImageSet
+from bench.nn.training import seeded_torch
 
 WRAPPER_KEYS = ("model", "state_dict")
 
@@ -53,7 +54,13 @@ def unwrap_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
 
 
 def load_released(module: nn.Module, path, source: str) -> nn.Module:
-    """Load a released file into ``module`` (strict: every key must match); one-line errors."""
+    """Load a released file into ``module`` (strict: every key must match); one-line errors.
+
+    ``path`` None: ``--random-weights`` allowed the missing file, and the run records the component as
+    random; the module keeps the seeded initialisation it was built with (smoke runs and cost figures
+    only: its scores mean nothing)."""
+    if path is None:
+        return module.eval()
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or pickled objects weights_only refuses
@@ -79,8 +86,9 @@ class ReleasedCNNDet(CNNDet):
         self.component = component
 
     def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
-        model = build_resnet(self.arch)
-        model.fc = nn.Linear(model.fc.in_features, 1)
+        with seeded_torch(int(ctx.seed)):
+            model = build_resnet(self.arch)
+            model.fc = nn.Linear(model.fc.in_features, 1)
         self.model = load_released(model, self.weight_path(self.component), self.name)
 
 
@@ -101,7 +109,9 @@ class ReleasedUnivFD(UnivFD):
     def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
         self._init_seed = int(ctx.seed)
         dim = self.extractor(ctx).spec.embed_dim
-        self.model = load_released(nn.Linear(dim, 1), self.weight_path(self.component), self.name)
+        with seeded_torch(int(ctx.seed)):
+            head = nn.Linear(dim, 1)
+        self.model = load_released(head, self.weight_path(self.component), self.name)
 
 
 class ReleasedNPR(NPR):
@@ -120,4 +130,6 @@ class ReleasedNPR(NPR):
         self.params = {"width": width, "blocks": list(blocks), "load": load}
 
     def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
-        self.model = load_released(self._build_model(), self.weight_path(self.component), self.name)
+        with seeded_torch(int(ctx.seed)):
+            model = self._build_model()
+        self.model = load_released(model, self.weight_path(self.component), self.name)

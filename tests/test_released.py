@@ -101,3 +101,19 @@ def test_released_variants_name_catalog_components_with_source_and_licence():
         for component in meta["weights"]:
             spec = get_spec(component)
             assert spec.url and spec.licence != "unknown", component
+
+
+@pytest.mark.parametrize("name, component, kwargs", [
+    ("cnndet.released", "cnndet_blur_jpg_p05", {"arch": "test_resnet", "crop": 32}),
+    ("npr.released", "npr_released", {"width": 8, "blocks": (1, 1), "load": 32}),
+])
+def test_random_weights_give_a_seeded_network_for_smoke_runs(tmp_path, name, component, kwargs):
+    """--random-weights without the released file: the network keeps a seeded initialisation (the run marks
+    the component random), so a smoke run or a cost measurement goes through and repeats exactly."""
+    scores = []
+    for _ in range(2):
+        detector = create_detector(name, **kwargs)
+        detector.weights_provenance = {component: {"random": True}}
+        detector.fit(None, None, ctx(tmp_path))
+        scores.append(detector.predict(Images(3), ctx(tmp_path)).score)
+    assert scores[0].shape == (3,) and np.array_equal(scores[0], scores[1])
