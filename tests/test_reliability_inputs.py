@@ -258,3 +258,28 @@ def test_limit_run_records_the_hash_of_what_was_evaluated(tiny_dataset, cache):
     small = build_splits(RunConfig.from_dict({"dataset": str(tiny_dataset), "limit": 3}), cache, False)
     assert full.test_dataset.hash == small.test_dataset.hash  # the dataset is the same ...
     assert full.test_hash != small.test_hash and full.train_hash != small.train_hash  # ... what was used is not
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"test_cnn": {"epochs": -1}}, "detector_params: test_cnn.epochs: expected a positive integer, got -1"),
+    ({"test_cnn": {"epochs": 2.5}}, "detector_params: test_cnn.epochs: expected an integer, got 2.5"),
+    ({"test_cnn": {"lr": "fast"}}, "detector_params: test_cnn.lr: expected a finite number, got 'fast'"),
+    ({"spectral": {"nosuch": 1}}, "detector_params: spectral: unknown parameter 'nosuch' (known: bins, c_grid)"),
+    ({"spectral": {"bin": 3}}, "detector_params: spectral: unknown parameter 'bin'; did you mean 'bins'?"),
+    ({"spectral": {"bins": "abc"}}, "detector_params: spectral.bins: expected an integer, got 'abc'"),
+    ({"spectral": {"c_grid": 1.0}}, "detector_params: spectral.c_grid: expected a list, got 1.0"),
+    ({"spectrl": {"bins": 3}}, "unknown detector 'spectrl'; did you mean 'spectral'?"),
+])
+def test_detector_params_are_checked_when_the_config_is_read(params, message):
+    """An override that the constructor would reject with a raw TypeError, or accept and train nothing with
+    (epochs -1 published as "trained"), is a one-line error naming the detector and keyword."""
+    with pytest.raises(BenchError) as error:
+        RunConfig.from_dict({"detectors": ["spectral"], "detector_params": params})
+    assert str(error.value).startswith(message)
+
+
+def test_valid_detector_params_pass():
+    cfg = RunConfig.from_dict({"detectors": ["npr"], "detector_params": {
+        "npr": {"crop": 224, "test_crop": 224, "load": 256, "epochs": 50, "patience": 15},
+        "test_cnn": {"lr": 0.01, "epochs": 1}, "spectral": {"c_grid": [1.0, 10.0]}}})
+    assert cfg.detector_params["npr"]["epochs"] == 50

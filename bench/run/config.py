@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from bench.core.detector import PROFILES
+from bench.core.detector_params import check_detector_params
 from bench.core.errors import BenchError
 from bench.core.presets import PRESETS
 from bench.data.normalize import canonical_spec
@@ -107,6 +108,7 @@ class RunConfig:
                 raise BenchError("give either train_seed (--train-seed) or seeds (--seeds), not both")
         if self.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", self.device):
             raise BenchError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        check_detector_params(self.detector_params)
 
 
 MAX_CONFIG_BYTES = 1024 * 1024
