@@ -43,6 +43,20 @@ def test_16bit_is_rescaled_not_clipped():
     assert np.array_equal(out[..., 0], RGB[..., 0])  # PIL's plain convert would clip everything to 255
 
 
+def test_32bit_integer_tiff_in_the_16bit_range_is_rescaled_and_beyond_it_skipped():
+    """A mode I (int32) TIFF holding 0..65535 is scaled like a 16-bit image; values beyond (negative, or up to
+    millions) have no defined 8-bit range: skipped with the range, never clipped into a wrong picture."""
+    grey = RGB[..., 0].astype(np.int32) * 257
+    out = decode_bytes(png_bytes(Image.fromarray(grey, "I"), format="TIFF"))
+    assert np.array_equal(out[..., 0], RGB[..., 0])
+    for values in (grey * 100, grey - 1000):
+        with pytest.raises(ImageSkip) as error:
+            decode_bytes(png_bytes(Image.fromarray(values.astype(np.int32), "I"), format="TIFF"))
+        low, high = int(values.min()), int(values.max())
+        assert str(error.value) == (f"32-bit integer image with values {low}..{high} beyond 0..65535 has no "
+                                    "defined 8-bit range")
+
+
 def test_rgba_alpha_is_dropped():
     rgba = np.dstack([RGB, np.full(RGB.shape[:2], 10, np.uint8)])
     out = decode_bytes(png_bytes(Image.fromarray(rgba, "RGBA")))

@@ -2,7 +2,8 @@
 
 Every image in the benchmark passes through :func:`decode_image`, so the modes
 that silently go wrong elsewhere are handled here once: EXIF orientation is
-applied, 16-bit and 32-bit integer images are rescaled (not clipped) to 8 bits,
+applied, 16-bit integer images (and 32-bit ones holding 0..65535) are rescaled, not clipped, to 8 bits
+(32-bit values beyond that range have no defined 8-bit scale, like floating-point images: skipped),
 grayscale/CMYK/palette images are converted to RGB, an alpha channel is
 discarded, and images that are truncated, empty, not images, smaller than
 ``min_side`` or larger than ``max_pixels`` raise :class:`ImageSkip` with the
@@ -47,6 +48,9 @@ def _to_uint8_rgb(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img).astype(np.float64)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise ImageSkip(f"32-bit integer image with values {arr.min():.0f}..{arr.max():.0f} beyond 0..65535 "
+                            "has no defined 8-bit range")
         top = 65535.0 if (mode.startswith("I;16") or arr.max(initial=0) > 255) else 255.0
         grey = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
