@@ -167,3 +167,23 @@ def test_baseline_save_root_that_is_a_file_exits_2(tmp_path, capsys):
     (tmp_path / "root").write_text("x")
     assert _cli("baseline", "save", str(run), "ci", "--root", str(tmp_path / "root")) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda r: r.assign(value=r["value"].where(r["metric"] != "roc_auc", 7.3)),
+     "roc_auc value 7.3 of "),
+    (lambda r: r.assign(value=r["value"].astype(str)), "column value does not hold numbers"),
+    (lambda r: r.assign(ci_low=r["ci_low"].astype(str)), "column ci_low does not hold numbers"),
+    (lambda r: r.assign(higher_is_better=r["higher_is_better"].astype(str)), "higher_is_better is not boolean"),
+])
+def test_an_edited_results_table_is_refused_on_read(tmp_path, edit, message, capsys):
+    """A hand-edited store (ROC-AUC 7.3, numbers as text) must not be reported or gated as a result."""
+    from bench.cli.main import main
+    from bench.report.runs import read_run
+
+    run = write_run(tmp_path / "run", results=edit(results_frame()))
+    with pytest.raises(BenchError) as error:
+        read_run(run)
+    assert message in str(error.value) and "an edited or foreign store" in str(error.value)
+    assert main(["compare", str(run), "--baseline", str(write_run(tmp_path / "ref"))]) == 2
+    assert "an edited or foreign store" in capsys.readouterr().err

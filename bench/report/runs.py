@@ -13,6 +13,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from bench.core.errors import BenchError
+from bench.run.metrics import METRICS
 from bench.run.schema import (LATER_RESULT_COLUMNS, RESULT_COLUMNS, RESULTS_PARQUET, RUN_JSON, SCORE_COLUMNS,
                               SCORES_PARQUET)
 
@@ -43,6 +44,7 @@ def read_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, di
     for column, value in LATER_RESULT_COLUMNS.items():
         if column not in results.columns:  # a store written before the column existed
             results[column] = value
+    check_result_values(results, run_dir / RESULTS_PARQUET)
     scores_path = run_dir / SCORES_PARQUET
     scores = read_table(scores_path, [c for c in SCORE_COLUMNS if c not in ("group", SEED)]) \
         if scores_path.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)
@@ -56,6 +58,25 @@ def read_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, di
     if not isinstance(record, dict):
         raise BenchError(f"{run_dir / RUN_JSON} is not a bench run record (a JSON object)")
     return with_seed(results, record), with_seed(scores, record), record
+
+
+def check_result_values(results: pd.DataFrame, path: Path) -> None:
+    """A one-line error when a results table holds what bench never writes (an edited or foreign store): numbers
+    stored as text, a direction that is not a boolean, or a benchmark metric's value outside [0, 1] (every one
+    is a rate, an area or a probability error), so that no report or gate reads a wrong number as a result."""
+    if results.empty:  # no cell at all (every detector failed): the callers say so in their own words
+        return
+    for column in ("value", "ci_low", "ci_high", "severity", "n"):
+        if not pd.api.types.is_numeric_dtype(results[column]) or pd.api.types.is_bool_dtype(results[column]):
+            raise BenchError(f"{path}: column {column} does not hold numbers: an edited or foreign store")
+    if not pd.api.types.is_bool_dtype(results["higher_is_better"]):
+        raise BenchError(f"{path}: column higher_is_better is not boolean: an edited or foreign store")
+    known = results[results["metric"].isin(list(METRICS))]
+    outside = known[(known["value"] < 0) | (known["value"] > 1)]
+    if len(outside):
+        row = outside.iloc[0]
+        raise BenchError(f"{path}: {row['metric']} value {row['value']} of {row['detector']} ({row['perturbation']}:"
+                         f"{row['severity']}) is outside [0, 1] ({len(outside)} such cells): an edited or foreign store")
 
 
 def train_seed_of(record: dict[str, Any]) -> int:
