@@ -49,9 +49,9 @@ def measure(name: str, profile: str, args: argparse.Namespace) -> dict:
     from bench.core.cache import Cache
     from bench.core.detector import SMOKE_CLASSES
     from bench.core.registries import create_detector
-    from bench.data.imageset import ImageSet
     from bench.nn.passes import count_passes
     from bench.run.config import RunConfig
+    from bench.run.plan import CLEAN
     from bench.run.runner import Runner
     from bench.run.splits import build_splits
 
@@ -70,10 +70,10 @@ def measure(name: str, profile: str, args: argparse.Namespace) -> dict:
         fit_s = time.perf_counter() - started
         if run.status != "ok":
             return {"error": f"{run.status}: {run.reason}"}
-        test = ImageSet(splits.test, runner.decoded, cfg.max_pixels, cfg.min_side)
+        test = runner.settings.limits.image_set(splits.test, runner.decoded)
         started = time.perf_counter()
         with count_passes() as score_passes:
-            runner.score_cells([run], test, [("none", 0)])
+            runner.score_cells([run], test, [CLEAN])
         score_s = time.perf_counter() - started
     n_train, n_val = len(splits.train), len(splits.val)
     declared = full.training_passes(n_train, n_val, SMOKE_CLASSES)

@@ -52,7 +52,8 @@ from bench.run.executors.local import LocalExecutor  # noqa: E402
 from bench.run.runner import Runner  # noqa: E402
 from bench.run.splits import build_splits  # noqa: E402
 from bench.run.stream import Failure, Unit, stream_rows  # noqa: E402
-from bench.run.work import CellJob, cell_images  # noqa: E402
+from bench.run.plan import compile_cell, compile_execution  # noqa: E402
+from bench.run.work import CellJob  # noqa: E402
 
 
 class PreparationOnly(Detector):
@@ -119,8 +120,10 @@ def main() -> None:
     def test_set() -> ImageSet:  # a fresh decoded cache each time: every measurement decodes
         return ImageSet(test_items, DecodedCache(), cfg.max_pixels, cfg.min_side)
 
+    grid_cell = compile_cell(perturbation, int(severity), cfg.preset)
+
     def cell() -> ImageSet:
-        return cell_images(test_set(), (perturbation, int(severity)), cfg)
+        return grid_cell.images(test_set(), cfg.seed)
 
     def stream(dets: list, workers: int) -> dict:
         return next(rows for _, rows in stream_rows([Unit(None, cell(), dets)], ctx, workers))
@@ -129,8 +132,8 @@ def main() -> None:
         if not clip:
             stream(detectors, args.workers)
             return
-        for _, detector, outcome in LocalExecutor().score([CellJob((perturbation, int(severity)), detectors)],
-                                                          test_set(), cfg, ctx):
+        for _, detector, outcome in LocalExecutor().score([CellJob(grid_cell, detectors)], test_set(),
+                                                          compile_execution(cfg), ctx):
             if isinstance(outcome, Failure):
                 raise SystemExit(f"{detector.name}: {outcome.reason}")
 

@@ -104,7 +104,7 @@ def test_white_box_lowers_auc_and_skips_the_non_differentiable(attacked):
     assert auc(results, "test_cnn", "pgd", 5) < auc(results, "test_cnn", "none", 0) - 0.2
     assert auc(results, "test_cnn", "pgd", 5) <= auc(results, "test_cnn", "pgd", 2)
     assert set(results.query("detector == 'spectral'")["perturbation"]) == {"none", "transfer:test_cnn"}
-    assert "not differentiable" in record["detectors"]["spectral"]["skipped_cells"]["pgd:5"]
+    assert "not differentiable" in record.detectors["spectral"].skipped_cells["pgd:5"]
     json.dumps(record)
 
 

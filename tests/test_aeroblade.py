@@ -311,9 +311,9 @@ def test_runner_threshold_metrics_and_rerun_without_reconstruction(tiny_dataset,
                     device="cpu", workers=1)
     cache = Cache(tmp_path / "cache")
     record = Runner(cfg, tmp_path / "a", cache, progress=False, log=lambda *_: None).run()
-    info = record["detectors"]["test_aeroblade"]
-    assert info["status"] == "ok" and info["weights"] == "none"
-    n_val, n_test = record["splits"]["val"], record["splits"]["test"]
+    info = record.detectors["test_aeroblade"]
+    assert info.status == "ok" and info.weights == "none"
+    n_val, n_test = record.splits["val"], record.splits["test"]
     assert calls["n"] == 2 * (n_val + 2 * n_test)  # two autoencoders; val, clean test, jpeg test
 
     res = pd.read_parquet(tmp_path / "a" / "results.parquet")
@@ -327,8 +327,8 @@ def test_runner_threshold_metrics_and_rerun_without_reconstruction(tiny_dataset,
     splits = build_splits(cfg, cache, progress=False)
     val = ImageSet(splits.val)
     val_scores = Aeroblade(**TEST_KW).predict(val, ctx(cache)).score[val.labels == 0]
-    assert info["val_threshold"] == threshold_at_tnr(val_scores, 0.95)
-    assert (val_scores < info["val_threshold"]).mean() >= 0.95
+    assert info.val_threshold == threshold_at_tnr(val_scores, 0.95)
+    assert (val_scores < info.val_threshold).mean() >= 0.95
 
     # the runner's own caches gone, the per-image distances remain: no reconstruction at all
     shutil.rmtree(cache.root / "cells")

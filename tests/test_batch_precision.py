@@ -13,6 +13,7 @@ from bench.core.detector import DEFAULT_BATCH_SIZE, FitContext
 from bench.nn.training import autocast_dtype, seeded_torch
 from bench.run.config import RunConfig
 from bench.run.executors import local
+from bench.run.plan import CLEAN, Execution, compile_execution
 from bench.run.work import CellJob, batch_size_for, detector_ctx
 
 CPU_CTX = FitContext(device="cpu", workers=0, progress=False)
@@ -35,8 +36,8 @@ def test_a_given_batch_size_wins_and_the_cpu_keeps_the_default():
     assert batch_size_for(npr, None, on_gpu=False) == DEFAULT_BATCH_SIZE
     assert batch_size_for(tiny_npr(8, None), None, on_gpu=True) == DEFAULT_BATCH_SIZE
     assert RunConfig(detectors=["npr"]).batch_size is None  # unset stays distinguishable from 32
-    assert detector_ctx(npr, CPU_CTX, RunConfig(detectors=["npr"])).batch_size == DEFAULT_BATCH_SIZE
-    assert detector_ctx(npr, CPU_CTX, RunConfig(detectors=["npr"], batch_size=5)).batch_size == 5
+    assert detector_ctx(npr, CPU_CTX, compile_execution(RunConfig(detectors=["npr"]))).batch_size == DEFAULT_BATCH_SIZE
+    assert detector_ctx(npr, CPU_CTX, compile_execution(RunConfig(detectors=["npr"], batch_size=5))).batch_size == 5
 
 
 def test_mixed_precision_reaches_the_autocast_decision_only_where_declared():
@@ -44,7 +45,7 @@ def test_mixed_precision_reaches_the_autocast_decision_only_where_declared():
     from detectors.clip_finetune import ClipFinetune
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    cfg = RunConfig(detectors=["npr"])
+    cfg = Execution()
     assert ClipFinetune.mixed_precision and not NPR.mixed_precision
     declared = detector_ctx(ClipFinetune.__new__(ClipFinetune), CPU_CTX, cfg)
     undeclared = detector_ctx(tiny_npr(8, None), CPU_CTX, cfg)
@@ -64,8 +65,8 @@ def test_detectors_preferring_other_batch_sizes_get_their_own_batches_and_predic
         monkeypatch.setattr(detector, "forward_batch", lambda x, ctx, f=forward, d=detector:
                             seen[id(d)].add(len(x)) or f(x, ctx))
     monkeypatch.setattr(local, "detector_ctx", partial(detector_ctx, on_gpu=True))
-    cfg = RunConfig(detectors=["npr"], perturb="none", workers=0)
-    out = {id(d): p for _, d, p in local.LocalExecutor().score([CellJob(("none", 0), [a, b])], test, cfg, CPU_CTX)}
+    settings = Execution(workers=0)
+    out = {id(d): p for _, d, p in local.LocalExecutor().score([CellJob(CLEAN, [a, b])], test, settings, CPU_CTX)}
     assert max(seen[id(a)]) == 4 and max(seen[id(b)]) == 8
     for detector, size in ((a, 4), (b, 8)):
         plain = detector.predict(test, FitContext(device="cpu", workers=0, batch_size=size, progress=False))

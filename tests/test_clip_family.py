@@ -307,7 +307,7 @@ def test_runner_heads_share_one_forward_pass_per_image_and_cell(tiny_dataset, tm
 
     clip_features.reset_counters()
     record = run("a")
-    assert {d: r["status"] for d, r in record["detectors"].items()} == {"test_clip.svm": "ok",
+    assert {d: r.status for d, r in record.detectors.items()} == {"test_clip.svm": "ok",
                                                                          "test_clip.univfd": "ok"}
     scores = pd.read_parquet(tmp_path / "a" / "scores.parquet")
     test_hashes = set(scores["sha256"])
@@ -325,8 +325,8 @@ def test_runner_heads_share_one_forward_pass_per_image_and_cell(tiny_dataset, tm
 
     cfg.detectors = ["test_clip.text_mlp"]  # a new head on the same backbone: fits and scores from the cache
     record = run("c")
-    assert record["detectors"]["test_clip.text_mlp"]["status"] == "ok"
-    assert "text" in record["detectors"]["test_clip.text_mlp"]["config"]  # the text source is in run.json
+    assert record.detectors["test_clip.text_mlp"].status == "ok"
+    assert "text" in record.detectors["test_clip.text_mlp"].config  # the text source is in run.json
     assert clip_features.forward_passes() == 0
 
     # without the runner's fit and cell caches, in a "new process": refit and rescore, still no forward pass

@@ -12,12 +12,12 @@ from bench.core.cache import Cache
 from bench.core.detector import FitContext
 from bench.core.registries import create_detector
 from bench.nn import clip_features
-from bench.run.config import RunConfig
 from bench.run.executors.local import LocalExecutor
+from bench.run.plan import CLEAN, Execution, compile_cell
 from bench.run.stream import Failure
-from bench.run.work import CellJob, cell_images
+from bench.run.work import CellJob
 
-CELLS = [("none", 0), ("noise", 3)]
+CELLS = [CLEAN, compile_cell("noise", 3, "default")]
 
 
 def ctx_with(cache: Cache | None) -> FitContext:
@@ -39,10 +39,10 @@ def heads(tiny_splits, tmp_path_factory):
 
 def score(heads, test, cache: Cache | None, workers: int) -> dict:
     """{(cell, head position): Prediction} through the local executor."""
-    cfg = RunConfig(detectors=[], workers=workers, batch_size=8, device="cpu")
+    settings = Execution(device="cpu", workers=workers, batch_size=8)
     jobs = [CellJob(cell, list(heads)) for cell in CELLS]
     out = {}
-    for job, head, outcome in LocalExecutor().score(jobs, test, cfg, ctx_with(cache)):
+    for job, head, outcome in LocalExecutor().score(jobs, test, settings, ctx_with(cache)):
         assert not isinstance(outcome, Failure), outcome.reason
         out[(job.cell, heads.index(head))] = outcome
     return out
@@ -52,7 +52,6 @@ def score(heads, test, cache: Cache | None, workers: int) -> dict:
 def test_streamed_heads_score_exactly_as_predict_with_one_forward_pass_per_image_and_cell(
         heads, tiny_splits, tmp_path, workers):
     test = tiny_splits["test"]
-    cfg = RunConfig(detectors=[], batch_size=8)
     clip_features.reset_counters()
     streamed = score(heads, test, Cache(tmp_path / "cache"), workers)
     identities = {h.extractor(ctx_with(None)).identity for h in heads}
@@ -63,7 +62,7 @@ def test_streamed_heads_score_exactly_as_predict_with_one_forward_pass_per_image
 
     for cell in CELLS:
         for k, head in enumerate(heads):
-            plain = head.predict(cell_images(test, cell, cfg), ctx_with(None))
+            plain = head.predict(cell.images(test, seed=0), ctx_with(None))
             assert np.array_equal(plain.score, streamed[(cell, k)].score), (head.name, cell)
             if plain.source is not None:
                 assert list(plain.source) == list(streamed[(cell, k)].source)
@@ -86,7 +85,7 @@ def test_only_the_images_the_cache_lacks_are_streamed_in_predicts_batches(heads,
     n_half = len(set(test.hashes) - set(half.hashes))
     assert clip_features.forward_passes() == n_half + len(set(test.hashes))  # clean: the other half; noise: all
     plain = heads[0].predict(test, ctx_with(caches[1]))
-    assert np.array_equal(plain.score, streamed[(("none", 0), 0)].score)
+    assert np.array_equal(plain.score, streamed[(CLEAN, 0)].score)
 
 
 def test_the_feature_preparation_is_open_clips_eval_transform_built_without_a_model():

@@ -303,5 +303,5 @@ def test_runner_fits_caches_and_scores_the_test_variants(tiny_dataset, tmp_path)
                     workers=1, bootstrap=0)
     record = Runner(cfg, tmp_path / "out", Cache(tmp_path / "cache"), progress=False, log=lambda *_: None).run()
     for name in TEST_VARIANTS:
-        assert record["detectors"][name]["status"] == "ok", record["detectors"][name]
+        assert record.detectors[name].status == "ok", record.detectors[name]
     assert list((tmp_path / "cache" / "effnet_mc_err").glob("*.npz")), "error maps cached"

@@ -25,7 +25,7 @@ from bench.core.errors import BenchError, ImageSkip
 from bench.data.dataset import load_dataset
 from bench.data.images import decode_bytes
 from bench.data.manifest import read_manifest
-from bench.run.config import INT_RANGES, RunConfig, load_config_file
+from bench.run.config import RunConfig, config_fields, load_config_file
 
 settings.register_profile("ci", max_examples=40, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -145,9 +145,9 @@ def test_fuzz_configs_are_valid_or_one_line_errors(tmp_path_factory, data):
         except BenchError as exc:
             assert "\n" not in str(exc).strip()
             return
-    for name, (low, high) in INT_RANGES.items():
-        value = getattr(cfg, name)
-        if value is not None:
+    for f in config_fields():  # every integer field within its declared range
+        value, low, high = getattr(cfg, f.name), f.metadata["minimum"], f.metadata["maximum"]
+        if f.type.startswith("int") and value is not None:
             assert type(value) is int and value >= low and (high is None or value <= high)
     assert cfg.detectors and all(isinstance(d, str) for d in cfg.detectors)
 

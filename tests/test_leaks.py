@@ -130,4 +130,4 @@ def test_given_splits_that_overlap_are_an_error_naming_the_files(given_split_dat
     record = Runner(cfg, tmp_path / "out", cache, progress=False, log=lambda *_: None).run()
     assert {"kind": NEAR_DUPLICATE, "files": {"train": ["real/r000.png"], "test": ["real/copy_of_r000.png"]}} \
         in json.loads((tmp_path / "out" / "run.json").read_text())["overlaps"]
-    assert record["detectors"]["spectral"]["status"] == "ok"
+    assert record.detectors["spectral"].status == "ok"

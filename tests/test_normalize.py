@@ -167,24 +167,24 @@ def runs(planted, tmp_path_factory):
 
 def test_run_records_the_audit_before_and_after(runs):
     _, _, records = runs
-    plain, png = records["plain"]["audit"], records["png"]["audit"]
+    plain, png = records["plain"].audit, records["png"].audit
     assert plain["normalize"] is None and "normalized" not in plain
     assert plain["original"]["scores"]["metadata"][0]["auc"] >= 0.95
     assert set(plain["original"]["scores"]) == {"metadata", "content"}
     assert plain["original"]["verdicts"]["metadata"].startswith("metadata alone separates")
     assert png["normalize"] == "png" and png["original"] == plain["original"]
     assert 0.3 <= png["normalized"]["scores"]["metadata"][0]["auc"] <= 0.7
-    assert records["png"]["config"]["normalize"] == "png" and records["png"]["normalize"]["spec"] == "png"
-    assert records["png"]["normalize"]["source_hashes"]["format"] == records["plain"]["dataset_hash"]
+    assert records["png"].config["normalize"] == "png" and records["png"].normalize["spec"] == "png"
+    assert records["png"].normalize["source_hashes"]["format"] == records["plain"].dataset_hash
 
 
 def test_normalize_changes_every_pixel_cache_key(runs):
     _, _, records = runs
     plain, png = records["plain"], records["png"]
-    assert plain["splits"] == png["splits"]
+    assert plain.splits == png.splits
     for key in ("test_hash", "train_hash", "dataset_hash"):
-        assert plain[key] != png[key], key
-    assert plain["detectors"]["spectral"]["fit_key"] != png["detectors"]["spectral"]["fit_key"]
+        assert getattr(plain, key) != getattr(png, key), key
+    assert plain.detectors["spectral"].fit_key != png.detectors["spectral"].fit_key
 
 
 def test_second_run_reuses_the_cached_audit(runs, planted, monkeypatch):
@@ -196,7 +196,7 @@ def test_second_run_reuses_the_cached_audit(runs, planted, monkeypatch):
                     device="cpu", workers=1, normalize="png")
     again = Runner(cfg, base / "again", cache, progress=False, log=lambda *_: None, audit=True).run()
     for part in ("original", "normalized"):  # the same numbers, in the same order (json.dumps keeps order)
-        assert json.dumps(again["audit"][part]) == json.dumps(records["png"]["audit"][part])
+        assert json.dumps(again.audit[part]) == json.dumps(records["png"].audit[part])
 
 
 def test_leaderboard_warns_above_the_threshold_and_names_the_normalisation(runs):
@@ -204,7 +204,7 @@ def test_leaderboard_warns_above_the_threshold_and_names_the_normalisation(runs)
     plain, png = (base / name / "leaderboard.md" for name in ("plain", "png"))
     assert "Shortcut warning: metadata alone" in plain.read_text() and "(top feature: format)" in plain.read_text()
     assert "Shortcut warning" not in png.read_text() and "images normalised: png" in png.read_text()
-    section = audit_html([records["png"]])
+    section = audit_html([records["png"].to_dict()])
     assert "After --normalize png" in section and "metadata AUC [95% CI]" in section
 
 

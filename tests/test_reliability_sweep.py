@@ -109,8 +109,8 @@ def test_detector_that_fails_on_a_cell_keeps_the_rows_of_the_cells_it_finished(t
     cfg = RunConfig(detectors=["spectral"], dataset=str(tiny_dataset), perturb="jpeg:1-2", bootstrap=0,
                     device="cpu", workers=0, limit=4)
     record = Runner(cfg, tmp_path / "out", cache, progress=False, log=lambda *_: None).run()
-    assert record["detectors"]["spectral"]["status"] == "failed"
-    assert "scoring jpeg:2" in record["detectors"]["spectral"]["reason"]
+    assert record.detectors["spectral"].status == "failed"
+    assert "scoring jpeg:2" in record.detectors["spectral"].reason
     res = pd.read_parquet(tmp_path / "out" / "results.parquet")
     assert set(zip(res["perturbation"], res["severity"])) == {("none", 0), ("jpeg", 1)}
 

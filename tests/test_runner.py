@@ -17,6 +17,7 @@ from bench.core.cache import Cache
 from bench.core.errors import BenchError
 from bench.report.write import write_leaderboards
 from bench.run.config import RunConfig
+from bench.run.record import RunRecord
 from bench.run.runner import Runner
 from bench.run.schema import RESULT_COLUMNS, SCORE_COLUMNS
 from detectors.spectral import SpectralDetector
@@ -24,7 +25,7 @@ from detectors.spectral import SpectralDetector
 VALUE_COLS = ["detector", "generator", "perturbation", "severity", "metric", "value", "ci_low", "ci_high", "n"]
 
 
-def run(cfg: RunConfig, out: Path, cache: Cache) -> dict:
+def run(cfg: RunConfig, out: Path, cache: Cache) -> RunRecord:
     """A run as ``bench run --no-report`` does it: the runner, then the leaderboards."""
     record = Runner(cfg, out, cache, progress=False, log=lambda *_: None).run()
     write_leaderboards([out])
@@ -62,7 +63,7 @@ def test_end_to_end_store(cfg, tmp_path, cache):
     assert clean_auc > 0.9  # the tiny dataset's artefacts are easy
     scores = pd.read_parquet(out / "scores.parquet")
     assert list(scores.columns) == SCORE_COLUMNS
-    n_test = record["splits"]["test"]
+    n_test = record.splits["test"]
     assert len(scores) == 2 * 4 * n_test
     assert scores["pred_source"].isin(["real", "blocky", "grid"]).all()
     rec = json.loads((out / "run.json").read_text())
@@ -153,7 +154,7 @@ def test_held_out_generators(cfg, tmp_path, cache):
     assert not res["metric"].str.startswith("attr_").any()  # 'grid' is not a class the detector knows
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
     assert set(scores["generator"]) == {"real", "grid"}
-    assert record["config"]["train_generators"] == ["blocky"]
+    assert record.config["train_generators"] == ["blocky"]
     board = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "trained on generators blocky, tested on generators grid" in board  # the protocol is on the table
 
@@ -178,9 +179,9 @@ def test_cross_dataset_trains_on_one_and_tests_on_all_of_another(cfg, tiny_datas
         run(cfg, tmp_path / "out", cache)  # the target is a copy of the training data
     cfg.allow_overlap = True
     record = run(cfg, tmp_path / "out", cache)
-    assert record["splits"]["test"] == 75  # every image of the target dataset
-    assert set(record["datasets"]) == {"tiny0", "other"}
-    assert {part.split(":")[0] for o in record["overlaps"] for part in o["files"]} == {"tiny0", "other"}
+    assert record.splits["test"] == 75  # every image of the target dataset
+    assert set(record.datasets) == {"tiny0", "other"}
+    assert {part.split(":")[0] for o in record.overlaps for part in o["files"]} == {"tiny0", "other"}
 
 
 def test_config_round_trip_reproduces_the_run(cfg, tmp_path, cache):
@@ -200,9 +201,9 @@ def test_failing_detector_is_recorded_and_others_continue(cfg, tmp_path, cache, 
 
     monkeypatch.setattr(SpectralDetector, "fit", broken)
     record = run(cfg, tmp_path / "out", cache)
-    assert record["detectors"]["spectral"]["status"] == "failed"
-    assert "RuntimeError: out of memory" in record["detectors"]["spectral"]["reason"]
-    assert record["detectors"]["test_cnn"]["status"] == "ok"
+    assert record.detectors["spectral"].status == "failed"
+    assert "RuntimeError: out of memory" in record.detectors["spectral"].reason
+    assert record.detectors["test_cnn"].status == "ok"
     res = pd.read_parquet(tmp_path / "out" / "results.parquet")
     assert set(res["detector"]) == {"test_cnn"}
 
@@ -211,16 +212,16 @@ def test_limit_is_per_class_and_split(cfg, tmp_path, cache):
     cfg.limit = 3
     cfg.detectors = ["spectral"]
     record = run(cfg, tmp_path / "out", cache)
-    assert record["splits"] == {"train": 9, "val": 9, "test": 9}
+    assert record.splits == {"train": 9, "val": 9, "test": 9}
 
 
 def test_unloadable_fit_in_the_cache_is_recomputed(cfg, tmp_path, cache):
     """A truncated fit (or one pickled before a module moved) is a cache miss, not a failed detector."""
     first = run(cfg, tmp_path / "a", cache)
-    fit = cache.path("fits", first["detectors"]["test_cnn"]["fit_key"], "pkl")
+    fit = cache.path("fits", first.detectors["test_cnn"].fit_key, "pkl")
     fit.write_bytes(fit.read_bytes()[:100])
     second = run(cfg, tmp_path / "b", cache)
-    assert second["detectors"]["test_cnn"]["status"] == "ok"
+    assert second.detectors["test_cnn"].status == "ok"
     assert fit.stat().st_size > 100  # stored again
     pd.testing.assert_frame_equal(values(tmp_path / "a"), values(tmp_path / "b"))
 
@@ -230,9 +231,9 @@ def test_train_seed_changes_training_only(cfg, tmp_path, cache):
     cfg.detectors = ["spectral", "test_cnn"]
     base = run(cfg, tmp_path / "s0", cache)
     other = run(RunConfig(**{**cfg.to_dict(), "train_seed": 7}), tmp_path / "s7", cache)
-    assert (base["train_seed"], other["train_seed"]) == (0, 7)
-    assert base["dataset_hash"] == other["dataset_hash"] and base["train_hash"] == other["train_hash"]
-    assert base["detectors"]["test_cnn"]["fit_key"] != other["detectors"]["test_cnn"]["fit_key"]
+    assert (base.train_seed, other.train_seed) == (0, 7)
+    assert base.dataset_hash == other.dataset_hash and base.train_hash == other.train_hash
+    assert base.detectors["test_cnn"].fit_key != other.detectors["test_cnn"].fit_key
     a, b = values(tmp_path / "s0"), values(tmp_path / "s7")
     spectral = a["detector"] == "spectral"
     pd.testing.assert_frame_equal(a[spectral], b[spectral])
@@ -241,7 +242,7 @@ def test_train_seed_changes_training_only(cfg, tmp_path, cache):
 
 def test_run_record_names_the_machine(cfg, tmp_path, cache):
     cfg.detectors = ["spectral"]
-    machine = run(cfg, tmp_path / "out", cache)["machine"]
+    machine = run(cfg, tmp_path / "out", cache).machine
     import torch
 
     assert machine["arch"] and machine["cpu"] and machine["torch_threads"] == torch.get_num_threads()

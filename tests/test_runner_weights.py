@@ -69,10 +69,10 @@ def run(config, out, cache):
 
 def test_missing_weights_skip_with_fix_command_and_others_continue(tiny_dataset, tmp_path, cache):
     record = run(cfg(tiny_dataset), tmp_path / "out", cache)
-    det = record["detectors"][NAME]
-    assert det["status"] == "skipped"
-    assert f"bench weights fetch {COMPONENT}" in det["reason"] and "\n" not in det["reason"]
-    assert record["detectors"]["spectral"]["status"] == "ok"
+    det = record.detectors[NAME]
+    assert det.status == "skipped"
+    assert f"bench weights fetch {COMPONENT}" in det.reason and "\n" not in det.reason
+    assert record.detectors["spectral"].status == "ok"
     res = pd.read_parquet(tmp_path / "out" / "results.parquet")
     assert set(res["detector"]) == {"spectral"}
 
@@ -84,8 +84,8 @@ def test_strict_turns_a_skip_into_an_error(tiny_dataset, tmp_path, cache):
 
 def test_random_weights_are_labelled_and_kept_off_the_leaderboard(tiny_dataset, tmp_path, cache):
     record = run(cfg(tiny_dataset, random_weights=True), tmp_path / "out", cache)
-    assert record["detectors"][NAME]["weights"] == "random"
-    assert record["detectors"][NAME]["provenance"][COMPONENT]["random"] is True
+    assert record.detectors[NAME].weights == "random"
+    assert record.detectors[NAME].provenance[COMPONENT]["random"] is True
     res = pd.read_parquet(tmp_path / "out" / "results.parquet")
     assert set(res.loc[res["detector"] == NAME, "weights"]) == {"random"}
     board = (tmp_path / "out" / "leaderboard.md").read_text()
@@ -98,10 +98,10 @@ def test_weights_from_the_store_are_used_and_recorded(tiny_dataset, tmp_path, ca
     torch.save(torch.nn.Linear(3, 1).state_dict(), src)
     W.import_weights(COMPONENT, src)
     record = run(cfg(tiny_dataset), tmp_path / "out", cache)
-    det = record["detectors"][NAME]
-    assert det["status"] == "ok" and det["weights"] == "pretrained"
-    assert det["provenance"][COMPONENT]["sha256"] == sha256_file(str(src))
-    assert det["provenance"][COMPONENT]["source"] == "store"
+    det = record.detectors[NAME]
+    assert det.status == "ok" and det.weights == "pretrained"
+    assert det.provenance[COMPONENT]["sha256"] == sha256_file(str(src))
+    assert det.provenance[COMPONENT]["source"] == "store"
     stored = json.loads((tmp_path / "out" / "run.json").read_text())
     assert stored["detectors"][NAME]["provenance"][COMPONENT]["sha256"] == sha256_file(str(src))
     res = pd.read_parquet(tmp_path / "out" / "results.parquet")
@@ -117,9 +117,9 @@ def test_other_weights_are_never_served_from_the_fit_and_score_caches(tiny_datas
         torch.save(torch.nn.Linear(3, 1).state_dict(), src)
         W.import_weights(COMPONENT, src)  # replaces the store entry: same name, new bytes
         record = run(cfg(tiny_dataset), tmp_path / f"out{seed}", cache)
-        det = record["detectors"][NAME]
-        assert det["provenance"][COMPONENT]["sha256"] == sha256_file(str(src))
-        keys.append(det["fit_key"])
+        det = record.detectors[NAME]
+        assert det.provenance[COMPONENT]["sha256"] == sha256_file(str(src))
+        keys.append(det.fit_key)
         s = pd.read_parquet(tmp_path / f"out{seed}" / "scores.parquet")
         scores.append(s.loc[s["detector"] == NAME, "score"].to_numpy())
     assert keys[0] != keys[1]

@@ -21,6 +21,7 @@ from bench.core.registries import DETECTORS, PERTURBATIONS
 from bench.data.imageset import PerturbedImageSet
 from bench.nn.training import seeded_torch
 from bench.run.config import RunConfig
+from bench.run.record import RunRecord
 from bench.run.runner import Runner
 from bench.run.stream import Failure, Unit, stream_rows
 from detectors.spectral import SpectralDetector
@@ -181,7 +182,7 @@ def ray_cluster():
     ray.shutdown()
 
 
-def run_on(executor, cfg: RunConfig, out: Path, cache: Path) -> dict:
+def run_on(executor, cfg: RunConfig, out: Path, cache: Path) -> RunRecord:
     return Runner(cfg, out, Cache(cache), progress=False, log=lambda *_: None, executor=executor).run()
 
 
@@ -200,7 +201,7 @@ def test_ray_run_gives_the_local_results_value_for_value(ray_cluster, tiny_datas
                     bootstrap=20, device="cpu", workers=2, batch_size=8)
     run_on(make_executor("local"), cfg, tmp_path / "local", tmp_path / "local-cache")
     record = run_on(RayExecutor(shard_batches=1), cfg, tmp_path / "ray", tmp_path / "ray-cache")
-    assert record["executor"] == "ray" and all(d["status"] == "ok" for d in record["detectors"].values())
+    assert record.executor == "ray" and all(d.status == "ok" for d in record.detectors.values())
     same_results(tmp_path / "local", tmp_path / "ray")
 
     class Recording(RayExecutor):
@@ -230,7 +231,7 @@ def test_attacks_crafted_in_ray_tasks_give_the_local_results(ray_cluster, tiny_d
     class Recording(RayExecutor):
         def attack(self, jobs, *args):
             for job, detector, outcome in super().attack(jobs, *args):
-                self.tasks.add((job.cell, tuple(d.name for d in job.detectors)))
+                self.tasks.add((job.cell.key, tuple(d.name for d in job.detectors)))
                 yield job, detector, outcome
 
     cfg = RunConfig(detectors=["spectral", "test_cnn"], dataset=str(tiny_dataset), perturb="fgsm:4,transfer:test_cnn:3",
@@ -239,8 +240,8 @@ def test_attacks_crafted_in_ray_tasks_give_the_local_results(ray_cluster, tiny_d
     executor = Recording(shard_batches=1)
     executor.tasks = set()
     record = run_on(executor, cfg, tmp_path / "ray", tmp_path / "ray-cache")
-    assert all(d["status"] == "ok" for d in record["detectors"].values())
-    assert executor.tasks == {(("fgsm", 4), ("test_cnn",)), (("transfer:test_cnn", 3), ("spectral", "test_cnn"))}
+    assert all(d.status == "ok" for d in record.detectors.values())
+    assert executor.tasks == {("fgsm:4", ("test_cnn",)), ("transfer:test_cnn:3", ("spectral", "test_cnn"))}
     same_results(tmp_path / "local", tmp_path / "ray")
 
 
@@ -261,7 +262,7 @@ def test_a_worker_killed_while_scoring_is_retried_with_identical_results(ray_clu
     finally:
         DETECTORS._entries.pop("test_kill_once")
     assert marker.exists(), "no worker was killed"
-    assert record["detectors"]["test_kill_once"]["status"] == "ok"
+    assert record.detectors["test_kill_once"].status == "ok"
     same_results(tmp_path / "reference", tmp_path / "killed")
 
 
@@ -279,7 +280,7 @@ def test_clip_heads_on_ray_give_the_local_results_with_features_from_the_driver_
     run_on(make_executor("local"), cfg, tmp_path / "local", tmp_path / "local-cache")
     clip_features.reset_counters()
     record = run_on(RayExecutor(shard_batches=1), cfg, tmp_path / "ray", tmp_path / "ray-cache")
-    assert all(d["status"] == "ok" for d in record["detectors"].values())
+    assert all(d.status == "ok" for d in record.detectors.values())
     same_results(tmp_path / "local", tmp_path / "ray")
     n_test = pd.read_parquet(tmp_path / "ray" / "scores.parquet")["image_id"].nunique()
     assert clip_features.forward_passes() == 2 * n_test  # clean + noise, each test image once for both heads

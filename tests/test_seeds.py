@@ -20,6 +20,7 @@ from bench.report.leaderboard import leaderboard_frame, leaderboard_markdown
 from bench.report.pairwise import compare_detectors, format_comparison, scores_by_seed
 from bench.report.runs import load_runs, read_run
 from bench.run.config import RunConfig
+from bench.run.record import RunRecord
 from bench.run.runner import Runner
 from bench.run.schema import RESULTS_PARQUET, RUN_JSON, SCORES_PARQUET
 
@@ -56,7 +57,7 @@ def training_free_spectral():
         yield calls
 
 
-def run(cfg: RunConfig, out, cache) -> dict:
+def run(cfg: RunConfig, out, cache) -> RunRecord:
     return Runner(cfg, out, cache, progress=False, log=lambda *_: None).run()
 
 
@@ -90,17 +91,17 @@ def test_each_seed_fits_training_detectors_and_training_free_ones_once(seeds_run
     pd.testing.assert_frame_equal(*spectral)  # constant across seeds
     cnn = [part.loc["test_cnn", "value"] for part in by_seed.values()]
     assert not cnn[0].equals(cnn[1])  # another training draw
-    assert record["train_seeds"] == [0, 1]
-    fits = [r["detectors"]["test_cnn"]["fit_key"] for r in record["seed_runs"]]
-    assert fits[0] != fits[1] and {r["split_seed"] for r in record["seed_runs"]} == {0}
-    assert len({r["test_hash"] for r in record["seed_runs"]}) == 1
+    assert record.train_seeds == [0, 1]
+    fits = [r["detectors"]["test_cnn"]["fit_key"] for r in record.seed_runs]
+    assert fits[0] != fits[1] and {r["split_seed"] for r in record.seed_runs} == {0}
+    assert len({r["test_hash"] for r in record.seed_runs}) == 1
 
 
 def test_seed_matches_a_single_seed_run(seeds_run, tiny_dataset, tmp_path):
     """Seed 1 of a multi-seed run gives the numbers of a run with --train-seed 1 (its fits, from the cache)."""
     out, _, _, cache = seeds_run
     single = run(make_cfg(tiny_dataset, seeds=None, train_seed=1), tmp_path / "one", cache)
-    assert single["train_seed"] == 1
+    assert single.train_seed == 1
     multi = read_run(out)[0].query("seed == 1").set_index(KEYS).sort_index()["value"]
     alone = read_run(tmp_path / "one")[0].set_index(KEYS).sort_index()["value"]
     pd.testing.assert_series_equal(multi, alone)
@@ -170,7 +171,7 @@ def test_compare_detectors_pairs_per_seed_and_averages(seeds_run):
 def test_vary_split_redraws_the_split_per_seed(tiny_dataset, training_free_spectral, tmp_path, cache):
     fits = training_free_spectral["fit"]
     record = run(make_cfg(tiny_dataset, detectors=["spectral"], vary_split=True), tmp_path / "vary", cache)
-    seed_runs = record["seed_runs"]
+    seed_runs = record.seed_runs
     assert [r["split_seed"] for r in seed_runs] == [0, 1]
     assert seed_runs[0]["test_hash"] != seed_runs[1]["test_hash"]
     assert training_free_spectral["fit"] - fits == 2  # another split, another fit

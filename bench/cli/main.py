@@ -11,10 +11,10 @@ import os
 import sys
 from pathlib import Path
 
-from bench.core.detector import PROFILES
 from bench.core.errors import BenchError
 from bench.core.presets import PRESETS
-from bench.run.suites import SUITES
+from bench.cli.run_flags import add_config_flags, config_from_args
+from bench.run.suites import suite_names
 
 RUN_EXAMPLES = """examples:
   bench run                                         # default benchmark on the demo data
@@ -46,8 +46,11 @@ RUN_EXAMPLES = """examples:
 """
 
 
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+PLAN_EXAMPLES = """examples:
+  bench plan --detectors all --perturb jpeg,blur,noise          # what a full run needs, and how long it takes here
+  bench plan --suite ci                                         # the CI suite: cached fits and cells
+  bench run --detectors npr --profile fast --dry-run             # the same from bench run
+"""
 
 
 def add_run_command(sub: argparse._SubParsersAction) -> None:
@@ -58,75 +61,45 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
                     "run.json, the leaderboard and the report. Finished work is cached: rerunning the same "
                     "command (also after an interruption) recomputes only what is missing.",
         epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML run config (or a run.json) to start from; flags override it")
-    p.add_argument("--suite", choices=sorted(SUITES),
-                   help="a fixed, named configuration (ci: small and fast, for gating)")
-    p.add_argument("--detectors", type=_csv, help="comma-separated names or wildcards; 'all' = every non-test "
-                                                   "detector (default: all)")
-    p.add_argument("--dataset", help="registered dataset name (e.g. demo), NAME=PATH for a published dataset "
-                                     "(genimage=/data/GenImage), hf:ORG/NAME[:CONFIG][@SPLIT], a folder or a CSV "
-                                     "manifest (default: demo)")
-    p.add_argument("--generators", type=_csv, help="keep only these generators of --dataset (plus their real "
-                                                    "images; where reals are per generator, only the kept ones)")
-    p.add_argument("--train-on", help="train on this dataset and evaluate on every image of --dataset")
-    p.add_argument("--train-generators", type=_csv, help="train only on these generators (plus real images)")
-    p.add_argument("--test-generators", type=_csv, help="test only on these generators (plus real images)")
-    p.add_argument("--perturb", help="perturbations and levels: 'jpeg,blur:1-3,noise', 'all' or 'none'; families "
-                                     "FAMILY:ARG such as albu:MotionBlur, vae_roundtrip:taef2, transfer:npr; "
-                                     "'imagenet-c' (default: jpeg,blur,noise)")
-    p.add_argument("--preset", choices=list(PRESETS),
-                   help="severity tables: " + "; ".join(f"{name} ({what})" for name, what in PRESETS.items())
-                        + "; `bench list perturbations --preset NAME` prints them")
-    p.add_argument("--profile", choices=list(PROFILES),
-                   help="detector settings: paper = the authors' preprocessing, augmentation, schedule and "
-                        "selection; fast = CPU smoke settings of make demo and the CI suite (default: paper)")
-    p.add_argument("--seed", type=int, help="seed for splits, perturbations, training and bootstrap (default: 0)")
-    p.add_argument("--train-seed", type=int, help="seed for training randomness only (init, shuffling, "
-                                                   "augmentation; default: --seed); see `bench baseline save --band`")
-    p.add_argument("--seeds", help="comma-separated training seeds, e.g. 0,1,2: fit every training detector once "
-                                   "per seed (training-free ones once); results get a seed column")
-    p.add_argument("--vary-split", action="store_true", default=None,
-                   help="with --seeds: draw the split with each training seed too (default: one split)")
-    p.add_argument("--allow-overlap", action="store_true", default=None,
-                   help="run although manifest splits or --train-on data share identical or near-duplicate "
-                        "images with the test set (they are listed and recorded in run.json)")
-    p.add_argument("--limit", type=int, help="at most N images per generator class and split (smoke runs)")
-    p.add_argument("--device", help="where to train and score: auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--workers", type=int, help="processes that decode, perturb and prepare images for the models "
-                                               "while they score (0 = in this process; default: 2)")
-    p.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="where fits and cells run: this process (default) or a Ray cluster (pip install "
-                        "'aigi-bench[ray]'; README, 'Running at scale'); same numbers either way")
-    p.add_argument("--ray-address", metavar="ADDR",
-                   help="Ray cluster to join (e.g. ray://head:10001 or auto); default: start a local one")
-    p.add_argument("--batch-size", type=int,
-                   help="scoring batch size for every detector (default: on a GPU each detector's own, "
-                   "on the CPU 32)")
-    p.add_argument("--bootstrap", type=int, help="bootstrap replicates for 95%% intervals (default: 200; 0 = none)")
-    p.add_argument("--weights", action="append", metavar="NAME=PATH",
-                   help="use a local file or folder for a pretrained component (repeatable)")
-    p.add_argument("--random-weights", action="store_true", default=None,
-                   help="allow randomly initialised backbones when weights are missing (rows are marked "
-                        "weights=random and left out of leaderboards)")
-    p.add_argument("--strict", action="store_true", default=None,
-                   help="fail instead of skipping a detector whose weights are missing or that fails")
-    p.add_argument("--allow-outside-paths", action="store_true", default=None,
-                   help="read manifest paths that resolve outside the dataset folder (skipped by default)")
-    p.add_argument("--normalize", metavar="SPEC",
-                   help="rewrite every image (train, val, test) alike before any perturbation, to remove format "
-                        "and size shortcuts: png, jpeg:Q, size:N (short side N, centre crop), crop:N; "
-                        "comma-separated, applied in order (e.g. size:512,jpeg:95); 'none' = off")
-    p.add_argument("--no-audit", action="store_true",
-                   help="skip the shortcut audit (metadata-only and content-only baselines) at the start")
-    p.add_argument("--out", help="output directory (default: results/runs/<run id>)")
-    p.add_argument("--cache-dir", help="cache directory (default: $BENCH_CACHE_DIR or the user cache dir)")
-    p.add_argument("--no-report", action="store_true", help="write the store and leaderboard only, no figures")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_arguments(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the run's plan (as bench plan) and exit: nothing is fitted, scored or written")
     p.set_defaults(func=cmd_run)
+    plan = sub.add_parser(
+        "plan", help="print what a run would do and how long it should take, without running it",
+        description="Compile the run that `bench run` with the same flags would make and print it before any work: "
+                    "the data and its split, each detector's fit and cells and which of them the cache already "
+                    "holds, and an estimate of the time per detector on this machine from the timings that "
+                    "earlier runs recorded in the cache ('unknown' for a detector never run here).",
+        epilog=PLAN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(plan)
+    plan.set_defaults(func=cmd_plan)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of a run, shared by ``bench run`` and ``bench plan``: where the config starts, one flag per
+    config field (bench.cli.run_flags), then how this invocation runs and writes."""
+    start = p.add_argument_group("configuration")
+    start.add_argument("--config", help="YAML run config (or a run.json) to start from; flags override it")
+    start.add_argument("--suite", choices=suite_names(),
+                       help="a fixed, named configuration in configs/suites/ (ci: small and fast, for gating)")
+    add_config_flags(p)
+    where = p.add_argument_group("where it runs and writes")
+    where.add_argument("--executor", choices=["local", "ray"], default="local",
+                       help="where fits and cells run: this process (default) or a Ray cluster (pip install "
+                            "'aigi-bench[ray]'; README, 'Running at scale'); same numbers either way")
+    where.add_argument("--ray-address", metavar="ADDR",
+                       help="Ray cluster to join (e.g. ray://head:10001 or auto); default: start a local one")
+    where.add_argument("--no-audit", action="store_true",
+                       help="skip the shortcut audit (metadata-only and content-only baselines) at the start")
+    where.add_argument("--out", help="output directory (default: results/runs/<run id>)")
+    where.add_argument("--cache-dir", help="cache directory (default: $BENCH_CACHE_DIR or the user cache dir)")
+    where.add_argument("--no-report", action="store_true", help="write the store and leaderboard only, no figures")
+    where.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run_config_from_args(args: argparse.Namespace):
-    from bench.run.config import RunConfig, load_config_file
+    from bench.run.config import load_config_file
     from bench.run.suites import suite_config
 
     data: dict = {}
@@ -134,21 +107,18 @@ def run_config_from_args(args: argparse.Namespace):
         data.update(suite_config(args.suite))
     if args.config:
         data.update(load_config_file(args.config))
-    flags = {"detectors": args.detectors, "dataset": args.dataset, "generators": args.generators,
-             "train_on": args.train_on,
-             "train_generators": args.train_generators, "test_generators": args.test_generators,
-             "perturb": args.perturb, "preset": args.preset, "profile": args.profile, "seed": args.seed,
-             "train_seed": args.train_seed, "limit": args.limit, "seeds": args.seeds, "vary_split": args.vary_split,
-             "allow_overlap": args.allow_overlap,
-             "device": args.device, "workers": args.workers, "batch_size": args.batch_size,
-             "bootstrap": args.bootstrap, "random_weights": args.random_weights, "strict": args.strict,
-             "allow_outside_paths": args.allow_outside_paths, "normalize": args.normalize}
-    data.update({k: v for k, v in flags.items() if v is not None})
-    if args.weights:
-        from bench.weights import parse_weight_overrides
+    return config_from_args(args, data)
 
-        data["weights"] = {**data.get("weights", {}), **parse_weight_overrides(args.weights)}
-    return RunConfig.from_dict(data)
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from bench.core.cache import Cache
+    from bench.run.dry_run import plan_run, plan_text
+    from bench.run.runner import Runner
+
+    runner = Runner(run_config_from_args(args), Path(args.out) if args.out else None, Cache(args.cache_dir),
+                    progress=not args.quiet)
+    print(plan_text(plan_run(runner)))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -157,6 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.run.runner import Runner
     from bench.run.schema import LEADERBOARD_MD
 
+    if args.dry_run:
+        return cmd_plan(args)
     cfg = run_config_from_args(args)
     from bench.run.executors import make_executor
 
@@ -174,16 +146,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         paths = write_report([out])
         print(f"\nreport: {len(paths)} files, open {out / 'report.html'}")
     print(f"results: {out}")
-    statuses = [d["status"] for d in record["detectors"].values()]
-    skipped = [name for name, d in record["detectors"].items() if d["status"] == "skipped"]
+    statuses = [d.status for d in record.detectors.values()]
+    skipped = [name for name, d in record.detectors.items() if d.status == "skipped"]
     if skipped:
         print(f"skipped ({len(skipped)}, weights unavailable; reasons above and in run.json, "
               f"`bench weights list` shows what is missing): {', '.join(skipped)}", file=sys.stderr)
-    for name, det in record["detectors"].items():
-        if det["status"] == "failed":
-            print(f"failed: {name}: {det['reason']}", file=sys.stderr)
-    if record["n_skipped_images"]:
-        print(f"{record['n_skipped_images']} image(s) skipped (reasons in run.json)", file=sys.stderr)
+    for name, det in record.detectors.items():
+        if det.status == "failed":
+            print(f"failed: {name}: {det.reason}", file=sys.stderr)
+    if record.n_skipped_images:
+        print(f"{record.n_skipped_images} image(s) skipped (reasons in run.json)", file=sys.stderr)
     return 1 if "failed" in statuses else 0
 
 

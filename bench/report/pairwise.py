@@ -110,14 +110,22 @@ def _seed_thresholds(record: dict[str, Any], detector: str, seeds: list[int]) ->
     return [per_seed.get(s, default) for s in seeds]
 
 
+def _outputs_probability(record: dict[str, Any], results: pd.DataFrame, detector: str) -> bool:
+    """Whether ``detector``'s scores are probabilities: run.json says so since record version 2; earlier
+    stores hold probability metrics (acc, ece, ...) only for such detectors."""
+    declared = ((record.get("detectors") or {}).get(detector) or {}).get("outputs_probability")
+    if declared is not None:
+        return bool(declared)
+    return bool(((results["detector"] == detector) & (results["metric"] == "acc")).any())
+
+
 def _run_settings(record: dict[str, Any], results: pd.DataFrame, a: str, b: str,
                   seeds: list[int]) -> tuple[int, int, dict, bool]:
     config = record.get("config") or {}
     seed = int(record.get("seed", config.get("seed", 0)) or 0)
     n_boot = int(config.get("bootstrap", DEFAULT_BOOT))
     thresholds = {d: _seed_thresholds(record, d, seeds) for d in (a, b)}
-    # probability metrics (acc, ece, ...) are stored only for detectors whose scores are probabilities
-    probability = all(((results["detector"] == d) & (results["metric"] == "acc")).any() for d in (a, b))
+    probability = all(_outputs_probability(record, results, d) for d in (a, b))
     return seed, n_boot, thresholds, probability
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.run.metrics import METRICS
+from bench.run.record import RunRecord
 from bench.run.schema import (LATER_RESULT_COLUMNS, RESULT_COLUMNS, RESULTS_PARQUET, RUN_JSON, SCORE_COLUMNS,
                               SCORES_PARQUET)
 
@@ -55,8 +56,7 @@ def read_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, di
     except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
         raise BenchError(f"{run_dir / RUN_JSON} cannot be read ({type(exc).__name__}: {exc}); "
                          "truncated or not a bench run record") from None
-    if not isinstance(record, dict):
-        raise BenchError(f"{run_dir / RUN_JSON} is not a bench run record (a JSON object)")
+    RunRecord.from_dict(record, str(run_dir / RUN_JSON))  # its fields' types, whatever its version
     return with_seed(results, record), with_seed(scores, record), record
 
 

@@ -18,6 +18,7 @@ from bench.core.errors import BenchError
 from bench.core.hashing import stable_hash
 from bench.core.rng import cell_rng
 from bench.data.imageset import ImageSet, PerturbedImageSet
+from bench.run.plan import Cell
 from perturbations.adversarial import AdversarialPerturbation
 
 
@@ -48,22 +49,23 @@ class AttackedImageSet(PerturbedImageSet):
 
 
 class CellImages:
-    """What each detector scores in cell (perturbation, severity): ``for_detector`` gives an image set, or a
-    one-line reason why the detector cannot be scored there (a white-box attack on a non-differentiable
-    detector)."""
+    """What each detector scores in ``cell``: ``for_detector`` gives an image set, or a one-line reason why the
+    detector cannot be scored there (a white-box attack on a non-differentiable detector)."""
 
-    def __init__(self, test: ImageSet, perturbation, severity: int, seed: int, preset: str,
-                 surrogates: dict[str, tuple[Detector, str]]):
-        self.test, self.perturbation, self.severity, self.seed, self.preset = test, perturbation, severity, seed, preset
+    def __init__(self, test: ImageSet, cell: Cell, seed: int, surrogates: dict[str, tuple[Detector, str]]):
+        perturbation = cell.perturbation_obj()
+        self.test, self.cell, self.perturbation, self.seed = test, cell, perturbation, seed
         self.attack = isinstance(perturbation, AdversarialPerturbation)
         self.shared: ImageSet | None = None
-        if perturbation is None:
-            self.shared = test
-        elif not self.attack:
-            self.shared = PerturbedImageSet(test, perturbation, severity, seed, preset)
+        if not self.attack:
+            self.shared = cell.images(test, seed)
         elif perturbation.surrogate is not None:
             detector, fit_key = surrogates[perturbation.surrogate]
-            self.shared = AttackedImageSet(test, perturbation, severity, seed, preset, detector, fit_key)
+            self.shared = self.attacked(detector, fit_key)
+
+    def attacked(self, target: Detector, target_key: str) -> AttackedImageSet:
+        return AttackedImageSet(self.test, self.perturbation, self.cell.level, self.seed, self.cell.preset, target,
+                                target_key)
 
     def for_detector(self, detector: Detector, fit_key: str) -> ImageSet | str:
         if self.shared is not None:
@@ -71,16 +73,19 @@ class CellImages:
         if not detector.differentiable:
             return (f"{self.perturbation.name} is white-box and {detector.name} is not differentiable end to end "
                     "(use transfer:SURROGATE)")
-        return AttackedImageSet(self.test, self.perturbation, self.severity, self.seed, self.preset, detector,
-                                fit_key)
+        return self.attacked(detector, fit_key)
 
 
-def transfer_surrogates(grid: list[tuple[str, int]], get_perturbation) -> list[str]:
+def surrogate_of(cell: Cell) -> str | None:
+    """The surrogate detector a transfer cell is crafted on; None for every other cell."""
+    return getattr(cell.perturbation_obj(), "surrogate", None)
+
+
+def transfer_surrogates(grid: list[Cell]) -> list[str]:
     """The surrogate detectors that the grid's transfer attacks need, in grid order."""
     out: list[str] = []
-    for name, _ in grid:
-        perturbation = None if name == "none" else get_perturbation(name)
-        surrogate = getattr(perturbation, "surrogate", None)
+    for cell in grid:
+        surrogate = surrogate_of(cell)
         if surrogate is not None and surrogate not in out:
             out.append(surrogate)
     return out

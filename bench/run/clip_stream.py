@@ -23,9 +23,8 @@ from bench.core.detector import FitContext, Preparation
 from bench.data.imageset import ImageSet
 from bench.nn.clip_features import ClipFeatures
 from bench.nn.frozen_head import FrozenClipHead
-from bench.run.config import RunConfig
 from bench.run.stream import Failure, streamed
-from bench.run.work import CellJob, cell_images
+from bench.run.work import CellJob
 
 
 def is_clip_head(detector) -> bool:
@@ -100,17 +99,18 @@ class HeadGroup:
                 yield self.job, head, Failure.of(exc)
 
 
-def head_groups(jobs: list[CellJob], test: ImageSet, cfg: RunConfig, contexts: dict[int, FitContext]
+def head_groups(jobs: list[CellJob], test: ImageSet, seed: int, contexts: dict[int, FitContext]
                 ) -> tuple[list[HeadGroup], list[tuple]]:
     """The CLIP heads of ``jobs`` grouped per cell and extractor identity, and ``(job, head, Failure)`` for
-    heads whose extractor or cache lookup failed. ``contexts``: the context each head computes under (by
-    id); a group's stage streams under its first head's (the batch size its features are computed with)."""
+    heads whose extractor or cache lookup failed. ``seed``: the run seed the cells' perturbations draw from;
+    ``contexts``: the context each head computes under (by id); a group's stage streams under its first
+    head's (the batch size its features are computed with)."""
     groups, failures = [], []
     for job in jobs:
         heads = [d for d in job.detectors if is_clip_head(d)]
         if not heads:
             continue
-        images = cell_images(test, job.cell, cfg)
+        images = job.cell.images(test, seed)
         by_identity: dict[str, tuple[ClipFeatures, list[FrozenClipHead]]] = {}
         for head in heads:
             try:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from bench.core import atomic
 from bench.core.csv_files import write_csv
+from bench.run.record import RunRecord
 from bench.run.schema import RESULT_COLUMNS, RESULTS_CSV, RESULTS_PARQUET, RUN_JSON, SCORE_COLUMNS, SCORES_PARQUET
 
 RESULT_DTYPES = {"severity": "int64", "param": "float64", "value": "float64", "ci_low": "float64",
@@ -37,14 +38,14 @@ def write_parquet(path: Path, df: pd.DataFrame) -> None:
     atomic.write_bytes(path, buf.getvalue())
 
 
-def write_store(out_dir: Path, record: dict, metric_rows: list[dict], score_rows: list[dict]) -> None:
+def write_store(out_dir: Path, record: RunRecord, metric_rows: list[dict], score_rows: list[dict]) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stale = out_dir / RUN_JSON
     if stale.exists():
         stale.unlink()  # the directory is incomplete until the new run.json lands
-    results = results_frame(record["run_id"], metric_rows)
+    results = results_frame(record.run_id, metric_rows)
     write_parquet(out_dir / RESULTS_PARQUET, results)
     write_csv(out_dir / RESULTS_CSV, results)
-    write_parquet(out_dir / SCORES_PARQUET, scores_frame(record["run_id"], score_rows))
-    atomic.write_text(out_dir / RUN_JSON, json.dumps(record, indent=2, sort_keys=False, default=str))
+    write_parquet(out_dir / SCORES_PARQUET, scores_frame(record.run_id, score_rows))
+    atomic.write_text(out_dir / RUN_JSON, json.dumps(record.to_dict(), indent=2, sort_keys=False, default=str))

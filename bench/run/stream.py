@@ -15,6 +15,7 @@ nothing. On a GPU the batches come in pinned memory and are copied without block
 
 from __future__ import annotations
 
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from bench.core.detector import Detector, FitContext, Preparation
+from bench.core.detector import FitContext, Preparation
 from bench.data.imageset import ImageSet
 
 PREFETCH = 2  # batches each worker prepares ahead of the model (the bound on the queue)
@@ -140,11 +141,13 @@ def _plan(units: list[Unit], contexts: list[list[FitContext]]) -> list[tuple[int
 
 
 def stream_rows(units: list[Unit], ctx: FitContext, workers: int,
-                ctx_of: Callable[[Streamed], FitContext] | None = None) -> Iterator[tuple[Unit, dict[int, Any]]]:
+                ctx_of: Callable[[Streamed], FitContext] | None = None,
+                seconds: dict[int, float] | None = None) -> Iterator[tuple[Unit, dict[int, Any]]]:
     """Yield each unit, as soon as its last batch is through the model, with ``{detector position: rows}``
     (``forward_batch`` outputs concatenated in image order) or a :class:`Failure`. ``ctx_of``: the context
     each detector computes under (bench.run.work.detector_ctx; default ``ctx`` for all). A detector that
-    fails in one unit is skipped in the later ones (its position maps to the first Failure)."""
+    fails in one unit is skipped in the later ones (its position maps to the first Failure). ``seconds``:
+    where to add each detector's time in ``forward_batch`` (by ``id``), for the runner's timing records."""
     if not units:
         return
     contexts = [[ctx_of(d) if ctx_of else ctx for d in unit.detectors] for unit in units]
@@ -165,10 +168,13 @@ def stream_rows(units: list[Unit], ctx: FitContext, workers: int,
             if isinstance(x, Failure):
                 failed[id(detector)] = x
                 continue
+            started = time.perf_counter()
             try:
                 rows.setdefault(d, []).append(np.asarray(detector.forward_batch(x, contexts[u][d])))
             except Exception as exc:
                 failed[id(detector)] = Failure.of(exc)
+            if seconds is not None:
+                seconds[id(detector)] = seconds.get(id(detector), 0.0) + time.perf_counter() - started
         if last_batch[u] == i:
             yield unit, {d: failed.get(id(det)) or np.concatenate(rows.get(d) or [np.zeros((0,))])
                          for d, det in enumerate(unit.detectors)}

@@ -16,15 +16,13 @@ import numpy as np
 
 from bench.core.detector import DEFAULT_BATCH_SIZE, Detector, FitContext, Prediction
 from bench.core.errors import BenchError
-from bench.core.registries import load_plugins
 from bench.data.dataset import Item
-from bench.data.imageset import DecodedCache, ImageSet, PerturbedImageSet
+from bench.data.imageset import DecodedCache, ImageSet
 from bench.nn.training import resolve_device
 from bench.run.attacks import CellImages
-from bench.run.config import RunConfig
 from bench.run.metrics import threshold_at_tnr
+from bench.run.plan import Cell, Execution
 from bench.run.stream import Failure
-from perturbations import get_perturbation
 
 
 @dataclass
@@ -44,7 +42,7 @@ class FitJob:
 class CellJob:
     """Score one grid cell (perturbation, severity) with the fitted detectors that have no cached scores for it."""
 
-    cell: tuple[str, int]
+    cell: Cell
     detectors: list[Detector]
 
 
@@ -54,7 +52,7 @@ class AttackJob:
     cell (``pgd``, ``fgsm``) is crafted against each detector itself; a transfer cell once, against the
     surrogate in ``surrogates`` (name -> (fitted detector, fit key)), and shared by the job's detectors."""
 
-    cell: tuple[str, int]
+    cell: Cell
     detectors: list[Detector]
     fit_keys: list[str]
     surrogates: dict
@@ -72,39 +70,30 @@ def batch_size_for(detector: Detector, requested: int | None, on_gpu: bool) -> i
     return (detector.gpu_batch_size or DEFAULT_BATCH_SIZE) if on_gpu else DEFAULT_BATCH_SIZE
 
 
-def detector_ctx(detector: Detector, ctx: FitContext, cfg: RunConfig, on_gpu: bool | None = None) -> FitContext:
+def detector_ctx(detector: Detector, ctx: FitContext, settings: Execution, on_gpu: bool | None = None) -> FitContext:
     """``ctx`` as ``detector`` computes under it: its batch size and whether it may use mixed precision.
     ``on_gpu``: whether the work runs on a GPU (default: whether ``ctx.device`` resolves to one here)."""
     if on_gpu is None:
         on_gpu = resolve_device(ctx.device).type == "cuda"
-    return replace(ctx, batch_size=batch_size_for(detector, cfg.batch_size, on_gpu),
+    return replace(ctx, batch_size=batch_size_for(detector, settings.batch_size, on_gpu),
                    mixed_precision=detector.mixed_precision)
 
 
-def fit_detector(job: FitJob, cfg: RunConfig, ctx: FitContext, decoded: DecodedCache) -> dict | Failure:
+def fit_detector(job: FitJob, settings: Execution, ctx: FitContext, decoded: DecodedCache) -> dict | Failure:
     """The fitted detector with its validation threshold (the fit cache's entry), or why it failed."""
     try:
         started = time.perf_counter()
-        ctx = replace(detector_ctx(job.detector, ctx, cfg), seed=job.seed)
-        train = ImageSet(job.train, decoded, cfg.max_pixels, cfg.min_side)
-        val = ImageSet(job.val, decoded, cfg.max_pixels, cfg.min_side)
+        ctx = replace(detector_ctx(job.detector, ctx, settings), seed=job.seed)
+        train = settings.limits.image_set(job.train, decoded)
+        val = settings.limits.image_set(job.val, decoded)
         job.detector.fit(train, val, ctx)
         val_pred = job.detector.predict(val, ctx)
-        threshold = threshold_at_tnr(val_pred.score[val.labels == 0], cfg.val_tnr)
+        threshold = threshold_at_tnr(val_pred.score[val.labels == 0], settings.val_tnr)
         return {"detector": job.detector, "val_threshold": threshold, "fit_seconds": time.perf_counter() - started}
     except BenchError as exc:
         return Failure(str(exc))
     except Exception as exc:  # a broken detector must not take the other detectors' results with it
         return Failure.of(exc)
-
-
-def cell_images(test: ImageSet, cell: tuple[str, int], cfg: RunConfig) -> ImageSet:
-    """The test images of one cell: perturbed at full resolution, with generators derived per image and cell."""
-    perturbation, severity = cell
-    if perturbation == "none":
-        return test
-    load_plugins()  # a fresh worker process has an empty registry
-    return PerturbedImageSet(test, get_perturbation(perturbation), severity, cfg.seed, cfg.preset)
 
 
 def finish_rows(detector: Detector, rows: np.ndarray | Failure) -> Prediction | Failure:
@@ -126,15 +115,13 @@ def predict_cell(detector: Detector, images: ImageSet, ctx: FitContext, workers:
         return Failure.of(exc)
 
 
-def attack_cell(job: AttackJob, test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
+def attack_cell(job: AttackJob, test: ImageSet, settings: Execution, ctx: FitContext) -> Iterator[tuple]:
     """(detector, Prediction | Failure) for each detector of an adversarial cell: the attack is crafted where
     this runs (it needs the target's gradient), one image after another, then scored by ``predict``."""
-    load_plugins()  # a fresh worker process has an empty registry
-    perturbation, severity = job.cell
-    cells = CellImages(test, get_perturbation(perturbation), severity, cfg.seed, cfg.preset, job.surrogates)
+    cells = CellImages(test, job.cell, settings.seed, job.surrogates)
     for detector, fit_key in zip(job.detectors, job.fit_keys):
         images = cells.for_detector(detector, fit_key)
         if isinstance(images, str):  # the runner records these as skips before making jobs
             yield detector, Failure(images)
             continue
-        yield detector, predict_cell(detector, images, detector_ctx(detector, ctx, cfg), cfg.workers)
+        yield detector, predict_cell(detector, images, detector_ctx(detector, ctx, settings), settings.workers)

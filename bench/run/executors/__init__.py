@@ -6,6 +6,9 @@ An executor has three methods, all generators that yield results as they finish:
 * ``score(jobs, test, cfg, ctx)`` -> ``(CellJob, Detector, Prediction | Failure)``
 * ``attack(jobs, test, cfg, ctx)`` -> ``(AttackJob, Detector, Prediction | Failure)`` (adversarial cells)
 
+An executor also has ``seconds``: model seconds per detector name spent scoring in it so far (empty where
+it does not measure them), which the runner turns into timing records for ``bench plan``.
+
 The runner (the driver) decides what is missing from the cache, hands the executor only that, and
 writes every result to the cache as it arrives and the store at the end; executors compute and never
 write. Every executor gives the same numbers for the same config. Ray is imported only when asked for.

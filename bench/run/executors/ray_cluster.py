@@ -36,10 +36,10 @@ from bench.core.detector import Detector, FitContext
 from bench.core.errors import BenchError
 from bench.data.imageset import DecodedCache, ImageSet
 from bench.run.clip_stream import head_groups, is_clip_head, scored_whole
-from bench.run.config import RunConfig
+from bench.run.plan import Cell, Execution
 from bench.run.stream import Failure, Unit, stream_rows, streamed
-from bench.run.work import (AttackJob, CellJob, FitJob, attack_cell, cell_images, detector_ctx, finish_rows,
-                            fit_detector, predict_cell)
+from bench.run.work import (AttackJob, CellJob, FitJob, attack_cell, detector_ctx, finish_rows, fit_detector,
+                            predict_cell)
 
 try:
     import ray
@@ -85,32 +85,31 @@ def _use_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _fit(job: FitJob, cfg: RunConfig, ctx: FitContext, threads: int):
+def _fit(job: FitJob, settings: Execution, ctx: FitContext, threads: int):
     _use_threads(threads)
-    return fit_detector(job, cfg, ctx, _decoded())
+    return fit_detector(job, settings, ctx, _decoded())
 
 
-def _score_shard(items: list, detectors: list[Detector], cell: tuple[str, int], start: int, stop: int,
-                 cfg: RunConfig, contexts: list[FitContext], threads: int) -> dict:
+def _score_shard(items: list, detectors: list[Detector], cell: Cell, start: int, stop: int,
+                 settings: Execution, contexts: list[FitContext], threads: int) -> dict:
     _use_threads(threads)
-    images = cell_images(ImageSet(items, _decoded(), cfg.max_pixels, cfg.min_side), cell, cfg)
+    images = cell.images(settings.limits.image_set(items, _decoded()), settings.seed)
     by_id = {id(d): c for d, c in zip(detectors, contexts)}
     for _, rows in stream_rows([Unit(cell, images, detectors, start, stop)], contexts[0], 0, lambda d: by_id[id(d)]):
         return rows
     return {}
 
 
-def _predict(items: list, detector: Detector, cell: tuple[str, int], cfg: RunConfig, ctx: FitContext,
-             threads: int):
+def _predict(items: list, detector: Detector, cell: Cell, settings: Execution, ctx: FitContext, threads: int):
     _use_threads(threads)
-    images = cell_images(ImageSet(items, _decoded(), cfg.max_pixels, cfg.min_side), cell, cfg)
-    return predict_cell(detector, images, ctx, cfg.workers)
+    images = cell.images(settings.limits.image_set(items, _decoded()), settings.seed)
+    return predict_cell(detector, images, ctx, settings.workers)
 
 
-def _attack(items: list, job: AttackJob, cfg: RunConfig, ctx: FitContext, threads: int) -> list:
+def _attack(items: list, job: AttackJob, settings: Execution, ctx: FitContext, threads: int) -> list:
     _use_threads(threads)
-    test = ImageSet(items, _decoded(), cfg.max_pixels, cfg.min_side)
-    return [outcome for _, outcome in attack_cell(job, test, cfg, ctx)]
+    test = settings.limits.image_set(items, _decoded())
+    return [outcome for _, outcome in attack_cell(job, test, settings, ctx)]
 
 
 class RayExecutor:
@@ -127,6 +126,9 @@ class RayExecutor:
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise BenchError(f"cannot start or join the Ray cluster {address or '(local)'}: {exc}") from None
         self.shard_batches = shard_batches
+        #: Scoring time per detector (bench.run.executors.local): not measured across a cluster's nodes, so
+        #: a Ray run leaves the timing records as they were.
+        self.seconds: dict[str, float] = {}
         self.cluster_gpus = ray.cluster_resources().get("GPU", 0)
         import torch
 
@@ -136,14 +138,14 @@ class RayExecutor:
         self._attack = remote(_attack)
 
     # -- placement ----------------------------------------------------------------------------
-    def _gpus(self, detectors: list[Detector], cfg: RunConfig) -> int:
-        wants = cfg.device != "cpu" and any(d.info.gpu != "no" for d in detectors)
+    def _gpus(self, detectors: list[Detector], settings: Execution) -> int:
+        wants = settings.device != "cpu" and any(d.info.gpu != "no" for d in detectors)
         return 1 if wants and self.cluster_gpus >= 1 else 0
 
     @staticmethod
-    def _worker_ctx(ctx: FitContext, cfg: RunConfig) -> FitContext:
+    def _worker_ctx(ctx: FitContext, settings: Execution) -> FitContext:
         """Each worker resolves the device itself; no cache or checkpoint (the driver alone writes)."""
-        return replace(ctx, device=cfg.device, progress=False, extras={})
+        return replace(ctx, device=settings.device, progress=False, extras={})
 
     @staticmethod
     def _results(pending: dict) -> Iterator[tuple]:
@@ -159,16 +161,16 @@ class RayExecutor:
                 yield meta, Failure(f"{type(cause).__name__}: {first_line}", str(exc))
 
     # -- the executor interface -------------------------------------------------------------
-    def fit(self, jobs: list[FitJob], cfg: RunConfig, ctx: FitContext, decoded=None) -> Iterator[tuple]:
-        ctx = self._worker_ctx(ctx, cfg)
+    def fit(self, jobs: list[FitJob], settings: Execution, ctx: FitContext, decoded=None) -> Iterator[tuple]:
+        ctx = self._worker_ctx(ctx, settings)
         pending = {}
         for job in jobs:  # a fit reserves the CPUs of its training loader's workers
-            task = self._fit.options(num_gpus=self._gpus([job.detector], cfg), num_cpus=max(1, cfg.workers))
-            pending[task.remote(replace(job, checkpoint=None), cfg, ctx, self.threads)] = job
+            task = self._fit.options(num_gpus=self._gpus([job.detector], settings), num_cpus=max(1, settings.workers))
+            pending[task.remote(replace(job, checkpoint=None), settings, ctx, self.threads)] = job
         yield from self._results(pending)
 
-    def score(self, jobs: list[CellJob], test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
-        driver_ctx, ctx = ctx, self._worker_ctx(ctx, cfg)
+    def score(self, jobs: list[CellJob], test: ImageSet, settings: Execution, ctx: FitContext) -> Iterator[tuple]:
+        driver_ctx, ctx = ctx, self._worker_ctx(ctx, settings)
         items = ray.put(test.items)
         refs = {id(d): ray.put(d) for job in jobs for d in job.detectors if scored_whole(d)}
         pending: dict = {}  # task -> (series, shard) or ("cell", job index, detector)
@@ -183,7 +185,7 @@ class RayExecutor:
             parts.append([None] * len(starts))
             for k, start in enumerate(starts):
                 ref = self._score_shard.options(num_gpus=gpus).remote(
-                    items_ref, detectors, cell, start, min(start + shard, n), cfg, contexts, self.threads)
+                    items_ref, detectors, cell, start, min(start + shard, n), settings, contexts, self.threads)
                 pending[ref] = (len(series) - 1, k)
 
         # the CLIP heads: the driver (the feature cache's reader and writer) plans what each backbone lacks
@@ -191,24 +193,24 @@ class RayExecutor:
         for job in jobs:
             for d in job.detectors:
                 if is_clip_head(d):
-                    on_gpu = self._gpus([d], cfg) > 0
-                    head_contexts[id(d)] = detector_ctx(d, replace(driver_ctx, device=cfg.device if on_gpu else "cpu"),
-                                                        cfg, on_gpu=on_gpu)
-        groups, failures = head_groups(jobs, test, cfg, head_contexts)
+                    on_gpu = self._gpus([d], settings) > 0
+                    device = settings.device if on_gpu else "cpu"
+                    head_contexts[id(d)] = detector_ctx(d, replace(driver_ctx, device=device), settings, on_gpu=on_gpu)
+        groups, failures = head_groups(jobs, test, settings.seed, head_contexts)
         yield from failures
         for group in groups:
             for pixels, indices in group.requests():
                 shards(ray.put([group.stage]), ray.put([test.items[i] for i in indices]), len(indices), group.job.cell,
-                       [replace(group.ctx, extras={}, progress=False)], self._gpus(group.heads, cfg),
+                       [replace(group.ctx, extras={}, progress=False)], self._gpus(group.heads, settings),
                        ("features", group, pixels))
             if group.ready:  # every row cached
                 yield from group.predictions(head_contexts)
 
         for j, job in enumerate(jobs):
             streamed_group = [d for d in job.detectors if streamed(d)]
-            gpus = self._gpus(streamed_group, cfg) if streamed_group else 0
+            gpus = self._gpus(streamed_group, settings) if streamed_group else 0
             by_size: dict[int, list[Detector]] = {}  # one shard series per batch size: shards start on its batches
-            contexts = {id(d): detector_ctx(d, ctx, cfg, on_gpu=gpus > 0) for d in streamed_group}
+            contexts = {id(d): detector_ctx(d, ctx, settings, on_gpu=gpus > 0) for d in streamed_group}
             for d in streamed_group:
                 by_size.setdefault(contexts[id(d)].batch_size, []).append(d)
             for group in by_size.values():
@@ -216,9 +218,10 @@ class RayExecutor:
                        ("detectors", j, group))
             for d in job.detectors:
                 if scored_whole(d):
-                    gpus = self._gpus([d], cfg)
-                    ref = self._predict.options(num_gpus=gpus).remote(
-                        items, refs[id(d)], job.cell, cfg, detector_ctx(d, ctx, cfg, on_gpu=gpus > 0), self.threads)
+                    gpus = self._gpus([d], settings)
+                    d_ctx = detector_ctx(d, ctx, settings, on_gpu=gpus > 0)
+                    ref = self._predict.options(num_gpus=gpus).remote(items, refs[id(d)], job.cell, settings, d_ctx,
+                                                                      self.threads)
                     pending[ref] = ("cell", j, d)
         for meta, result in self._results(pending):
             if meta[0] == "cell":
@@ -238,10 +241,10 @@ class RayExecutor:
             for d, detector in enumerate(group):
                 yield jobs[j], detector, finish_rows(detector, _joined(parts[s], d))
 
-    def attack(self, jobs: list[AttackJob], test: ImageSet, cfg: RunConfig, ctx: FitContext) -> Iterator[tuple]:
+    def attack(self, jobs: list[AttackJob], test: ImageSet, settings: Execution, ctx: FitContext) -> Iterator[tuple]:
         """One task per transfer cell (crafted once on the surrogate, scored by all its detectors) and one per
         (detector, white-box cell): each crafts against its own target, so they run in parallel."""
-        ctx = self._worker_ctx(ctx, cfg)
+        ctx = self._worker_ctx(ctx, settings)
         items = ray.put(test.items)
         pending = {}
         for job in jobs:
@@ -249,7 +252,7 @@ class RayExecutor:
                                               for d, k in zip(job.detectors, job.fit_keys)]
             for part in parts:
                 targets = part.detectors + [d for d, _ in part.surrogates.values()]
-                ref = self._attack.options(num_gpus=self._gpus(targets, cfg)).remote(items, part, cfg, ctx,
+                ref = self._attack.options(num_gpus=self._gpus(targets, settings)).remote(items, part, settings, ctx,
                                                                                      self.threads)
                 pending[ref] = part
         for part, result in self._results(pending):
