@@ -58,6 +58,12 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
                     "run.json, the leaderboard and the report. Finished work is cached: rerunning the same "
                     "command (also after an interruption) recomputes only what is missing.",
         epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_flags(p)
+    p.set_defaults(func=cmd_run)
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of ``bench run``, shared by the commands that build a run's config (export-grid, import-scores)."""
     p.add_argument("--config", help="YAML run config (or a run.json) to start from; flags override it")
     p.add_argument("--suite", choices=sorted(SUITES),
                    help="a fixed, named configuration (ci: small and fast, for gating)")
@@ -103,6 +109,10 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
                    help="scoring batch size for every detector (default: on a GPU each detector's own, "
                    "on the CPU 32)")
     p.add_argument("--bootstrap", type=int, help="bootstrap replicates for 95%% intervals (default: 200; 0 = none)")
+    p.add_argument("--external", action="append", metavar="NAME=SPEC",
+                   help="declare a detector with no code in the harness (repeatable): cmd:COMMAND, http:URL or "
+                        "scores:FILE, options as KIND[key=value,...]:TARGET; select it with --detectors NAME "
+                        "(README, 'Detectors with no code in the harness')")
     p.add_argument("--weights", action="append", metavar="NAME=PATH",
                    help="use a local file or folder for a pretrained component (repeatable)")
     p.add_argument("--random-weights", action="store_true", default=None,
@@ -122,7 +132,6 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", help="cache directory (default: $BENCH_CACHE_DIR or the user cache dir)")
     p.add_argument("--no-report", action="store_true", help="write the store and leaderboard only, no figures")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_run)
 
 
 def run_config_from_args(args: argparse.Namespace):
@@ -148,16 +157,25 @@ def run_config_from_args(args: argparse.Namespace):
         from bench.weights import parse_weight_overrides
 
         data["weights"] = {**data.get("weights", {}), **parse_weight_overrides(args.weights)}
+    if args.external:
+        from bench.external.spec import parse_flag
+
+        data["external"] = {**data.get("external", {}), **dict(map(parse_flag, args.external))}
     return RunConfig.from_dict(data)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, cfg=None) -> int:
+    """``bench run``; ``cfg``: the run config when the caller built it (bench import-scores), else the flags'."""
     from bench.core.cache import Cache
     from bench.report.write import write_leaderboards
     from bench.run.runner import Runner
     from bench.run.schema import LEADERBOARD_MD
 
-    cfg = run_config_from_args(args)
+    cfg = cfg or run_config_from_args(args)
+    if cfg.external:
+        from bench.external.spec import register_external
+
+        register_external(cfg.external)
     from bench.run.executors import make_executor
 
     executor = make_executor(args.executor, args.ray_address)
@@ -273,6 +291,7 @@ def add_dataset_loading_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from bench.cli.audit import add_audit_command
     from bench.cli.data import add_fetch_command
+    from bench.cli.external import add_external_commands
     from bench.cli.report import add_report_commands
     from bench.cli.reproduce import add_reproduce_command
     from bench.cli.weights import add_weights_commands
@@ -302,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_command(sub)
     add_report_commands(sub)
     add_reproduce_command(sub)
+    add_external_commands(sub)
     add_weights_commands(sub)
     return parser
 

@@ -55,6 +55,9 @@ class RunConfig:
     min_side: int = 16
     detector_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-detector keyword overrides
     weights: dict[str, str] = field(default_factory=dict)  # weight component -> local path overrides
+    # Detectors with no code in the harness, name -> "cmd:...", "http:...", "scores:..." or a mapping with options
+    # (bench.external.spec); registered by the CLI before the run expands ``detectors``.
+    external: dict[str, Any] = field(default_factory=dict)
     random_weights: bool = False
     strict: bool = False
     allow_outside_paths: bool = False  # read manifest paths that resolve outside the dataset folder
@@ -164,6 +167,10 @@ def _check_field(name: str, value: Any) -> None:
     elif name == "weights":
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             raise bad("a mapping of weight component names to local paths")
+    elif name == "external":
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (str, dict))
+                                                  for k, v in value.items()):
+            raise bad("a mapping of detector names to specs (cmd:..., http:..., scores:...) or mappings of options")
     elif name == "detector_params":
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, dict) and
                                                   all(isinstance(key, str) for key in v) for k, v in value.items()):
