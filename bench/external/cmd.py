@@ -4,8 +4,9 @@ CSV of ``path,score[,source]`` back (README, "Detectors with no code in the harn
 
 The command is split like a shell would (``shlex``) but run without one; ``{images}``, ``{list}`` and ``{out}``
 in it become the image folder, the list file and the CSV path to write (without ``{out}``, the CSV is read
-from the program's standard output). The program and every argument that names an existing file are hashed
-into ``config()``, so editing the scorer or its model file invalidates cached scores.
+from the program's standard output). The program, its script (the first argument that is a file) and the
+files listed in ``files`` are hashed into ``config()``, so editing the scorer or its model invalidates cached
+scores.
 """
 
 from __future__ import annotations
@@ -37,32 +38,33 @@ def stderr_tail(stderr: bytes | None) -> str:
     return f"; stderr: {text}" if text else "; it wrote nothing on stderr"
 
 
-def argument_files(argv: list[str]) -> dict[str, str]:
-    """Argument -> sha256 of the file it names: the program (found on PATH or as a path) and every later
-    argument that is an existing file (``--model=m.pt`` counts ``m.pt``). The program must exist."""
+def argument_files(argv: list[str], extra: list[str]) -> dict[str, str]:
+    """File -> sha256 of what decides the scores: the program (found on PATH or as a path), the first later
+    argument that is an existing file (the script of ``python score.py``) and the ``extra`` files named in the
+    spec (a model's weights). Later arguments are not hashed on their own: one may be a log or a counter the
+    program writes, which would make every run look new."""
     program = shutil.which(argv[0]) or (argv[0] if Path(argv[0]).is_file() else None)
     if program is None:
         raise BenchError(f"program {argv[0]!r} not found (not on PATH and not a file)")
     files = {argv[0]: sha256_file(os.path.realpath(program))}
-    for arg in argv[1:]:
-        if any(p in arg for p in PLACEHOLDERS):
-            continue
-        for candidate in (arg, arg.partition("=")[2]):
-            if candidate and Path(candidate).is_file():
-                files[candidate] = sha256_file(candidate)
-                break
+    script = next((arg for arg in argv[1:] if not any(p in arg for p in PLACEHOLDERS) and Path(arg).is_file()), None)
+    for path in ([script] if script else []) + extra:
+        if not Path(path).is_file():
+            raise BenchError(f"files: {path!r} is not a file")
+        files[path] = sha256_file(path)
     return files
 
 
 class CommandDetector(ExternalDetector):
-    """``cmd:COMMAND``: scores from a program run once per image set; ``timeout`` in seconds per run."""
+    """``cmd:COMMAND``: scores from a program run once per image set; ``timeout`` in seconds per run; ``files``:
+    more files whose content decides the scores (hashed into the fit key)."""
 
     kind = "cmd"
     operational = frozenset({"timeout"})
 
-    def __init__(self, target: str, timeout: float = 3600.0, probability: bool = False,
-                 classes: list[str] | None = None):
-        super().__init__(target, probability=probability, classes=classes, timeout=timeout)
+    def __init__(self, target: str, timeout: float = 3600.0, files: list[str] | None = None,
+                 probability: bool = False, classes: list[str] | None = None):
+        super().__init__(target, probability=probability, classes=classes, timeout=timeout, files=files)
         try:
             self.argv = shlex.split(target)
         except ValueError as exc:
@@ -72,7 +74,7 @@ class CommandDetector(ExternalDetector):
         if not timeout > 0:
             raise BenchError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.timeout = float(timeout)
-        self.files = argument_files(self.argv)
+        self.files = argument_files(self.argv, list(files or []))
 
     def identity(self) -> dict:
         return {"files": self.files}

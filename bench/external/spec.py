@@ -24,7 +24,7 @@ KINDS = {"cmd": "bench.external.cmd:CommandDetector", "http": "bench.external.ht
          "scores": "bench.external.scores:ScoresDetector"}
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 SPEC = re.compile(r"(?P<kind>[a-z]+)(?:\[(?P<options>[^\]]*)\])?:(?P<target>.+)", re.DOTALL)
-LISTS = ("classes",)  # options whose value is a list of names
+LISTS = ("classes", "files")  # options whose value is a list of names
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 
@@ -109,7 +109,7 @@ def coerce(where: str, value: Any, default: Any, listed: bool = False) -> Any:
     if listed:
         names = [v.strip() for v in text.split("|")] if text is not None else value
         if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
-            raise BenchError(f"{where}: expected generator names (a list, or a|b|c), got {value!r}")
+            raise BenchError(f"{where}: expected a list of names (or a|b|c), got {value!r}")
         return [n.strip() for n in names]
     if text is None or not text:
         raise BenchError(f"{where}: expected a non-empty string, got {value!r}")
