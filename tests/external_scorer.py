@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extra", action="store_true", help="add a row for a file that was not given")
     p.add_argument("--word", action="store_true", help="write a word instead of the first score")
     p.add_argument("--no-out", action="store_true", help="write nothing")
+    p.add_argument("--source", help="name this source for every image but the first")
     args = p.parse_args(argv)
     if args.count:
         with open(args.count, "a") as fh:
@@ -59,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_out:
         return 0
     paths = [line.strip() for line in open(args.list, encoding="utf-8") if line.strip()]
-    rows = ["path,score"]
+    rows = ["path,score,source" if args.source else "path,score"]
     for n, path in enumerate(paths[:-1] if args.drop else paths):
         score = residual_score(np.asarray(Image.open(path).convert("RGB")))
-        rows.append(f"{path},{'not-a-number' if args.word and n == 0 else score.hex() if args.hex else repr(score)}")
+        text = "not-a-number" if args.word and n == 0 else score.hex() if args.hex else repr(score)
+        rows.append(f"{path},{text}" + (f",{args.source if n else ''}" if args.source else ""))
     if args.extra:
         rows.append("/elsewhere/other.png,0.5")
     text = "\n".join(rows) + "\n"

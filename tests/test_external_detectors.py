@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from bench.cli.main import main
 from bench.core.detector import FitContext
@@ -72,7 +73,7 @@ def test_a_spec_is_a_flag_string_or_a_mapping_with_typed_options():
 
 
 def test_declaring_checks_the_program_and_refuses_a_built_in_name(tmp_path):
-    with pytest.raises(BenchError, match="program 'no-such-scorer' not found"):
+    with pytest.raises(BenchError, match="external detector 'ext_missing': program 'no-such-scorer' not found"):
         register_external({"ext_missing": "cmd:no-such-scorer {list}"})
     with pytest.raises(BenchError, match="a detector of the code has that name"):
         register_external({"spectral": f"cmd:{command()}"})
@@ -83,6 +84,20 @@ def test_declaring_checks_the_program_and_refuses_a_built_in_name(tmp_path):
     assert entry.meta["family"] == "external" and entry.meta["source"] == "cmd" and not entry.meta["trains"]
     register_external({"ext_declared": f"cmd[timeout=9]:{command()}"})  # declared again: replaced
     assert create_detector("ext_declared").timeout == 9
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("ext_x=cmd:no-such-scorer {list}", "external detector 'ext_x': program 'no-such-scorer' not found"),
+    ("ext_x", "--external 'ext_x': expected NAME=SPEC"),
+    ("ext_x=http[rate=-1]:http://127.0.0.1:1/s", "external detector 'ext_x': rate must be a number >= 0, got -1.0"),
+    ("ext_x=scores:/no/such.csv", "external detector 'ext_x': scores file /no/such.csv not found"),
+])
+def test_a_bad_declaration_is_one_line_exit_2_before_any_work(flag, message, tmp_path, capsys):
+    assert main(["run", "--external", flag, "--detectors", "ext_x", "--out", str(tmp_path / "o"),
+                 "--cache-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {message}\n" or (err.startswith(f"error: {message}") and err.count("\n") == 1)
+    assert not (tmp_path / "c").exists()
 
 
 def test_the_fit_key_holds_the_command_and_the_program_file_not_the_timeout(tmp_path):
@@ -124,6 +139,17 @@ def test_a_failing_program_is_a_one_line_error(cell, flags, timeout, message):
     assert "\n" not in str(failure.value)
 
 
+def test_sources_come_back_for_every_image_or_the_gap_is_named(cell):
+    with pytest.raises(BenchError, match=r"a source is given for some images but not for 1 \(positions 0\)"):
+        CommandDetector(command("--source", "sd")).predict(cell, FitContext())
+    script = f"sh -c {shlex.quote(command('--source', 'sd', out=False) + ' | sed s/,$/,real/')}"
+    detector = CommandDetector(script, classes=["real", "sd"], probability=True)
+    prediction = detector.predict(cell, FitContext())
+    assert list(prediction.source) == ["real"] + ["sd"] * 5 and np.array_equal(prediction.score, reference(cell))
+    assert detector.classes == ["real", "sd"] and detector.info.tasks == ("binary", "attribution")
+    assert detector.info.outputs_probability
+
+
 def test_cmd_cells_are_cached_and_resumed_like_any_detector(tmp_path, run_cache):
     """A second identical run asks the program nothing; run.json records the command and the program's hash."""
     counter = tmp_path / "count.txt"
@@ -144,9 +170,13 @@ def test_cmd_cells_are_cached_and_resumed_like_any_detector(tmp_path, run_cache)
 
 
 def test_a_failing_program_fails_its_detector_with_the_reason(tmp_path, run_cache, capsys):
-    spec = f"cmd:{command('--fail', '2')}"
-    assert main(["run", "--detectors", "ext_failing", "--external", f"ext_failing={spec}", *RUN,
-                 "--cache-dir", str(run_cache), "--out", str(tmp_path / "run")]) == 1
+    """Declared in a YAML run config (the mapping form); the other detectors of the run are unaffected."""
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({
+        "detectors": ["ext_failing", "spectral"], "external": {"ext_failing": {"cmd": command("--fail", "2"),
+                                                                              "timeout": 60}}}))
+    assert main(["run", "--config", str(tmp_path / "run.yaml"), *RUN, "--cache-dir", str(run_cache),
+                 "--out", str(tmp_path / "run")]) == 1
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["detectors"]["spectral"]["status"] == "ok"
     reason = json.loads((tmp_path / "run" / "run.json").read_text())["detectors"]["ext_failing"]["reason"]
     assert "exited with status 2; stderr: loading model | CUDA error: out of memory" in reason
     assert "failed: ext_failing:" in capsys.readouterr().err

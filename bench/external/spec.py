@@ -124,7 +124,10 @@ def register_external(external: dict[str, Any]) -> list[str]:
     names = []
     for name, spec in external.items():
         kind, options = parse_spec(name, spec)
-        detector = detector_class(kind)(**options)  # checks the options, the program, the file now
+        try:
+            detector = detector_class(kind)(**options)  # checks the options, the program, the file now
+        except BenchError as exc:
+            raise BenchError(f"external detector {name!r}: {exc}") from None
         meta = {"family": FAMILY, "source": kind, "summary": f"{kind}: {detector.describe()}", "trains": False,
                 "weights": (), "gpu": "no", "tasks": detector.info.tasks, "kwargs": options}
         if name in DETECTORS:
