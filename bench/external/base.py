@@ -88,6 +88,6 @@ class ExternalDetector(Detector):
         """The Prediction of scores read back in image order; sources only when every image has one."""
         if sources is not None and any(s is None for s in sources):
             missing = [i for i, s in enumerate(sources) if s is None]
-            raise BenchError(f"{self.name}: a source is given for some images but not for {len(missing)} "
+            raise BenchError(f"a source is given for some images but not for {len(missing)} "
                              f"(positions {some(missing)}); give one for every image or none")
         return Prediction(np.asarray(scores, dtype=np.float64), None if sources is None else np.asarray(sources, dtype=object))

@@ -11,6 +11,7 @@ scores.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shlex
@@ -36,6 +37,12 @@ def stderr_tail(stderr: bytes | None) -> str:
     lines = [line.strip() for line in (stderr or b"").decode("utf-8", "replace").splitlines() if line.strip()]
     text = " | ".join(lines[-STDERR_LINES:])[-STDERR_CHARS:]
     return f"; stderr: {text}" if text else "; it wrote nothing on stderr"
+
+
+def kill_group(pid: int) -> None:
+    """Kill the program and whatever it started (its process group); it may have exited already."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def argument_files(argv: list[str], extra: list[str]) -> dict[str, str]:
@@ -114,12 +121,12 @@ class CommandDetector(ExternalDetector):
             try:
                 stdout, stderr = proc.communicate(timeout=self.timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_group(proc.pid)
                 _, stderr = proc.communicate()
                 raise BenchError(f"`{self.argv[0]}` did not finish within {self.timeout:g} s (timeout)"
                                  f"{stderr_tail(stderr)}") from None
             except BaseException:
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_group(proc.pid)
                 raise
         if proc.returncode != 0:
             raise BenchError(f"`{self.argv[0]}` exited with status {proc.returncode}{stderr_tail(stderr)}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import http.client
 import json
 import os
 import threading
@@ -183,10 +184,10 @@ class HttpDetector(ExternalDetector):
                 if exc.code not in RETRY_STATUS:
                     raise BenchError(f"{self.url} answered {problem}") from None
                 wait = retry_after(exc.headers)
-            except (TimeoutError, OSError) as exc:  # URLError, refused connections, socket timeouts
+            except (OSError, http.client.HTTPException) as exc:  # URLError, refused or dropped connections, timeouts
                 reason = getattr(exc, "reason", exc)
                 problem = (f"no answer within {self.timeout:g} s (timeout)" if isinstance(reason, TimeoutError)
-                           else f"cannot connect: {mask(str(reason), token)}")
+                           else f"cannot connect: {mask(str(reason) or type(reason).__name__, token)}")
             if attempt < self.retries:
                 time.sleep(self.backoff * 2 ** attempt if wait is None else wait)
         tries = f"{self.retries + 1} tries" if self.retries else "1 try"
