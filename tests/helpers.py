@@ -36,6 +36,18 @@ def textured(rng: np.random.Generator, size: int = 48, smooth: bool = False) -> 
 
 
 @contextmanager
+def registry_restored(registry):
+    """Entries added to ``registry`` inside the block are gone after it: detectors a test declares (external ones,
+    in-process twins) must not reach the registry-wide tests that build every registered detector."""
+    saved = dict(registry._entries)
+    try:
+        yield registry
+    finally:
+        registry._entries.clear()
+        registry._entries.update(saved)
+
+
+@contextmanager
 def interrupted_after_checkpoints(n: int):
     """Simulate a kill right after the training loop writes its n-th checkpoint.
 

@@ -18,10 +18,19 @@ from PIL import Image
 from bench.cli.main import main
 from bench.core.registries import DETECTORS, load_plugins
 from external_scorer import ScoringServer, residual_score
+from helpers import registry_restored
 
 SCORER = Path(__file__).resolve().parent / "external_scorer.py"
 GRID = ["--dataset", "demo", "--limit", "3", "--perturb", "jpeg:2,blur:1", "--no-report", "--quiet", "--no-audit"]
 IN_PROCESS = "test_residual"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def declared_detectors_stay_here():
+    """The detectors this module declares leave the registry with it (helpers.registry_restored)."""
+    load_plugins()
+    with registry_restored(DETECTORS):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +38,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     """The run folder of each route (all sharing one cache, as one user's runs would)."""
     root = tmp_path_factory.mktemp("routes")
     common = [*GRID, "--cache-dir", str(root / "cache")]
-    load_plugins()
-    if IN_PROCESS not in DETECTORS:
-        DETECTORS.add(IN_PROCESS, "helpers:ResidualDetector", family="test", trains=False, weights=(), gpu="no",
-                      tasks=("binary",), test=True, summary="mean absolute Laplacian residual (tests)")
+    DETECTORS.add(IN_PROCESS, "helpers:ResidualDetector", family="test", trains=False, weights=(), gpu="no",
+                  tasks=("binary",), test=True, summary="mean absolute Laplacian residual (tests)")
     assert main(["run", "--detectors", IN_PROCESS, *common, "--out", str(root / "in-process")]) == 0
     program = f"cmd:{shlex.quote(sys.executable)} {shlex.quote(str(SCORER))} {{list}} {{out}}"
     assert main(["run", "--detectors", "residual", "--external", f"residual={program}", *common,
