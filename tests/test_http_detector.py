@@ -102,7 +102,8 @@ def test_the_token_comes_from_the_environment_and_is_masked_in_errors(server, ce
     assert np.array_equal(detector.predict(cell, FitContext()).score, reference(cell))
     assert server.requests[-1][1]["Authorization"] == f"Bearer {TOKEN}"
     monkeypatch.setenv("EXT_TEST_TOKEN", TOKEN + "-wrong")
-    with pytest.raises(BenchError, match=r"answered HTTP 401 Unauthorized: .*bad credentials: Bearer \*\*\*") as failure:
+    masked = r"answered HTTP 401 Unauthorized: .*bad credentials: Bearer \*\*\*"
+    with pytest.raises(BenchError, match=masked) as failure:
         detector.predict(cell, FitContext())
     assert TOKEN not in str(failure.value)
     assert server.requests[-1][0] == "/auth" and len(server.requests) == 2  # a 401 is not retried

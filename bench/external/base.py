@@ -90,4 +90,5 @@ class ExternalDetector(Detector):
             missing = [i for i, s in enumerate(sources) if s is None]
             raise BenchError(f"a source is given for some images but not for {len(missing)} "
                              f"(positions {some(missing)}); give one for every image or none")
-        return Prediction(np.asarray(scores, dtype=np.float64), None if sources is None else np.asarray(sources, dtype=object))
+        return Prediction(np.asarray(scores, dtype=np.float64),
+                          None if sources is None else np.asarray(sources, dtype=object))

@@ -101,7 +101,8 @@ def check_coverage(detector: ScoresDetector, cfg: RunConfig, cache: Cache, progr
             expected.add(key)
             if key not in table:
                 missing[f"{cell[0]}:{cell[1]}" + (" (validation images)" if split == "val" else "")] += 1
-    cells = {row["cell_key"]: f"{row['perturbation']}:{row['severity']}" for row in read_manifest(detector.folder).values()}
+    cells = {row["cell_key"]: f"{row['perturbation']}:{row['severity']}"
+             for row in read_manifest(detector.folder).values()}
     extra = Counter(cells[key] for key in table if key not in expected)
     problems = []
     if missing:

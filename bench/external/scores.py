@@ -32,7 +32,8 @@ class ScoresDetector(ExternalDetector):
         if not self.path.is_file():
             raise BenchError(f"scores file {self.path} not found")
         read_manifest(self.folder)  # the folder is an export
-        self.hashes = {"scores_sha256": sha256_file(self.path), "manifest_sha256": sha256_file(self.folder / MANIFEST)}
+        self.hashes = {"scores_sha256": sha256_file(self.path),
+                       "manifest_sha256": sha256_file(self.folder / MANIFEST)}
         self._table: dict | None = None
 
     def identity(self) -> dict:
@@ -62,8 +63,8 @@ class ScoresDetector(ExternalDetector):
                     table[entry["cell_key"]] = (parse_score(row["score"], f"{self.path}, line {line}"),
                                                 (row.get("source") or "").strip() or None)
             if unknown:
-                raise BenchError(f"{self.path}: {len(unknown)} rows name files that are not in {self.folder / MANIFEST} "
-                                 f"({some(unknown)}): scores for other images")
+                raise BenchError(f"{self.path}: {len(unknown)} rows name files that are not in "
+                                 f"{self.folder / MANIFEST} ({some(unknown)}): scores for other images")
             self._table = table
         return self._table
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import re
 from typing import Any
 
@@ -103,7 +104,8 @@ def coerce(where: str, value: Any, default: Any, listed: bool = False) -> Any:
             number = kind(text) if text is not None else value
         except ValueError:
             number = None
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or (kind is int and not isinstance(number, int)):
+        if (isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number)
+                or (kind is int and not isinstance(number, int))):
             raise BenchError(f"{where}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
         return kind(number)
     if listed:
