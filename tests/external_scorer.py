@@ -15,6 +15,7 @@ import email.parser
 import email.policy
 import io
 import json
+import os
 import sys
 import threading
 import time
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("list")
     p.add_argument("out", nargs="?")
     p.add_argument("--count", help="append a line to this file on every run")
+    p.add_argument("--crash", help="a file holding N: with --count, exit 1 on the N-th run while it exists")
     p.add_argument("--hex", action="store_true", help="write scores as float.hex")
     p.add_argument("--fail", type=int, help="print to stderr and exit with this status")
     p.add_argument("--sleep", type=float, default=0.0)
@@ -53,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.count:
         with open(args.count, "a") as fh:
             fh.write("run\n")
+        calls = len(open(args.count).read().splitlines())
+        if args.crash and os.path.exists(args.crash) and int(open(args.crash).read()) == calls:
+            print(f"crashed on run {calls}", file=sys.stderr)
+            return 1
     time.sleep(args.sleep)
     if args.fail is not None:
         print("loading model\nCUDA error: out of memory", file=sys.stderr)

@@ -177,6 +177,22 @@ def test_cmd_cells_are_cached_and_resumed_like_any_detector(tmp_path, run_cache)
     assert record["config"]["external"] == {"ext_counted": spec}
 
 
+def test_a_run_cut_short_resumes_with_only_the_cells_it_lacks(tmp_path, run_cache):
+    """The program dies on its 4th run (the blur cell); rerun, it is asked for that cell alone."""
+    counter, crash = tmp_path / "count.txt", tmp_path / "crash.txt"
+    crash.write_text("4")
+    spec = f"cmd:{command('--count', str(counter), '--crash', str(crash))}"
+    args = ["run", "--detectors", "ext_resumed", "--external", f"ext_resumed={spec}", *RUN,
+            "--cache-dir", str(run_cache), "--out", str(tmp_path / "run")]
+    assert main(args) == 1
+    crash.unlink()
+    assert main(args) == 0
+    assert len(counter.read_text().splitlines()) == 5
+    scores = pd.read_parquet(tmp_path / "run" / "scores.parquet")
+    assert scores.groupby(["perturbation", "severity"]).size().to_dict() == {("blur", 1): 12, ("jpeg", 2): 12,
+                                                                              ("none", 0): 12}
+
+
 def test_a_failing_program_fails_its_detector_with_the_reason(tmp_path, run_cache, capsys):
     """Declared in a YAML run config (the mapping form); the other detectors of the run are unaffected."""
     (tmp_path / "run.yaml").write_text(yaml.safe_dump({
