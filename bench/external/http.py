@@ -104,7 +104,7 @@ class HttpDetector(ExternalDetector):
                 raise BenchError(f"{key} must be a number >= 0, got {value}")
         if not timeout > 0:
             raise BenchError(f"timeout must be a positive number of seconds, got {timeout}")
-        self.url, self.format, self.batch, self.concurrency = target, format, batch, concurrency
+        self.format, self.batch, self.concurrency = format, batch, concurrency
         self.rate, self.retries, self.backoff, self.timeout = rate, retries, backoff, timeout
         self.token_env, self.token_header = token_env, token_header
 
@@ -137,18 +137,14 @@ class HttpDetector(ExternalDetector):
                                           for i in chunk]}).encode()
             content_type = "application/json"
         else:
-            boundary = uuid.uuid4().hex
-            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{chunk[0]:06d}.png\""
-                    f"\r\nContent-Type: image/png\r\n\r\n").encode() + png_bytes(images[chunk[0]]) + \
-                f"\r\n--{boundary}--\r\n".encode()
-            content_type = f"multipart/form-data; boundary={boundary}"
+            body, content_type = multipart_image(f"{chunk[0]:06d}.png", png_bytes(images[chunk[0]]))
         answer = self.post(body, {**headers, "Content-Type": content_type, "Accept": "application/json"}, limit, token)
         where = f"the answer for images {chunk[0]}-{chunk[-1]}"
         try:
             payload = json.loads(answer)
         except ValueError:
-            raise BenchError(f"{where} is not JSON: {mask(answer.decode('utf-8', 'replace')[:BODY_CHARS], token)!r}") \
-                from None
+            text = mask(answer.decode("utf-8", "replace")[:BODY_CHARS], token)
+            raise BenchError(f"{where} is not JSON: {text!r}") from None
         if self.format == "multipart":
             if not isinstance(payload, dict) or "score" not in payload:
                 raise BenchError(f"{where} has no \"score\": {mask(str(payload)[:BODY_CHARS], token)}")
@@ -175,14 +171,14 @@ class HttpDetector(ExternalDetector):
             limit.wait()
             wait = None
             try:
-                request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+                request = urllib.request.Request(self.target, data=body, headers=headers, method="POST")
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     return response.read()
             except urllib.error.HTTPError as exc:
                 text = exc.read()[:BODY_CHARS].decode("utf-8", "replace")
                 problem = f"HTTP {exc.code} {exc.reason}: {mask(text, token)}".rstrip(": ")
                 if exc.code not in RETRY_STATUS:
-                    raise BenchError(f"{self.url} answered {problem}") from None
+                    raise BenchError(f"{self.target} answered {problem}") from None
                 wait = retry_after(exc.headers)
             except (OSError, http.client.HTTPException) as exc:  # URLError, refused or dropped connections, timeouts
                 reason = getattr(exc, "reason", exc)
@@ -191,7 +187,15 @@ class HttpDetector(ExternalDetector):
             if attempt < self.retries:
                 time.sleep(self.backoff * 2 ** attempt if wait is None else wait)
         tries = f"{self.retries + 1} tries" if self.retries else "1 try"
-        raise BenchError(f"{self.url}: {problem} ({tries})")
+        raise BenchError(f"{self.target}: {problem} ({tries})")
+
+
+def multipart_image(filename: str, data: bytes) -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body holding one PNG in the field ``image``, and its Content-Type."""
+    boundary = uuid.uuid4().hex
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
+            "Content-Type: image/png\r\n\r\n")
+    return head.encode() + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def mask(text: str, token: str | None) -> str:
