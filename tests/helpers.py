@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.core.detector import Detector, DetectorInfo, Prediction
+from external_scorer import residual_score
+
 WILD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "wild-dev"
 #: Real pretrained weights kept next to the checkout (TAEF2, LPIPS VGG/AlexNet trunks); see its README.md.
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights"
@@ -30,6 +33,18 @@ def textured(rng: np.random.Generator, size: int = 48, smooth: bool = False) -> 
     if not smooth:
         img = img + rng.normal(0, 25, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@contextmanager
+def registry_restored(registry):
+    """Entries added to ``registry`` inside the block are gone after it: detectors a test declares (external ones,
+    in-process twins) must not reach the registry-wide tests that build every registered detector."""
+    saved = dict(registry._entries)
+    try:
+        yield registry
+    finally:
+        registry._entries.clear()
+        registry._entries.update(saved)
 
 
 @contextmanager
@@ -55,3 +70,13 @@ def interrupted_after_checkpoints(n: int):
         yield saves
     finally:
         training._save_checkpoint = original
+
+
+class ResidualDetector(Detector):
+    """``external_scorer.residual_score`` in process: the reference the external detectors must equal exactly."""
+
+    info = DetectorInfo(family="test", paper="mean absolute Laplacian residual (tests of external detectors)",
+                        trains=False, gpu="no", outputs_probability=False)
+
+    def predict(self, images, ctx) -> Prediction:
+        return Prediction(np.array([residual_score(images[i]) for i in range(len(images))]))

@@ -1,8 +1,8 @@
 """The layers of the code (README, "Layout of the code"), checked on every module's imports.
 
 Bottom to top: ``bench.core`` <- ``bench.data``, ``bench.weights``, ``perturbations`` (siblings that do
-not import each other) <- ``bench.nn`` <- ``bench.run`` <- ``bench.report`` <- ``bench.cli``. A package
-imports only from its own package and the layers below it. ``detectors`` and ``baselines`` use core,
+not import each other) <- ``bench.nn`` <- ``bench.run`` <- ``bench.report``, ``bench.external`` (siblings)
+<- ``bench.cli``. A package imports only from its own package and the layers below it. ``detectors`` and ``baselines`` use core,
 data, weights and nn (and their own package), never run, report or cli.
 
 Every ``import``/``from ... import`` counts, at module level or inside a function, except those under
@@ -29,6 +29,7 @@ LAYER = {
     "bench.nn": 2,
     "bench.run": 3,
     "bench.report": 4,
+    "bench.external": 4,  # a sibling of report: neither imports the other
     "bench.cli": 5,
 }
 #: Packages outside the bench layers, and what each may import besides itself.

@@ -117,11 +117,13 @@ def test_every_config_field_is_a_flag_that_sets_it(field, tmp_path):
     examples = {"detectors": "spectral,npr", "dataset": "elsewhere", "train_on": "other", "generators": "a,b",
                 "train_generators": "a", "test_generators": "b", "perturb": "jpeg:2", "preset": "univfd",
                 "profile": "fast", "seeds": "0,1", "device": "cuda:1", "normalize": "png",
-                "detector_params": "npr.epochs=3", "weights": f"resnet50={tmp_path}"}
+                "detector_params": "npr.epochs=3", "weights": f"resnet50={tmp_path}",
+                "external": "mine=cmd:python score.py {list} {out}"}
     text = examples.get(field.name) or ("3" if field.type.startswith("int") else "0.9")
     cfg = run_config_from_args(_run_args(flag_name(field.name), text))
     expected = {"detectors": ["spectral", "npr"], "generators": ["a", "b"], "train_generators": ["a"],
                 "test_generators": ["b"], "seeds": [0, 1], "detector_params": {"npr": {"epochs": 3}},
+                "external": {"mine": "cmd:python score.py {list} {out}"},
                 "int": 3, "float": 0.9}
     value = getattr(cfg, field.name)
     if field.name == "weights":

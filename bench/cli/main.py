@@ -110,26 +110,37 @@ def run_config_from_args(args: argparse.Namespace):
     return config_from_args(args, data)
 
 
+def register_declared(cfg) -> None:
+    """Register the run's detectors with no code in the harness (``--external``) before it names detectors."""
+    if cfg.external:
+        from bench.external.spec import register_external
+
+        register_external(cfg.external)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from bench.core.cache import Cache
     from bench.run.dry_run import plan_run, plan_text
     from bench.run.runner import Runner
 
-    runner = Runner(run_config_from_args(args), Path(args.out) if args.out else None, Cache(args.cache_dir),
-                    progress=not args.quiet)
+    cfg = run_config_from_args(args)
+    register_declared(cfg)
+    runner = Runner(cfg, Path(args.out) if args.out else None, Cache(args.cache_dir), progress=not args.quiet)
     print(plan_text(plan_run(runner)))
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, cfg=None) -> int:
+    """``bench run``; ``cfg``: the run config when the caller built it (bench import-scores), else the flags'."""
     from bench.core.cache import Cache
     from bench.report.write import write_leaderboards
     from bench.run.runner import Runner
     from bench.run.schema import LEADERBOARD_MD
 
-    if args.dry_run:
+    if getattr(args, "dry_run", False):  # import-scores reaches here without the flag
         return cmd_plan(args)
-    cfg = run_config_from_args(args)
+    cfg = cfg or run_config_from_args(args)
+    register_declared(cfg)
     from bench.run.executors import make_executor
 
     executor = make_executor(args.executor, args.ray_address)
@@ -245,6 +256,7 @@ def add_dataset_loading_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from bench.cli.audit import add_audit_command
     from bench.cli.data import add_fetch_command
+    from bench.cli.external import add_external_commands
     from bench.cli.report import add_report_commands
     from bench.cli.reproduce import add_reproduce_command
     from bench.cli.weights import add_weights_commands
@@ -274,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_command(sub)
     add_report_commands(sub)
     add_reproduce_command(sub)
+    add_external_commands(sub)
     add_weights_commands(sub)
     return parser
 

@@ -3,7 +3,7 @@
 Every :class:`~bench.run.config.RunConfig` field is a flag: ``--field-name``, with the field's help, group,
 choices and metavar (:func:`bench.run.config.setting`); its type decides the flag's form. Booleans are
 switches (``--no-caption-groups`` for the one that defaults to on), lists take comma-separated values, and
-the two mappings take repeatable ``NAME=VALUE`` items (``--weights NAME=PATH``,
+the mappings take repeatable ``NAME=VALUE`` items (``--weights NAME=PATH``, ``--external NAME=SPEC``,
 ``--detector-param DETECTOR.KEY=VALUE``, the value read as YAML). A flag that is not given leaves the
 value of ``--suite`` / ``--config`` (or the default) in place.
 """
@@ -98,6 +98,10 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any]) -> RunConfi
             from bench.weights import parse_weight_overrides
 
             data["weights"] = {**data.get("weights", {}), **parse_weight_overrides(value)}
+        elif f.name == "external":
+            from bench.external.spec import parse_flag
+
+            data["external"] = {**data.get("external", {}), **dict(map(parse_flag, value))}
         elif f.name == "detector_params":
             merged = {name: dict(kwargs) for name, kwargs in (data.get("detector_params") or {}).items()}
             for name, kwargs in _detector_params(value).items():

@@ -105,6 +105,12 @@ class RunConfig:
                     "detector's profile 'custom'", metavar="DETECTOR.KEY=VALUE")
     weights: dict[str, str] = setting({}, "grid", "use a local file or folder for a pretrained component "
                                                   "(repeatable)", metavar="NAME=PATH")
+    # Detectors with no code in the harness (bench.external.spec), registered by the CLI before the run expands
+    # ``detectors``.
+    external: dict[str, str | dict[str, Any]] = setting(
+        {}, "grid", "declare a detector with no code in the harness (repeatable): cmd:COMMAND, http:URL or "
+                    "scores:FILE, options as KIND[key=value,...]:TARGET; select it with --detectors NAME (README, "
+                    "'Detectors with no code in the harness')", metavar="NAME=SPEC")
     random_weights: bool = setting(False, "grid", "allow randomly initialised backbones when weights are missing "
                                                   "(rows are marked weights=random and left out of leaderboards)")
     strict: bool = setting(False, "execution", "fail instead of skipping a detector whose weights are missing or "
@@ -214,6 +220,10 @@ def check_field(f: dataclasses.Field, value: Any) -> None:
     elif kind.startswith("dict[str, str]"):
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             raise bad("a mapping of weight component names to local paths")
+    elif kind.startswith("dict[str, str | dict"):
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (str, dict))
+                                                  for k, v in value.items()):
+            raise bad("a mapping of detector names to specs (cmd:..., http:..., scores:...) or mappings of options")
     elif kind.startswith("dict[str, dict"):
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, dict) and
                                                   all(isinstance(key, str) for key in v) for k, v in value.items()):
