@@ -59,6 +59,9 @@ class RunConfig:
     strict: bool = False
     allow_outside_paths: bool = False  # read manifest paths that resolve outside the dataset folder
     normalize: str | None = None  # e.g. "size:512,jpeg:95": every image rewritten alike first (bench.data.normalize)
+    # --plugin files (absolute paths) and modules whose detectors, perturbations or datasets the run uses
+    # (bench.core.plugins; the CLI loads them before this config is checked)
+    plugins: list[str] = field(default_factory=list)
 
     @property
     def training_seed(self) -> int:
@@ -118,7 +121,7 @@ INT_RANGES: dict[str, tuple[int, int | None]] = {
     "batch_size": (1, None), "bootstrap": (0, None), "max_pixels": (1, None), "min_side": (1, None),
 }
 STRS = ("dataset", "train_on", "perturb", "device", "normalize")
-STR_LISTS = ("detectors", "generators", "train_generators", "test_generators")
+STR_LISTS = ("detectors", "generators", "train_generators", "test_generators", "plugins")
 BOOLS = ("random_weights", "strict", "allow_outside_paths", "vary_split", "allow_overlap", "caption_groups")
 OPTIONAL = ("train_on", "generators", "train_generators", "test_generators", "train_seed", "seeds", "limit",
             "normalize", "batch_size")
