@@ -122,7 +122,21 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", help="cache directory (default: $BENCH_CACHE_DIR or the user cache dir)")
     p.add_argument("--no-report", action="store_true", help="write the store and leaderboard only, no figures")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_plugin_arg(p)
     p.set_defaults(func=cmd_run)
+
+
+def add_plugin_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", metavar="PATH_OR_MODULE",
+                   help="a Python file or module that registers detectors (perturbations, datasets) from outside "
+                        "the project (repeatable; README, 'Your own detector')")
+
+
+def use_cli_plugins(specs) -> list[str]:
+    """Load ``--plugin``/``plugins:`` specs (a list, or one comma-separated string) here and in child processes."""
+    from bench.core.plugins import use_plugins
+
+    return use_plugins(_csv(specs) if isinstance(specs, str) else specs or [])
 
 
 def run_config_from_args(args: argparse.Namespace):
@@ -144,6 +158,9 @@ def run_config_from_args(args: argparse.Namespace):
              "bootstrap": args.bootstrap, "random_weights": args.random_weights, "strict": args.strict,
              "allow_outside_paths": args.allow_outside_paths, "normalize": args.normalize}
     data.update({k: v for k, v in flags.items() if v is not None})
+    if args.plugin or "plugins" in data:
+        data["plugins"] = use_cli_plugins([*(_csv(data["plugins"]) if isinstance(data.get("plugins"), str)
+                                             else data.get("plugins") or []), *(args.plugin or [])])
     if args.weights:
         from bench.weights import parse_weight_overrides
 
@@ -192,16 +209,18 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from bench.core.registries import DETECTORS, load_plugins
 
+    use_cli_plugins(args.plugin)
     load_plugins()
     pattern = args.pattern or "*"
     if args.what == "detectors":
         rows = []
         for name in DETECTORS.names(pattern):
-            meta = DETECTORS.entry(name).meta
+            entry = DETECTORS.entry(name)
+            meta = entry.meta
             rows.append([name, meta.get("family", ""), ", ".join(meta.get("weights", ())) or "-",
                          "yes" if meta.get("trains") else "no", meta.get("gpu", ""), ",".join(meta.get("tasks", ())),
-                         meta.get("summary", "")])
-        print(tabulate(rows, headers=["detector", "family", "weights", "trains", "gpu", "tasks", "method"]))
+                         meta.get("summary", ""), entry.source])
+        print(tabulate(rows, headers=["detector", "family", "weights", "trains", "gpu", "tasks", "method", "source"]))
         print("\n'all' selects every detector except test_*; test_* models are for tests and smoke runs only.")
         if args.verbose:
             print_detector_details(DETECTORS.names(pattern))
@@ -272,6 +291,8 @@ def add_dataset_loading_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from bench.cli.audit import add_audit_command
+    from bench.cli.check import add_check_command
+    from bench.cli.scaffold import add_new_command
     from bench.cli.data import add_fetch_command
     from bench.cli.report import add_report_commands
     from bench.cli.reproduce import add_reproduce_command
@@ -291,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="detectors: also print each one's paper and departures from it; datasets: how to get "
                         "each")
+    add_plugin_arg(p)
     p.set_defaults(func=cmd_list)
     data = sub.add_parser("data", help="inspect or fetch datasets").add_subparsers(dest="data_command", metavar="ACTION")
     p = data.add_parser("inspect", help="counts per label and generator, formats, sizes, and shortcut warnings")
@@ -303,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_commands(sub)
     add_reproduce_command(sub)
     add_weights_commands(sub)
+    add_check_command(sub)
+    add_new_command(sub)
     return parser
 
 
