@@ -1,7 +1,7 @@
 """The layers of the code (README, "Layout of the code"), checked on every module's imports.
 
 Bottom to top: ``bench.core`` <- ``bench.data``, ``bench.weights``, ``perturbations`` (siblings that do
-not import each other) <- ``bench.nn`` <- ``bench.run`` <- ``bench.report`` <- ``bench.cli``. A package
+not import each other) <- ``bench.nn`` <- ``bench.run``, ``bench.testing`` <- ``bench.report`` <- ``bench.cli``. A package
 imports only from its own package and the layers below it. ``detectors`` and ``baselines`` use core,
 data, weights and nn (and their own package), never run, report or cli.
 
@@ -28,6 +28,7 @@ LAYER = {
     "perturbations": 1,
     "bench.nn": 2,
     "bench.run": 3,
+    "bench.testing": 3,
     "bench.report": 4,
     "bench.cli": 5,
 }
