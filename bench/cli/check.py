@@ -12,14 +12,14 @@ from bench.core.detector import PROFILES
 
 def cmd_check_detector(args: argparse.Namespace) -> int:
     from bench.cli.main import use_cli_plugins
-    from bench.core.registries import DETECTORS, create_detector, load_plugins
+    from bench.core.registries import DETECTORS, load_plugins
     from bench.testing import check_detector
 
     use_cli_plugins(args.plugin)
     load_plugins()
     entry = DETECTORS.entry(args.name)  # an unknown name: one line with did-you-mean
     print(f"checking {args.name} ({entry.source}, profile {args.profile}, {args.device})")
-    report = check_detector(create_detector(args.name, args.profile), device=args.device, raise_on_failure=False)
+    report = check_detector(args.name, profile=args.profile, device=args.device, raise_on_failure=False)
     print(report.table())
     failed = report.failed
     print(f"\n{args.name}: " + (f"{len(failed)} check(s) failed: {', '.join(r.check for r in failed)}" if failed

@@ -61,7 +61,9 @@ def use_plugins(specs: Iterable[Any]) -> list[str]:
         spec = spec.strip()
         out.append(str(Path(spec).expanduser().resolve()) if is_file_spec(spec) else spec)
     current = plugin_specs()
-    os.environ[PLUGINS_ENV] = os.pathsep.join(current + [s for s in dict.fromkeys(out) if s not in current])
+    added = [s for s in dict.fromkeys(out) if s not in current]
+    if added:
+        os.environ[PLUGINS_ENV] = os.pathsep.join(current + added)
     return out
 
 

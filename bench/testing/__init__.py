@@ -8,7 +8,7 @@ scores, the cache round trip, ``differentiable_score``) and names each failure w
     def test_my_detector_keeps_the_contract():
         check_detector(MyDetector())        # raises DetectorCheckError listing the failed checks
 
-May import: bench.core, bench.data, bench.nn (a layer beside bench.run; bench.cli uses it).
+May import: bench.core, bench.data, bench.weights, bench.nn (a layer beside bench.run; bench.cli uses it).
 """
 
 from bench.testing.checks import CheckReport, CheckResult, DetectorCheckError, check_detector

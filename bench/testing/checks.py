@@ -270,6 +270,20 @@ def _guarded(check: str, fn: Callable[[], CheckResult]) -> CheckResult:
         return CheckResult(check, FAIL, f"{type(exc).__name__}: {exc}")
 
 
+def _registered(name: str, profile: str) -> Detector:
+    """A registered detector built as a run builds it, its pretrained weights resolved (a BenchError saying how
+    to get them when they are missing)."""
+    from bench.core.registries import DETECTORS, create_detector
+    from bench.weights.gate import check_detector_weights
+
+    decision = check_detector_weights(name, DETECTORS.entry(name).meta)
+    if decision.skip_reason:
+        raise BenchError(f"{name}: {decision.skip_reason}")
+    detector = create_detector(name, profile)
+    detector.weights_provenance = decision.provenance
+    return detector
+
+
 def check_detector(detector: Detector | str, *, profile: str = "fast", device: str = "cpu", seed: int = 0,
                    odd_images: tuple[str, ...] | None = None, raise_on_failure: bool = True,
                    log: Callable[[str], Any] | None = None) -> CheckReport:
@@ -281,9 +295,7 @@ def check_detector(detector: Detector | str, *, profile: str = "fast", device: s
     finishes (the CLI prints them).
     """
     if isinstance(detector, str):
-        from bench.core.registries import create_detector
-
-        detector = create_detector(detector, profile)
+        detector = _registered(detector, profile)
     results: list[CheckResult] = []
 
     def add(result: CheckResult) -> None:
