@@ -132,12 +132,15 @@ def test_run_config_plugins_are_a_list_of_names():
 # -- --plugin files ----------------------------------------------------------------------------------
 
 
-def test_a_plugin_file_is_listed_with_its_hash_and_a_broken_one_is_one_line(tmp_path):
+def test_plugin_files_and_modules_are_listed_with_their_hash_and_a_broken_one_is_one_line(tmp_path):
     plugin = write(tmp_path / "mine" / "brightness_plugin.py", FILE_PLUGIN)
     broken = write(tmp_path / "mine" / "broken_plugin.py", "import not_a_module_anywhere\n")
-    env = hermetic_env(tmp_path)
-    proc = bench(env, "list", "detectors", "--plugin", str(plugin), "--plugin", str(broken))
+    module = write(tmp_path / "modules" / "module_plugin.py", FILE_PLUGIN.replace("file_brightness", "mod_brightness"))
+    env = hermetic_env(tmp_path, tmp_path / "modules")
+    proc = bench(env, "list", "detectors", "--plugin", str(plugin), "--plugin", str(broken), "--plugin", "module_plugin")
     assert proc.returncode == 0, proc.stderr
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("mod_brightness"))
+    assert line.rstrip().endswith(f"plugin: module module_plugin sha256:{sha256_file(str(module))[:16]}")
     line = next(l for l in proc.stdout.splitlines() if l.startswith("file_brightness"))
     assert "toy" in line and f"plugin: {plugin} sha256:{sha256_file(str(plugin))[:16]}" in line
     assert "mean brightness, from a plugin file" in line  # the summary: the class docstring's first line

@@ -14,7 +14,7 @@ Two routes, both ending in the same registries as the project's own entries (REA
 
 Every entry records its source ("entry point: pkg 1.2.0", "plugin: /path/f.py sha256:..."); a plugin
 detector's config carries it, so its fit key and run.json change with the file or the package version.
-A plugin that fails to import is one line on stderr (kept in :data:`FAILURES`) and the rest still load;
+A plugin that fails to import is one line on stderr and the rest still load;
 a name registered twice is a :class:`~bench.core.registry.DuplicateNameError` naming both sources.
 """
 
@@ -37,8 +37,6 @@ from bench.core.registry import DuplicateNameError, Registry
 PLUGINS_ENV = "AIGI_BENCH_PLUGINS"
 ENTRY_POINT_PREFIX = "aigi_bench."
 FILE_PACKAGE = "bench.core.plugin_files"
-#: One line per plugin or entry point that failed to import in this process (also printed to stderr).
-FAILURES: list[str] = []
 _files: dict[str, Path] = {}  # module stem -> the plugin file imported under it
 
 
@@ -79,9 +77,7 @@ def _guarded(what: str, load: Callable[[], None]) -> None:
 
 def _report(what: str, exc: Exception) -> None:
     first = (str(exc).strip().splitlines() or [""])[0]
-    line = f"{what} failed to import: {type(exc).__name__}: {first}"
-    FAILURES.append(line)
-    print(f"error: {line}", file=sys.stderr)
+    print(f"error: {what} failed to import: {type(exc).__name__}: {first}", file=sys.stderr)
 
 
 def _all_from(registries: Iterable[Registry], source: str) -> ExitStack:
