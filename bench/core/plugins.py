@@ -115,11 +115,9 @@ def load_plugin(spec: str, registries: Iterable[Registry]) -> None:
     except Exception:  # a parent package that does not import: the import below says why
         found = None
     origin = found.origin if found and found.origin and os.path.isfile(found.origin) else None
-    if origin is None:
-        _guarded(f"plugin module {spec}", lambda: importlib.import_module(spec))  # says why it cannot be found
-        return
-    with _all_from(registries, f"plugin: module {spec} sha256:{sha256_file(origin)[:16]}"):
-        _guarded(f"plugin module {spec} ({origin})", lambda: importlib.import_module(spec))
+    source = f"plugin: module {spec}" + (f" sha256:{sha256_file(origin)[:16]}" if origin else "")
+    with _all_from(registries, source):
+        _guarded(f"plugin module {spec}", lambda: importlib.import_module(spec))
 
 
 def _load_file(path: Path, registries: list[Registry]) -> None:
@@ -137,12 +135,5 @@ def _load_file(path: Path, registries: list[Registry]) -> None:
     if str(path.parent) not in package.__path__:
         package.__path__.insert(0, str(path.parent))
 
-    def load() -> None:
-        try:
-            importlib.import_module(module)
-        except BaseException:
-            sys.modules.pop(module, None)
-            raise
-
     with _all_from(registries, f"plugin: {path} sha256:{sha256_file(str(path))[:16]}"):
-        _guarded(f"plugin {path}", load)
+        _guarded(f"plugin {path}", lambda: importlib.import_module(module))
