@@ -45,6 +45,10 @@ PACKAGE_INIT = '''
 def register(detectors):
     detectors.add("ep_brightness", "ep_brightness_pkg.model:EpBrightness", family="toy", trains=False, gpu="no",
                   tasks=("binary",), summary="mean brightness, from an installed package")
+
+
+def register_datasets(datasets):
+    datasets.add("ep_tiny_set", "ep_brightness_pkg.data:folder", description="a dataset from an installed package")
 '''
 
 PACKAGE_MODEL = '''
@@ -71,6 +75,9 @@ version = "1.2.0"
 
 [project.entry-points."aigi_bench.detectors"]
 ep_brightness = "ep_brightness_pkg:register"
+
+[project.entry-points."aigi_bench.datasets"]
+ep_tiny_set = "ep_brightness_pkg:register_datasets"
 
 [tool.setuptools]
 packages = ["ep_brightness_pkg"]
@@ -189,7 +196,7 @@ def installed_package(tmp_path_factory) -> Path:
     return tmp / "site"
 
 
-def test_an_installed_package_is_listed_lazily_with_its_source(installed_package, tmp_path):
+def test_an_installed_package_is_listed_lazily_with_its_source_and_its_dataset(installed_package, tmp_path):
     env = hermetic_env(tmp_path, installed_package)
     proc = bench(env, "list", "detectors", "ep_*")
     assert proc.returncode == 0, proc.stderr
@@ -199,6 +206,8 @@ def test_an_installed_package_is_listed_lazily_with_its_source(installed_package
             "print('ep_brightness' in DETECTORS, 'ep_brightness_pkg.model' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.split() == ["True", "False", "False"], "listing must not import the detector's module (or torch)"
+    datasets = bench(env, "list", "datasets", "ep_*")
+    assert "ep_tiny_set" in datasets.stdout and "a dataset from an installed package" in datasets.stdout
 
 
 @pytest.mark.slow
