@@ -1,9 +1,10 @@
 """The layers of the code (README, "Layout of the code"), checked on every module's imports.
 
 Bottom to top: ``bench.core`` <- ``bench.data``, ``bench.weights``, ``perturbations`` (siblings that do
-not import each other) <- ``bench.nn`` <- ``bench.run`` <- ``bench.report``, ``bench.external`` (siblings)
-<- ``bench.cli``. A package imports only from its own package and the layers below it. ``detectors`` and ``baselines`` use core,
-data, weights and nn (and their own package), never run, report or cli.
+not import each other) <- ``bench.nn`` <- ``bench.run``, ``bench.testing`` <- ``bench.report``,
+``bench.external`` (siblings) <- ``bench.cli``. A package imports only from its own package and the layers
+below it. ``detectors`` and ``baselines`` use core, data, weights and nn (and their own package), never run,
+report or cli.
 
 Every ``import``/``from ... import`` counts, at module level or inside a function, except those under
 ``if TYPE_CHECKING:`` (annotations only: nothing is imported at run time). Lazy ``"module:attr"``
@@ -28,6 +29,7 @@ LAYER = {
     "perturbations": 1,
     "bench.nn": 2,
     "bench.run": 3,
+    "bench.testing": 3,
     "bench.report": 4,
     "bench.external": 4,  # a sibling of report: neither imports the other
     "bench.cli": 5,

@@ -22,7 +22,7 @@ def test_lazy_entry_imports_on_get():
 
 def test_duplicate_raises():
     reg = make()
-    with pytest.raises(BenchError, match="already registered"):
+    with pytest.raises(BenchError, match="registered twice: by aigi-bench and by aigi-bench"):
         reg.add("npr", len)
 
 

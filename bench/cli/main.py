@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.core.errors import BenchError
 from bench.core.presets import PRESETS
-from bench.cli.run_flags import add_config_flags, config_from_args
+from bench.cli.run_flags import add_config_flags, config_from_args, plugin_help, use_cli_plugins
 from bench.run.suites import suite_names
 
 RUN_EXAMPLES = """examples:
@@ -98,6 +98,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def add_plugin_arg(p: argparse.ArgumentParser) -> None:
+    """``--plugin`` of the commands that name detectors without a run config (list, check)."""
+    p.add_argument("--plugin", action="append", metavar="PATH_OR_MODULE", help=plugin_help())
+
+
 def run_config_from_args(args: argparse.Namespace):
     from bench.run.config import load_config_file
     from bench.run.suites import suite_config
@@ -175,16 +180,18 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from bench.core.registries import DETECTORS, load_plugins
 
+    use_cli_plugins(args.plugin)
     load_plugins()
     pattern = args.pattern or "*"
     if args.what == "detectors":
         rows = []
         for name in DETECTORS.names(pattern):
-            meta = DETECTORS.entry(name).meta
+            entry = DETECTORS.entry(name)
+            meta = entry.meta
             rows.append([name, meta.get("family", ""), ", ".join(meta.get("weights", ())) or "-",
                          "yes" if meta.get("trains") else "no", meta.get("gpu", ""), ",".join(meta.get("tasks", ())),
-                         meta.get("summary", "")])
-        print(tabulate(rows, headers=["detector", "family", "weights", "trains", "gpu", "tasks", "method"]))
+                         meta.get("summary", ""), entry.source])
+        print(tabulate(rows, headers=["detector", "family", "weights", "trains", "gpu", "tasks", "method", "source"]))
         print("\n'all' selects every detector except test_*; test_* models are for tests and smoke runs only.")
         if args.verbose:
             print_detector_details(DETECTORS.names(pattern))
@@ -255,6 +262,8 @@ def add_dataset_loading_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from bench.cli.audit import add_audit_command
+    from bench.cli.check import add_check_command
+    from bench.cli.scaffold import add_new_command
     from bench.cli.data import add_fetch_command
     from bench.cli.external import add_external_commands
     from bench.cli.report import add_report_commands
@@ -275,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="detectors: also print each one's paper and departures from it; datasets: how to get "
                         "each")
+    add_plugin_arg(p)
     p.set_defaults(func=cmd_list)
     data = sub.add_parser("data", help="inspect or fetch datasets").add_subparsers(dest="data_command", metavar="ACTION")
     p = data.add_parser("inspect", help="counts per label and generator, formats, sizes, and shortcut warnings")
@@ -288,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_reproduce_command(sub)
     add_external_commands(sub)
     add_weights_commands(sub)
+    add_check_command(sub)
+    add_new_command(sub)
     return parser
 
 

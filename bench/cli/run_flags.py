@@ -18,8 +18,9 @@ import yaml
 from bench.core.errors import BenchError
 from bench.run.config import GROUPS, RunConfig, config_fields
 
-# Flags whose name is not the field's: the mapping fields take one item per flag.
-FLAG_NAMES = {"detector_params": "--detector-param"}
+# Flags whose name is not the field's: one item per flag.
+FLAG_NAMES = {"detector_params": "--detector-param", "plugins": "--plugin"}
+REPEATED_LISTS = {"plugins"}  # list fields given as repeated flags (a path may hold a comma)
 
 
 def flag_name(field_name: str) -> str:
@@ -51,7 +52,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             else:
                 group.add_argument(flag_name(f.name), action="store_true", **options)
             continue
-        if f.type.startswith("dict"):
+        if f.type.startswith("dict") or f.name in REPEATED_LISTS:
             options["action"] = "append"
         elif f.type.startswith("int"):
             options["type"] = int
@@ -87,14 +88,32 @@ def _detector_params(items: list[str]) -> dict[str, dict[str, Any]]:
     return params
 
 
+def plugin_help() -> str:
+    return next(f.metadata["help"] for f in config_fields() if f.name == "plugins")
+
+
+def use_cli_plugins(specs) -> list[str]:
+    """Load ``--plugin`` / ``plugins:`` specs (a list, or one comma-separated string) here and in child
+    processes, before anything names a detector; returns them as the run config records them."""
+    from bench.core.plugins import use_plugins
+
+    if isinstance(specs, str):
+        specs = [spec.strip() for spec in specs.split(",") if spec.strip()]
+    return use_plugins(specs or [])
+
+
 def config_from_args(args: argparse.Namespace, base: dict[str, Any]) -> RunConfig:
-    """``base`` (a suite's or a config file's keys) with every given flag laid over it, checked."""
+    """``base`` (a suite's or a config file's keys) with every given flag laid over it, checked. Plugins are
+    loaded first: the checks name their detectors."""
     data = dict(base)
     for f in config_fields():
         value = getattr(args, f.name, None)
         if value is None:
             continue
-        if f.name == "weights":
+        if f.name == "plugins":
+            existing = data.get("plugins") or []
+            data["plugins"] = [*(existing.split(",") if isinstance(existing, str) else existing), *value]
+        elif f.name == "weights":
             from bench.weights import parse_weight_overrides
 
             data["weights"] = {**data.get("weights", {}), **parse_weight_overrides(value)}
@@ -109,4 +128,6 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any]) -> RunConfi
             data["detector_params"] = merged
         else:
             data[f.name] = value
+    if data.get("plugins"):
+        data["plugins"] = use_cli_plugins(data["plugins"])
     return RunConfig.from_dict(data)

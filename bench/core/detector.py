@@ -135,6 +135,16 @@ class Detector:
     #: precision moves scores and can change a fine-tuned model's training, so only detectors whose
     #: reference code trains under AMP, or that were checked to be robust to it, opt in.
     mixed_precision: ClassVar[bool] = False
+    #: Where a detector from outside the project was registered from ("plugin: /path/f.py sha256:...", "entry
+    #: point: pkg 1.2.0"; None for the project's own): part of its config, so a changed plugin is refitted.
+    source: str | None = None
+    #: What the contract checker (bench.testing) allows between scores of the same images computed in other
+    #: batch sizes or another order (batch boundaries move the last bits of float32 arithmetic).
+    score_tolerance: ClassVar[float] = 1e-5
+    #: For a detector that trains nothing: whether it scores the checker's planted generated images (smooth,
+    #: noise-free) above its planted real ones (noisy), so that the score-direction check applies to it. A
+    #: detector that trains is always checked, after fitting on the planted set.
+    separates_planted: ClassVar[bool] = False
 
     def __init__(self, **params: Any):
         self.params = params
@@ -204,8 +214,9 @@ class Detector:
 
     def config(self) -> dict[str, Any]:
         """Everything that identifies a fitted detector (used in cache keys and run.json)."""
-        return {"name": self.name, "class": f"{type(self).__module__}.{type(self).__qualname__}",
-                "version": self.version, "profile": self.profile, "params": self.params}
+        config = {"name": self.name, "class": f"{type(self).__module__}.{type(self).__qualname__}",
+                  "version": self.version, "profile": self.profile, "params": self.params}
+        return {**config, "source": self.source} if self.source else config
 
     @classmethod
     def profile_params(cls, profile: str) -> dict[str, Any]:

@@ -4,6 +4,10 @@ Entries are registered either eagerly (a decorator on the object) or lazily as a
 ``"module:attr"`` string, so that listing names and ``bench --help`` import
 nothing heavy. Duplicate names raise, unknown names answer with close matches,
 and names can be listed with shell-style wildcards (``clip_*``).
+
+Every entry remembers where it came from (``source``: this project, an installed package's entry point,
+a ``--plugin`` file with its hash), so that ``bench list`` can say so and a name registered twice is an
+error naming both places.
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
 from bench.core.errors import BenchError
 
 T = TypeVar("T")
+#: The source of entries this project registers itself.
+BUILTIN_SOURCE = "aigi-bench"
 
 
 class UnknownNameError(BenchError, KeyError):
@@ -26,6 +33,11 @@ class UnknownNameError(BenchError, KeyError):
         return str(self.args[0])
 
 
+class DuplicateNameError(BenchError):
+    """Raised for a name registered twice; the message names both sources. Never swallowed by plugin loading:
+    which of two detectors a name means must not depend on import order."""
+
+
 @dataclass
 class Entry(Generic[T]):
     """A registered name: the object itself or a lazy ``"module:attr"`` target, plus metadata."""
@@ -33,6 +45,11 @@ class Entry(Generic[T]):
     name: str
     target: T | str
     meta: dict[str, Any] = field(default_factory=dict)
+    source: str = BUILTIN_SOURCE  # where it was registered from (see the module docstring)
+
+    @property
+    def builtin(self) -> bool:
+        return self.source == BUILTIN_SOURCE
 
     def load(self) -> T:
         if isinstance(self.target, str):
@@ -47,14 +64,28 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """A named collection of objects (classes, factories or specs) of one kind."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, describe: Callable[[Any], dict[str, Any]] | None = None):
+        """``describe(obj)``: default metadata of an object added eagerly (a detector class: from its ``info``)."""
         self.kind = kind
+        self.describe = describe
         self._entries: dict[str, Entry[T]] = {}
+        self._source = BUILTIN_SOURCE
+
+    @contextmanager
+    def loading_from(self, source: str) -> Iterator[None]:
+        """Entries added inside the block are recorded as coming from ``source``."""
+        previous, self._source = self._source, source
+        try:
+            yield
+        finally:
+            self._source = previous
 
     def add(self, name: str, target: T | str, **meta: Any) -> None:
         if name in self._entries:
-            raise BenchError(f"{self.kind} {name!r} is already registered")
-        self._entries[name] = Entry(name, target, dict(meta))
+            raise DuplicateNameError(f"{self.kind} {name!r} is registered twice: by {self._entries[name].source} and "
+                                     f"by {self._source}; rename one of them (or uninstall one package)")
+        defaults = self.describe(target) if self.describe and not isinstance(target, str) else {}
+        self._entries[name] = Entry(name, target, {**defaults, **meta}, self._source)
 
     def register(self, name: str, **meta: Any) -> Callable[[T], T]:
         """Decorator form of :meth:`add`."""

@@ -122,6 +122,11 @@ class RunConfig:
                                                   "size:N (short side N, centre crop), crop:N; comma-separated, "
                                                   "applied in order (e.g. size:512,jpeg:95); 'none' = off",
                                     metavar="SPEC")
+    # --plugin files (absolute paths) and modules whose detectors, perturbations or datasets the run uses
+    # (bench.core.plugins; the CLI loads them before this config is checked)
+    plugins: list[str] = setting([], "grid", "a Python file or module that registers detectors (perturbations, "
+                                             "datasets) from outside the project (repeatable; README, 'Your own "
+                                             "detector')", metavar="PATH_OR_MODULE")
 
     @property
     def training_seed(self) -> int:
