@@ -105,9 +105,12 @@ def _run_args(*flags: str):
 
 
 @pytest.mark.parametrize("field", [f for f in config_fields()], ids=lambda f: f.name)
-def test_every_config_field_is_a_flag_that_sets_it(field, tmp_path):
+def test_every_config_field_is_a_flag_that_sets_it(field, tmp_path, monkeypatch):
     """One schema: every field of RunConfig has its flag, and the flag reaches the field."""
     from bench.cli.main import run_config_from_args
+    from bench.core.plugins import PLUGINS_ENV
+
+    monkeypatch.setenv(PLUGINS_ENV, "")  # a --plugin given here is forgotten after the test
 
     if field.type.startswith("bool"):
         flag = flag_name(field.name) if field.default is False else "--no-" + field.name.replace("_", "-")
@@ -118,12 +121,12 @@ def test_every_config_field_is_a_flag_that_sets_it(field, tmp_path):
                 "train_generators": "a", "test_generators": "b", "perturb": "jpeg:2", "preset": "univfd",
                 "profile": "fast", "seeds": "0,1", "device": "cuda:1", "normalize": "png",
                 "detector_params": "npr.epochs=3", "weights": f"resnet50={tmp_path}",
-                "external": "mine=cmd:python score.py {list} {out}"}
+                "external": "mine=cmd:python score.py {list} {out}", "plugins": "json"}
     text = examples.get(field.name) or ("3" if field.type.startswith("int") else "0.9")
     cfg = run_config_from_args(_run_args(flag_name(field.name), text))
     expected = {"detectors": ["spectral", "npr"], "generators": ["a", "b"], "train_generators": ["a"],
                 "test_generators": ["b"], "seeds": [0, 1], "detector_params": {"npr": {"epochs": 3}},
-                "external": {"mine": "cmd:python score.py {list} {out}"},
+                "external": {"mine": "cmd:python score.py {list} {out}"}, "plugins": ["json"],
                 "int": 3, "float": 0.9}
     value = getattr(cfg, field.name)
     if field.name == "weights":
