@@ -148,7 +148,7 @@ class HttpDetector(ExternalDetector):
         if self.format == "multipart":
             if not isinstance(payload, dict) or "score" not in payload:
                 raise BenchError(f"{where} has no \"score\": {mask(str(payload)[:BODY_CHARS], token)}")
-            return [(parse_score(payload["score"], where), self.source(payload.get("source"), where))]
+            return [(parse_score(payload["score"], where), self.parsed_source(payload.get("source"), where))]
         scores = payload.get("scores") if isinstance(payload, dict) else None
         sources = payload.get("sources") if isinstance(payload, dict) else None
         if not isinstance(scores, list) or len(scores) != len(chunk):
@@ -156,11 +156,12 @@ class HttpDetector(ExternalDetector):
                              f"{mask(str(scores)[:BODY_CHARS], token)}")
         if sources is not None and (not isinstance(sources, list) or len(sources) != len(chunk)):
             raise BenchError(f"{where}: \"sources\" must be a list of {len(chunk)} names when given")
-        return [(parse_score(s, f"{where}, image {i}"), self.source(None if sources is None else sources[n], where))
+        names = sources if sources is not None else [None] * len(chunk)
+        return [(parse_score(s, f"{where}, image {i}"), self.parsed_source(names[n], where))
                 for n, (i, s) in enumerate(zip(chunk, scores))]
 
     @staticmethod
-    def source(value, where: str) -> str | None:
+    def parsed_source(value, where: str) -> str | None:
         if value is None or isinstance(value, str):
             return value or None
         raise BenchError(f"{where}: a source must be a generator name, got {value!r}")
