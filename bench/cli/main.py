@@ -184,14 +184,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     load_plugins()
     pattern = args.pattern or "*"
     if args.what == "detectors":
-        rows = []
-        for name in DETECTORS.names(pattern):
-            entry = DETECTORS.entry(name)
-            meta = entry.meta
-            rows.append([name, meta.get("family", ""), ", ".join(meta.get("weights", ())) or "-",
-                         "yes" if meta.get("trains") else "no", meta.get("gpu", ""), ",".join(meta.get("tasks", ())),
-                         meta.get("summary", ""), entry.source])
-        print(tabulate(rows, headers=["detector", "family", "weights", "trains", "gpu", "tasks", "method", "source"]))
+        if args.markdown:  # the README's table (tests/test_run_plan.py keeps it in step)
+            print(detector_table(pattern, markdown=True))
+            return 0
+        print(detector_table(pattern))
         print("\n'all' selects every detector except test_*; test_* models are for tests and smoke runs only.")
         if args.verbose:
             print_detector_details(DETECTORS.names(pattern))
@@ -210,6 +206,28 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("\nPublished datasets: --dataset NAME=PATH (or `bench data fetch NAME`); any folder, CSV manifest or "
               "hf:ORG/NAME[:CONFIG][@SPLIT] also works (see README, 'Datasets').")
     return 0
+
+
+def detector_table(pattern: str = "*", markdown: bool = False) -> str:
+    """The registry's detectors as ``bench list detectors`` prints them; ``markdown``: the detectors ``all``
+    selects (no test_* variants), as a Markdown table."""
+    from tabulate import tabulate
+
+    from bench.core.registries import DETECTORS
+
+    headers = ["detector", "family", "weights", "trains", "gpu", "tasks", "method", "source"]
+    rows = []
+    for name in DETECTORS.names(pattern):
+        entry = DETECTORS.entry(name)
+        meta = entry.meta
+        if markdown and meta.get("test"):
+            continue
+        rows.append([f"`{name}`" if markdown else name, meta.get("family", ""),
+                     ", ".join(meta.get("weights", ())) or "-", "yes" if meta.get("trains") else "no",
+                     meta.get("gpu", ""), ",".join(meta.get("tasks", ())), meta.get("summary", ""), entry.source])
+    if markdown:
+        headers, rows = headers[:-1], [row[:-1] for row in rows]  # the README lists this project's own
+    return tabulate(rows, headers=headers, tablefmt="github" if markdown else "simple")
 
 
 def print_detector_details(names: list[str]) -> None:
@@ -284,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="detectors: also print each one's paper and departures from it; datasets: how to get "
                         "each")
+    p.add_argument("--markdown", action="store_true",
+                   help="detectors: the Markdown table of the README (the detectors 'all' selects)")
     add_plugin_arg(p)
     p.set_defaults(func=cmd_list)
     data = sub.add_parser("data", help="inspect or fetch datasets").add_subparsers(dest="data_command", metavar="ACTION")
