@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from bench.core.cache import Cache
-from helpers import textured, write_png
+from bench.core.registries import DETECTORS, load_plugins
+from helpers import registry_restored, textured, write_png
 
 # The cache's HMAC keys live outside every cache; the tests keep theirs out of the user's config dir too,
 # in a folder removed when the test session ends.
@@ -55,3 +56,12 @@ def tiny_splits(tiny_dataset, tmp_path_factory) -> dict:
 
     ds = load_dataset(str(tiny_dataset), Cache(tmp_path_factory.mktemp("splits-cache")), progress=False)
     return {s: ImageSet(ds.split(s)) for s in ("train", "val", "test")}
+
+
+@pytest.fixture(scope="module")
+def declared_detectors_stay_here():
+    """For modules that declare detectors (``pytestmark = pytest.mark.usefixtures(...)``): the registry is as
+    it was when the module ends, so registry-wide tests never build a detector another module declared."""
+    load_plugins()
+    with registry_restored(DETECTORS):
+        yield

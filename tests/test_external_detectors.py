@@ -20,12 +20,12 @@ import yaml
 from bench.cli.main import main
 from bench.core.detector import FitContext
 from bench.core.errors import BenchError
-from bench.core.registries import DETECTORS, create_detector, load_plugins
+from bench.core.registries import DETECTORS, create_detector
 from bench.data.imageset import PerturbedImageSet
 from bench.external.cmd import CommandDetector
 from bench.external.scores import ScoresDetector
 from bench.external.spec import parse_spec, register_external
-from helpers import ResidualDetector, registry_restored
+from helpers import ResidualDetector
 from perturbations import get_perturbation
 
 SCORER = Path(__file__).resolve().parent / "external_scorer.py"
@@ -38,12 +38,8 @@ def command(*flags: str, out: bool = True) -> str:
                      *map(shlex.quote, flags)])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def declared_detectors_stay_here():
-    """The detectors this module declares leave the registry with it (helpers.registry_restored)."""
-    load_plugins()
-    with registry_restored(DETECTORS):
-        yield
+# The detectors this module declares leave the registry with it (conftest.py).
+pytestmark = pytest.mark.usefixtures("declared_detectors_stay_here")
 
 
 @pytest.fixture(scope="module")

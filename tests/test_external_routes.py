@@ -16,21 +16,16 @@ import pytest
 from PIL import Image
 
 from bench.cli.main import main
-from bench.core.registries import DETECTORS, load_plugins
+from bench.core.registries import DETECTORS
 from external_scorer import ScoringServer, residual_score
-from helpers import registry_restored
 
 SCORER = Path(__file__).resolve().parent / "external_scorer.py"
 GRID = ["--dataset", "demo", "--limit", "3", "--perturb", "jpeg:2,blur:1", "--no-report", "--quiet", "--no-audit"]
 IN_PROCESS = "test_residual"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def declared_detectors_stay_here():
-    """The detectors this module declares leave the registry with it (helpers.registry_restored)."""
-    load_plugins()
-    with registry_restored(DETECTORS):
-        yield
+# The detectors this module declares leave the registry with it (conftest.py).
+pytestmark = pytest.mark.usefixtures("declared_detectors_stay_here")
 
 
 @pytest.fixture(scope="module")

@@ -14,22 +14,17 @@ import pytest
 from bench.cli.main import main
 from bench.core.detector import FitContext
 from bench.core.errors import BenchError
-from bench.core.registries import DETECTORS, load_plugins
 from bench.data.imageset import PerturbedImageSet
 from bench.external.http import HttpDetector
 from external_scorer import ScoringServer
-from helpers import ResidualDetector, registry_restored
+from helpers import ResidualDetector
 from perturbations import get_perturbation
 
 TOKEN = "s3cr3t-t0ken-value"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def declared_detectors_stay_here():
-    """The detectors this module declares leave the registry with it (helpers.registry_restored)."""
-    load_plugins()
-    with registry_restored(DETECTORS):
-        yield
+# The detectors this module declares leave the registry with it (conftest.py).
+pytestmark = pytest.mark.usefixtures("declared_detectors_stay_here")
 
 
 @pytest.fixture
