@@ -54,7 +54,7 @@ Departures, all recorded in :meth:`Aeroblade.config`:
 - **Precision.** Everything runs in float32 (the reference ran the MoVQ in
   float16 and upcast the SD VAEs to float32).
 
-Caching (``ctx.extras["cache"]``, a :class:`bench.core.cache.Cache`): one entry per
+Caching (``ctx.cache``, a :class:`bench.core.cache.Cache`): one entry per
 (autoencoder, image cell) in namespace ``aeroblade_dist`` holding the distance,
 the original size and the crop box, under the key
 
@@ -311,7 +311,7 @@ class Aeroblade(Detector):
 
     def _cached(self, cell_keys: list[str], ctx: FitContext) -> np.ndarray:
         """(autoencoders, images) distances found in the run cache; NaN where missing."""
-        cache = ctx.extras.get("cache")
+        cache = ctx.cache
         dist = np.full((len(self.specs), len(cell_keys)), np.nan)
         if cache is not None:
             for a, spec in enumerate(self.specs):
@@ -324,7 +324,7 @@ class Aeroblade(Detector):
     def _compute(self, batch: list["_Prepared"], missing: list[int], dist: np.ndarray, ctx: FitContext) -> None:
         """Fill the missing distances of ``batch``: per autoencoder, crops of one size in batches of at most
         ``batch_pixels`` pixels (the three published autoencoders share factor 8, hence one crop each)."""
-        cache = ctx.extras.get("cache")
+        cache = ctx.cache
         self.stats["cropped_to_max_side"] += sum(max(batch[j].shape) > self.max_side for j in missing)
         for a, spec in enumerate(self.specs):
             groups: dict[tuple[int, int], list[_Prepared]] = {}

@@ -235,7 +235,7 @@ class OCCClip(FrozenClipHead):
         bb = extractor.backbone()
         self.logit_scale = float(bb.model.logit_scale.exp().item())
         fctx = feature_ctx(ctx, batch_size=512)
-        base_ckpt = ctx.extras.get("checkpoint")
+        base_ckpt = ctx.checkpoint
         for target in self.targets:
             idx, y = self._split(train, target, ctx.seed, few_shot=True)
             vidx, vy = self._split(val, target, ctx.seed, few_shot=False)

@@ -115,7 +115,7 @@ class UnivFD(FrozenClipHead):
                 nn.init.normal_(self.model.weight, 0.0, self.init_std)
             self.history = train_classifier(self.model, rows_train, rows_val, targets,
                                             np.asarray(val.labels), rows_to_tensor, self.cfg, feature_ctx(ctx),
-                                            checkpoint=ctx.extras.get("checkpoint"))
+                                            checkpoint=ctx.checkpoint)
 
     def _training_rows(self, train: ImageSet, ctx: FitContext) -> tuple[FeatureRows, np.ndarray]:
         """The clean embeddings (no views), or ``train_views`` augmented draws of every training image."""

@@ -106,7 +106,7 @@ def bench_backbone(backbone: str, device: str, n: int, size: int, workdir: Path)
     cells = [ImageSet(cell_items[k * n : (k + 1) * n]) for k in range(2 * REPEATS)]  # fresh cells, one per timing
     cell_a = cells[0]
     ctx = FitContext(device=device, seed=0, workers=4, batch_size=64 if device.startswith("cuda") else 32,
-                     progress=False, extras={"cache": cache})
+                     progress=False, cache=cache)
 
     class _Holder:  # resolve the weights path the same way the detectors do
         weights_provenance = provenance

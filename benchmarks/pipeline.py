@@ -112,7 +112,7 @@ def main() -> None:
     full = RunConfig(dataset=args.dataset, seed=cfg.seed)
     test_items = build_splits(full, runner.cache, progress=False).test[:args.images]
     clip = is_clip_head(run.detector)
-    ctx = replace(runner.ctx, extras={})  # no run cache: every repeat computes (AEROBLADE's distances and
+    ctx = replace(runner.ctx, cache=None)  # no run cache: every repeat computes (AEROBLADE's distances and
     # effnet_mc's error maps would be read back from it otherwise)
     detectors = [run.detector] * args.copies
     streamed = [FeatureStage(run.detector.extractor(ctx))] if clip else detectors  # what the stream's model runs
@@ -149,7 +149,7 @@ def main() -> None:
         images.materialize(max(1, args.workers))
         with tempfile.TemporaryDirectory() as features:  # CLIP heads: the copies share a fresh feature cache
             for detector in detectors:
-                detector.predict(images, replace(ctx, extras={"cache": Cache(features)}) if clip else ctx)
+                detector.predict(images, replace(ctx, cache=Cache(features)) if clip else ctx)
 
     times = fastest({"preparation alone": lambda: stream([PreparationOnly(streamed[0])], args.workers),
                      "model alone": lambda: [d.forward_batch(b, ctx) for d in streamed for b in batches],

@@ -105,7 +105,7 @@ class ClipFinetune(StreamedNet, Detector):
                 p.requires_grad_(True)
             self.model = _Finetuned(visual, extractor.spec.embed_dim, len(self.classes))
             self.history = train_classifier(self.model, train, val.subset(keep), y_train, y_val[keep],
-                                            self._transform, self.cfg, ctx, checkpoint=ctx.extras.get("checkpoint"))
+                                            self._transform, self.cfg, ctx, checkpoint=ctx.checkpoint)
 
     def fit_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
         return self.cfg.passes(n_train, n_val)  # the whole image tower, forward and backward

@@ -190,7 +190,7 @@ class ClipTextMLP(FrozenClipHead):
         with seeded_torch(ctx.seed):
             self.model = _MLP(rows_train.rows.shape[1], self.hidden, self.dropout)
             self.history = train_classifier(self.model, rows_train, rows_val, y_train, y_val, rows_to_tensor,
-                                            self.cfg, fctx, checkpoint=ctx.extras.get("checkpoint"), loss_fn=loss)
+                                            self.cfg, fctx, checkpoint=ctx.checkpoint, loss_fn=loss)
 
     def fit_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
         return n_train + n_val  # the MLP's epochs run on cached embeddings

@@ -22,7 +22,7 @@ How it is computed here (and where that departs from, or adds to, the paper):
   perturbed image.
 - The VAE is deterministic here (the latent mode, not a sample), in fp32 even on a
   GPU. Its error maps are expensive (a full encoder + decoder pass per image), so
-  each is computed once and cached in the run cache (``ctx.extras["cache"]``,
+  each is computed once and cached in the run cache (``ctx.cache``,
   namespace ``effnet_mc_err``) under a key made of the VAE (its sha256, or the
   seed of a random one), the input size and ``images.cell_key(i)`` (image content
   hash + perturbation + table + severity, plus the perturbation seed): the
@@ -262,7 +262,7 @@ class EffNetMC(CpuPickledModel, Detector):
         """The error maps (size x size, float16) of the images whose cache keys are ``keys``: from the cache,
         else computed by the VAE in batches of min(ctx.batch_size, 16) of the missing ones (and cached);
         ``rgb(positions)`` gives those images resized, (B, 3, size, size)."""
-        cache = ctx.extras.get("cache") if self.cache_errors else None
+        cache = ctx.cache if self.cache_errors else None
         out: list[np.ndarray | None] = [None] * len(keys)
         for j, key in enumerate(keys):
             hit = cache.load_arrays(ERR_NAMESPACE, key) if cache is not None else None
@@ -364,7 +364,7 @@ class EffNetMC(CpuPickledModel, Detector):
         with seeded_torch(ctx.seed):
             self.model = self._build_model(len(self.labels))
             self.history = train_classifier(self.model, train_in, val_in, y_train, y_val_all[keep], self._transform,
-                                            self.cfg, ctx, select=select, checkpoint=ctx.extras.get("checkpoint"))
+                                            self.cfg, ctx, select=select, checkpoint=ctx.checkpoint)
 
     def fit_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
         vae = 2 * (n_train + n_val) if "err" in self.names else 0  # the VAE's encoder and decoder once per image

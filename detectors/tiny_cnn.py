@@ -57,7 +57,7 @@ class TinyCNN(StreamedNet, Detector):
             self.model = _tiny_net(len(self.classes), self.width)
             self.history = train_classifier(self.model, train, val.subset(keep),
                                             y_train, y_val[keep], self._transform, self.cfg, ctx,
-                                            checkpoint=ctx.extras.get("checkpoint"))
+                                            checkpoint=ctx.checkpoint)
 
     def fit_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
         return self.cfg.passes(n_train, n_val)

@@ -48,7 +48,7 @@ class Images:
 
 def ctx(cache=None, seed=0, batch_size=32):
     return FitContext(device="cpu", seed=seed, batch_size=batch_size, progress=False,
-                      extras={} if cache is None else {"cache": cache})
+                      cache=cache)
 
 
 def rand_images(sizes, seed=0):

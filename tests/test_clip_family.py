@@ -44,7 +44,7 @@ def splits(tiny_splits):
 
 
 def ctx_with(cache: Cache | None, seed: int = 0) -> FitContext:
-    return FitContext(device="cpu", seed=seed, workers=0, progress=False, extras={"cache": cache} if cache else {})
+    return FitContext(device="cpu", seed=seed, workers=0, progress=False, cache=cache)
 
 
 def tiny_extractor(cache: Cache | None, seed: int = 0) -> ClipFeatures:

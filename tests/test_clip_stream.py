@@ -22,7 +22,7 @@ CELLS = [CLEAN, compile_cell("noise", 3, "default")]
 
 def ctx_with(cache: Cache | None) -> FitContext:
     return FitContext(device="cpu", seed=0, workers=0, batch_size=8, progress=False,
-                      extras={"cache": cache} if cache else {})
+                      cache=cache)
 
 
 @pytest.fixture(scope="module")

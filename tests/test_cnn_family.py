@@ -31,10 +31,10 @@ def splits(tiny_splits):
 
 
 
-def ctx(tmp_path=None, **extras) -> FitContext:
+def ctx(tmp_path=None, **fields) -> FitContext:
     if tmp_path is not None:
-        extras.setdefault("cache", Cache(tmp_path / "cache"))
-    return FitContext(device="cpu", seed=0, workers=0, batch_size=16, progress=False, extras=extras)
+        fields.setdefault("cache", Cache(tmp_path / "cache"))
+    return FitContext(device="cpu", seed=0, workers=0, batch_size=16, progress=False, **fields)
 
 
 def cosine_image(size: int = 32, k: int = 4) -> np.ndarray:

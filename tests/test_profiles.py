@@ -77,7 +77,7 @@ def test_the_declared_training_budget_is_the_passes_fit_makes(name, tiny_splits,
     detector = create_detector(name)  # epochs x images; views x images; prompt steps and FGSM rounds
     train, val = tiny_splits["train"], tiny_splits["val"]
     with count_passes(min_parameters=1000) as count:  # the tiny networks hold a few thousand parameters
-        detector.fit(train, val, FitContext(device="cpu", seed=0, progress=False, extras={"cache": Cache(tmp_path)}))
+        detector.fit(train, val, FitContext(device="cpu", seed=0, progress=False, cache=Cache(tmp_path)))
     assert count[0] == detector.training_passes(len(train), len(val), len(set(train.generators))) > 0
 
 

@@ -110,7 +110,7 @@ def test_model_heavy_detectors_stream_the_scores_of_predict(tiny_splits, tmp_pat
     when the run cache (error maps, distances) is filled by the stream and read back by ``predict``."""
     test = tiny_splits["test"]
     ctx = FitContext(device="cpu", seed=0, workers=0, batch_size=8, progress=False)
-    cached = replace(ctx, extras={"cache": Cache(tmp_path)})
+    cached = replace(ctx, cache=Cache(tmp_path))
     for detector in untrained_models():
         for name, severity in (("none", 0), ("noise", 3)):
             cell = test if name == "none" else PerturbedImageSet(test, PERTURBATIONS.get(name), severity, seed=0)

@@ -9,7 +9,7 @@ score is P(generated) in [0, 1] and the natural threshold is 0.5.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable
 
@@ -31,6 +31,8 @@ SMOKE_TRAIN, SMOKE_VAL, SMOKE_CLASSES = 24, 24, 4
 
 if TYPE_CHECKING:  # annotations only: core imports nothing above it at run time
     import torch
+
+    from bench.core.cache import Cache
 
     from bench.data.imageset import ImageSet
 
@@ -59,7 +61,11 @@ class FitContext:
     # ``mixed_precision`` declaration (bench.run.work.detector_ctx). Never used on the CPU.
     mixed_precision: bool = False
     progress: bool = True
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: The run's cache, where a detector keeps what it computes per image and may reuse (CLIP features,
+    #: AEROBLADE distances, effnet_mc error maps); None: compute everything, keep nothing (Ray workers, tests).
+    cache: Cache | None = None
+    #: Where the training loop keeps its resumable state for this fit (bench.nn.training); None: no resuming.
+    checkpoint: Path | None = None
 
 
 @dataclass

@@ -7,7 +7,7 @@ the short side, centre crop, CLIP mean/std; ``crop="resize"``) or, with
 ``crop="native"``, the centre crop of the backbone's input size at native
 resolution (zero-padded when smaller, :func:`bench.data.crops.centre_crop_pad`, as
 UnivFD's evaluation), on the GPU under fp16 autocast when
-there is one. Every embedding goes into the cache (``ctx.extras["cache"]``), so
+there is one. Every embedding goes into the cache (``ctx.cache``), so
 all heads on one backbone share one forward pass per image and grid cell, and a
 re-run computes none.
 
@@ -38,7 +38,7 @@ lookup reads the ``keys`` of every file in the group folder (memoised in
 process), loads the rows it needs and computes only the missing ones, so a
 different test set in the same cell reuses every image it shares, a killed run
 keeps the chunks it finished, and the number of files grows with (images /
-CHUNK) per cell, not with images. Without a cache in ``ctx.extras`` features are
+CHUNK) per cell, not with images. Without a cache in ``ctx.cache`` features are
 computed and not stored.
 
 Text embeddings (captions, prompts) are cached the same way in the group
@@ -252,7 +252,7 @@ class ClipFeatures:
                      crop: str = "resize") -> "ClipFeatures":
         spec = get_backbone(backbone)
         path, sha = backbone_weights(detector, spec)
-        return cls(spec, path, sha, init_seed, ctx.device, ctx.extras.get("cache"), ctx.batch_size, ctx.workers,
+        return cls(spec, path, sha, init_seed, ctx.device, ctx.cache, ctx.batch_size, ctx.workers,
                    ctx.progress, crop)
 
     # -- the model, on demand ---------------------------------------------------------------

@@ -384,7 +384,7 @@ class BinaryNetDetector(StreamedNet, CpuPickledModel, Detector):
         with seeded_torch(ctx.seed):
             self.model = self._build_model()
             self.history = train_classifier(self.model, train, val, train.labels, val.labels, self._transform,
-                                            self.cfg, ctx, select=accuracy, checkpoint=ctx.extras.get("checkpoint"))
+                                            self.cfg, ctx, select=accuracy, checkpoint=ctx.checkpoint)
 
     def fit_passes(self, n_train: int, n_val: int, n_classes: int) -> int:
         return self.cfg.passes(n_train, n_val)

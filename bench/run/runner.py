@@ -84,7 +84,7 @@ class Runner:
         self.device = str(resolve_device(cfg.device))
         self.ctx = FitContext(device=self.device, seed=cfg.training_seed, workers=cfg.workers,
                               batch_size=cfg.batch_size or DEFAULT_BATCH_SIZE, progress=progress,
-                              extras={"cache": cache})  # per detector: bench.run.work.detector_ctx
+                              cache=cache)  # per detector: bench.run.work.detector_ctx
         self.decoded = DecodedCache()
         self.surrogates: dict = {}  # transfer attacks' surrogate detectors (prepare_surrogates)
 

@@ -31,7 +31,7 @@ class LocalExecutor:
 
     def fit(self, jobs: list[FitJob], settings: Execution, ctx: FitContext, decoded) -> Iterator[tuple]:
         for job in jobs:
-            job_ctx = replace(ctx, extras={**ctx.extras, "checkpoint": job.checkpoint})
+            job_ctx = replace(ctx, checkpoint=job.checkpoint)
             yield job, fit_detector(job, settings, job_ctx, decoded)
 
     def score(self, jobs: list[CellJob], test: ImageSet, settings: Execution, ctx: FitContext) -> Iterator[tuple]:

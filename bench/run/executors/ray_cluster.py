@@ -145,7 +145,7 @@ class RayExecutor:
     @staticmethod
     def _worker_ctx(ctx: FitContext, settings: Execution) -> FitContext:
         """Each worker resolves the device itself; no cache or checkpoint (the driver alone writes)."""
-        return replace(ctx, device=settings.device, progress=False, extras={})
+        return replace(ctx, device=settings.device, progress=False, cache=None, checkpoint=None)
 
     @staticmethod
     def _results(pending: dict) -> Iterator[tuple]:
@@ -201,7 +201,7 @@ class RayExecutor:
         for group in groups:
             for pixels, indices in group.requests():
                 shards(ray.put([group.stage]), ray.put([test.items[i] for i in indices]), len(indices), group.job.cell,
-                       [replace(group.ctx, extras={}, progress=False)], self._gpus(group.heads, settings),
+                       [replace(group.ctx, cache=None, progress=False)], self._gpus(group.heads, settings),
                        ("features", group, pixels))
             if group.ready:  # every row cached
                 yield from group.predictions(head_contexts)
