@@ -37,6 +37,7 @@ from perturbations.codec_limits import JPEG_MAX_SIDE, WEBP_MAX_SIDE
 from perturbations.spec import parse_perturb_spec
 from bench.report.reference import save_baseline
 from bench.report.write import write_leaderboards
+from bench.run.record import RunRecord
 from bench.run.store import write_store
 from fixtures.report_store import results_frame, run_record, write_run
 from helpers import textured, write_png
@@ -322,9 +323,8 @@ def _csv_cells(path) -> set[str]:
 def test_results_csv_neutralises_formula_prefixes(tmp_path):
     results = results_frame()
     results["generator"] = results["generator"].replace("sdxl", _FORMULA)
-    record = {"run_id": "r"}
     rows = results.drop(columns="run_id").assign(seed=0).to_dict("records")
-    write_store(tmp_path, record, rows, [])
+    write_store(tmp_path, RunRecord("r"), rows, [])
     cells = _csv_cells(tmp_path / "results.csv")
     assert "'" + _FORMULA in cells and _FORMULA not in cells
     assert "0.95" in cells or any(c.startswith("0.9") for c in cells)  # numbers as numbers
