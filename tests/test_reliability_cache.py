@@ -1,0 +1,130 @@
+"""Issue #26, the last items of the reliability sweep: what the cache trusts, reused output folders, reproduced
+runs on changed data, and false near-duplicate leaks.
+
+Each case ends in correct handling, a recorded skip with a reason, or a one-line error with exit 2.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli.main import main
+from bench.core.cache import MAGIC, Cache, cache_key
+from bench.core.errors import BenchError
+from bench.core.hashing import sha256_bytes
+from bench.data.dataset import load_dataset
+from bench.run.config import RunConfig
+from bench.run.runner import Runner
+
+TAG = len(MAGIC) + 32
+
+
+def _auc(out) -> float:
+    res = pd.read_parquet(out / "results.parquet")
+    clean = res[(res.metric == "roc_auc") & (res.perturbation == "none") & (res.generator == "all")]
+    return float(clean["value"].iloc[0])
+
+
+def _run(cfg: RunConfig, out, cache: Cache):
+    return Runner(cfg, out, cache, progress=False, log=lambda *_: None).run()
+
+
+@pytest.fixture
+def cfg(tiny_dataset) -> RunConfig:
+    return RunConfig(detectors=["spectral"], dataset=str(tiny_dataset), perturb="none", bootstrap=0, device="cpu",
+                     workers=0)
+
+
+# -- the cache key lives outside the cache -------------------------------------------------------------------
+
+
+def test_key_dir_inside_the_cache_it_protects_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_CACHE_KEY_DIR", str(tmp_path / "cache" / "keys"))
+    with pytest.raises(BenchError) as error:
+        cache_key(tmp_path / "cache")
+    message = str(error.value)
+    assert "\n" not in message and str(tmp_path / "cache" / "keys") in message and str(tmp_path / "cache") in message
+    assert not (tmp_path / "cache" / "keys").exists()
+
+
+def test_key_dir_equal_to_the_cache_exits_2(tmp_path, monkeypatch, cfg, capsys):
+    monkeypatch.setenv("BENCH_CACHE_KEY_DIR", str(tmp_path / "cache"))
+    code = main(["run", "--detectors", "spectral", "--dataset", cfg.dataset, "--perturb", "none", "--bootstrap", "0",
+                 "--device", "cpu", "--workers", "0", "--out", str(tmp_path / "out"), "--cache-dir",
+                 str(tmp_path / "cache"), "--no-report", "--no-audit", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: BENCH_CACHE_KEY_DIR") and err.count("\n") == 1
+
+
+# -- every entry that can change a number is authenticated ---------------------------------------------------
+
+
+def test_flipped_scores_in_a_cell_entry_are_recomputed_and_give_the_original_auc(cfg, tmp_path, cache, caplog):
+    _run(cfg, tmp_path / "a", cache)
+    (entry,) = (cache.root / "cells").iterdir()
+    data = entry.read_bytes()
+    with np.load(io.BytesIO(data[TAG:])) as arrays:
+        score = arrays["score"]
+    flipped = io.BytesIO()
+    np.savez(flipped, score=-score)  # what anyone who can write the cache but not read its key can do
+    entry.write_bytes(data[:TAG] + flipped.getvalue())
+    with caplog.at_level(logging.WARNING):
+        _run(cfg, tmp_path / "b", cache)
+    assert "authentication tag does not match" in caplog.text
+    assert _auc(tmp_path / "b") == _auc(tmp_path / "a") > 0.5
+
+
+def test_altered_probe_entry_is_reprobed_not_trusted(tiny_dataset, cache, caplog):
+    first = load_dataset(str(tiny_dataset), cache, progress=False)
+    for entry in (cache.root / "probe").iterdir():
+        data = entry.read_bytes()
+        probe = json.loads(data[TAG:])
+        probe["sha256"] = "0" * 64  # a wrong content hash would change the dataset hash and the fit keys
+        entry.write_bytes(data[:TAG] + json.dumps(probe, sort_keys=True).encode())
+    with caplog.at_level(logging.WARNING):
+        assert load_dataset(str(tiny_dataset), cache, progress=False).hash == first.hash
+    assert "authentication tag does not match" in caplog.text
+
+
+def test_untagged_entry_from_before_authentication_is_a_miss_with_one_warning(tmp_path, caplog):
+    cache = Cache(tmp_path / "cache")
+    for key in ("a", "b"):
+        path = cache.path("cells", key, "npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez(buffer, score=np.arange(3.0))
+        path.write_bytes(buffer.getvalue())  # the format written before entries were tagged
+    with caplog.at_level(logging.WARNING):
+        assert cache.load_arrays("cells", "a") is None and cache.load_arrays("cells", "b") is None
+    assert len(caplog.records) == 1 and "not an authenticated cache entry" in caplog.text
+    assert not any((cache.root / "cells").iterdir())
+
+
+def test_entry_under_another_caches_key_is_not_trusted(tmp_path):
+    one, other = Cache(tmp_path / "one"), Cache(tmp_path / "other")
+    one.save_json("audit", "k", {"auc": 0.5})
+    other.path("audit", "k", "json").parent.mkdir(parents=True)
+    other.path("audit", "k", "json").write_bytes(one.path("audit", "k", "json").read_bytes())
+    assert other.load_json("audit", "k") is None and one.load_json("audit", "k") == {"auc": 0.5}
+
+
+def test_altered_normalised_image_is_rewritten_not_scored(tiny_dataset, cache, caplog):
+    from bench.data.normalize import normalize_dataset
+
+    dataset = load_dataset(str(tiny_dataset), cache, progress=False)
+    first = normalize_dataset(dataset, "png", cache, workers=0, progress=False)
+    victim = first.items[0].path
+    with open(victim, "r+b") as f:
+        f.seek(-20, 2)
+        f.write(b"\0" * 8)
+    with caplog.at_level(logging.WARNING):
+        again = normalize_dataset(dataset, "png", cache, workers=0, progress=False)
+    assert "does not match its record" in caplog.text
+    assert again.hash == first.hash
+    assert sha256_bytes(open(victim, "rb").read()) == first.items[0].sha256
