@@ -128,3 +128,28 @@ def test_altered_normalised_image_is_rewritten_not_scored(tiny_dataset, cache, c
     assert "does not match its record" in caplog.text
     assert again.hash == first.hash
     assert sha256_bytes(open(victim, "rb").read()) == first.items[0].sha256
+
+
+# -- a reused --out holds one run's files ----------------------------------------------------------------------
+
+
+def _cli_run(cfg: RunConfig, tmp_path, detectors: str, *extra: str) -> int:
+    return main(["run", "--detectors", detectors, "--dataset", cfg.dataset, "--perturb", "jpeg:1", "--bootstrap",
+                 "0", "--device", "cpu", "--workers", "0", "--limit", "6", "--out", str(tmp_path / "out"),
+                 "--cache-dir", str(tmp_path / "cache"), "--no-audit", "--quiet", *extra])
+
+
+def test_reused_out_keeps_no_file_of_the_previous_run_but_keeps_user_files(cfg, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _cli_run(cfg, tmp_path, "spectral") == 0
+    figures = sorted(p.relative_to(out) for p in (out / "figures").rglob("*.png"))
+    assert (out / "report.html").is_file() and figures
+    (out / "notes.txt").write_text("mine")
+    (out / "figures" / "mine.png").write_bytes(b"mine")
+    assert _cli_run(cfg, tmp_path, "test_cnn", "--profile", "fast", "--no-report") == 0
+    assert "removed" in capsys.readouterr().out
+    assert not (out / "report.html").exists()
+    assert not any(p.name.startswith("curves_") for p in (out / "figures").rglob("*"))
+    assert (out / "notes.txt").read_text() == "mine" and (out / "figures" / "mine.png").read_bytes() == b"mine"
+    assert set(pd.read_parquet(out / "scores.parquet")["detector"]) == {"test_cnn"}
+    assert "spectral" not in (out / "leaderboard.md").read_text()

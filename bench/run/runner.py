@@ -295,8 +295,11 @@ class Runner:
                               self.device, self.executor.name)
         if len(passes) > 1:
             add_seed_runs(record, passes)
-        write_store(self.out_dir, record, [row for p in passes for row in p.metric_rows],
-                    [row for p in passes for row in p.score_rows])
+        removed = write_store(self.out_dir, record, [row for p in passes for row in p.metric_rows],
+                              [row for p in passes for row in p.score_rows])
+        if removed:
+            self.log(f"removed {len(removed)} file(s) a previous run left in {self.out_dir} (figures, report, "
+                     "leaderboards, results)")
         return record
 
     def run_seed(self, train_seed: int, names: list[str], grid: list[Cell],
