@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from bench.core.hashing import sha256_bytes
 from bench.data.dataset import load_dataset
 from bench.run.config import RunConfig
 from bench.run.runner import Runner
+from helpers import textured, write_png
 
 TAG = len(MAGIC) + 32
 
@@ -153,3 +155,51 @@ def test_reused_out_keeps_no_file_of_the_previous_run_but_keeps_user_files(cfg, 
     assert (out / "notes.txt").read_text() == "mine" and (out / "figures" / "mine.png").read_bytes() == b"mine"
     assert set(pd.read_parquet(out / "scores.parquet")["detector"]) == {"test_cnn"}
     assert "spectral" not in (out / "leaderboard.md").read_text()
+
+
+# -- a run reproduced from a run.json on data that changed -----------------------------------------------------
+
+
+def _reproduce(tmp_path, name: str, *argv: str) -> int:
+    return main(["run", *argv, "--out", str(tmp_path / name), "--cache-dir", str(tmp_path / "cache"), "--no-report",
+                 "--no-audit", "--quiet"])
+
+
+@pytest.fixture
+def first_run(tiny_dataset, tmp_path):
+    """A run on a copy of the tiny dataset (the copy can change afterwards); its run.json."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    assert _reproduce(tmp_path, "first", "--detectors", "spectral", "--dataset", str(data), "--perturb", "none",
+                      "--bootstrap", "0", "--device", "cpu", "--workers", "0", "--limit", "6") == 0
+    return data, tmp_path / "first" / "run.json"
+
+
+def test_config_from_a_run_json_on_changed_data_warns_and_records_both_hashes(first_run, tmp_path, capsys):
+    data, run_json = first_run
+    write_png(data / "real" / "r000.png", textured(np.random.default_rng(99)))  # another image, same name
+    capsys.readouterr()
+    assert _reproduce(tmp_path, "again", "--config", str(run_json)) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    old, new = json.loads(run_json.read_text()), json.loads((tmp_path / "again" / "run.json").read_text())
+    assert len(warnings) == 1 and old["dataset_hash"] in warnings[0] and new["dataset_hash"] in warnings[0]
+    assert new["reproduced_from"]["dataset_hash"] == old["dataset_hash"] != new["dataset_hash"]
+    assert new["reproduced_from"]["dataset_hash_now"] == new["dataset_hash"]
+    assert new["reproduced_from"]["same_data"] is False
+
+
+def test_config_from_a_run_json_on_the_same_data_records_the_match_silently(first_run, tmp_path, capsys):
+    _, run_json = first_run
+    capsys.readouterr()
+    assert _reproduce(tmp_path, "again", "--config", str(run_json)) == 0
+    assert "warning:" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "again" / "run.json").read_text())["reproduced_from"]["same_data"] is True
+
+
+def test_config_from_a_run_json_with_another_seed_does_not_compare_the_data(first_run, tmp_path, capsys):
+    _, run_json = first_run
+    capsys.readouterr()
+    assert _reproduce(tmp_path, "again", "--config", str(run_json), "--seed", "1") == 0
+    assert "warning:" not in capsys.readouterr().out
+    origin = json.loads((tmp_path / "again" / "run.json").read_text())["reproduced_from"]
+    assert origin["same_data"] is None and origin["not_compared"] == "data settings changed: seed"

@@ -243,6 +243,21 @@ def check_field(f: dataclasses.Field, value: Any) -> None:
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML run config, or a run.json whose "config" object is used."""
+    data = read_config_document(path)
+    if is_run_record(data):
+        data = data["config"]  # a run.json (JSON is YAML)
+    if not isinstance(data, dict):
+        raise BenchError(f"config {path} must be a mapping of keys to values")
+    return data
+
+
+def is_run_record(data: Any) -> bool:
+    """Whether a config document is a run.json (its "config" object is the run config)."""
+    return isinstance(data, dict) and "config" in data and "run_id" in data
+
+
+def read_config_document(path: str | Path) -> Any:
+    """The parsed YAML (or JSON) of a config file, with one-line errors for what is not one."""
     p = Path(path)
     if p.exists() and not p.is_file():
         raise BenchError(f"config {p} is not a regular file")
@@ -256,8 +271,4 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise BenchError(f"config {p} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except yaml.YAMLError as exc:
         raise BenchError(f"config {p} is not valid YAML: {' '.join(str(exc).split())}") from None
-    if isinstance(data, dict) and "config" in data and "run_id" in data:
-        data = data["config"]  # a run.json (JSON is YAML)
-    if not isinstance(data, dict):
-        raise BenchError(f"config {p} must be a mapping of keys to values")
     return data

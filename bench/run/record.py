@@ -26,6 +26,7 @@ PERTURBATION_STAGE = "before detector preprocessing, at full resolution"
 #: 2: ``record_version`` and each detector's ``outputs_probability`` (earlier reports inferred it from the
 #: presence of probability metrics).
 RECORD_VERSION = 2
+OPTIONAL = ("train_seeds", "seed_runs", "reproduced_from")  # left out of run.json when None
 
 
 @dataclass
@@ -83,13 +84,15 @@ class RunRecord:
     overlaps: list = field(default_factory=list)
     train_seeds: list[int] | None = None  # runs with several training seeds (--seeds) only
     seed_runs: list[dict] | None = None  # ... and per seed: its split, data hashes and fits
+    # runs started from a run.json (bench.run.origin): that run's dataset hash beside the one read now
+    reproduced_from: dict | None = None
     record_version: int = RECORD_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         data = {"record_version": self.record_version}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "record_version" or (f.name in ("train_seeds", "seed_runs") and value is None):
+            if f.name == "record_version" or (f.name in OPTIONAL and value is None):
                 continue
             data[f.name] = {n: d.to_dict() for n, d in value.items()} if f.name == "detectors" else value
         return data
