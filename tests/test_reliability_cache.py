@@ -9,11 +9,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from bench.cli.main import main
 from bench.core.cache import MAGIC, Cache, cache_key
@@ -203,3 +205,33 @@ def test_config_from_a_run_json_with_another_seed_does_not_compare_the_data(firs
     assert "warning:" not in capsys.readouterr().out
     origin = json.loads((tmp_path / "again" / "run.json").read_text())["reproduced_from"]
     assert origin["same_data"] is None and origin["not_compared"] == "data settings changed: seed"
+
+
+# -- --verify-data rehashes what the probe cache would trust -----------------------------------------------------
+
+
+def test_verify_data_sees_a_file_replaced_with_the_same_size_and_mtime(tiny_dataset, tmp_path, cache, caplog):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    bmp = data / "real" / "extra.bmp"
+    Image.fromarray(textured(np.random.default_rng(5))).save(bmp)
+    stamp = bmp.stat()
+    before = load_dataset(str(data), cache, progress=False)
+    Image.fromarray(textured(np.random.default_rng(6))).save(bmp)  # other pixels, the same number of bytes
+    os.utime(bmp, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert bmp.stat().st_size == stamp.st_size
+    assert load_dataset(str(data), cache, progress=False).hash == before.hash  # the probe cache is trusted
+    with caplog.at_level(logging.WARNING):
+        verified = load_dataset(str(data), cache, progress=False, verify=True)
+    assert verified.hash != before.hash and "1 image(s) differ from their cached probe" in caplog.text
+    assert load_dataset(str(data), cache, progress=False).hash == verified.hash  # the probe was refreshed
+
+
+def test_run_json_records_whether_the_data_was_rehashed(tiny_dataset, tmp_path):
+    argv = ["--detectors", "spectral", "--dataset", str(tiny_dataset), "--perturb", "none", "--bootstrap", "0",
+            "--device", "cpu", "--workers", "0", "--limit", "6"]
+    assert _reproduce(tmp_path, "plain", *argv) == 0
+    assert _reproduce(tmp_path, "verified", *argv, "--verify-data") == 0
+    plain, verified = (json.loads((tmp_path / name / "run.json").read_text()) for name in ("plain", "verified"))
+    assert plain["data_verified"] is False and verified["data_verified"] is True
+    assert verified["config"]["verify_data"] is True and verified["dataset_hash"] == plain["dataset_hash"]

@@ -98,6 +98,9 @@ class RunConfig:
                              minimum=0)
     val_tnr: float = setting(0.95, "seeds and statistics", "the validation threshold keeps this share of clean "
                                                            "real images below it", minimum=0.5, maximum=1)
+    verify_data: bool = setting(False, "data", "rehash and decode every image instead of trusting the probe cache "
+                                               "(keyed by path, size and modification time): slower, but a file "
+                                               "replaced with the same size and time is seen")
     max_pixels: int = setting(64_000_000, "data", "images with more pixels are skipped with a reason", minimum=1)
     min_side: int = setting(16, "data", "images with a shorter side are skipped with a reason", minimum=1)
     detector_params: dict[str, dict[str, Any]] = setting(

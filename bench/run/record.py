@@ -82,6 +82,8 @@ class RunRecord:
     skipped_images: list = field(default_factory=list)
     n_skipped_images: int = 0
     overlaps: list = field(default_factory=list)
+    # every image rehashed (--verify-data), or the probe cache (path, size, mtime) trusted; None before this field
+    data_verified: bool | None = None
     train_seeds: list[int] | None = None  # runs with several training seeds (--seeds) only
     seed_runs: list[dict] | None = None  # ... and per seed: its split, data hashes and fits
     # runs started from a run.json (bench.run.origin): that run's dataset hash beside the one read now
@@ -188,7 +190,7 @@ def build_record(cfg: RunConfig, identity: dict[str, str], runs: list[DetectorRu
         grid=[[cell.perturbation, cell.level] for cell in grid],
         detectors={run.name: detector_record(run) for run in runs},
         normalize=normalization_record(cfg.normalize, splits), audit=audit, skipped_images=skipped_images,
-        n_skipped_images=len(skipped_images), overlaps=splits.overlaps)
+        n_skipped_images=len(skipped_images), overlaps=splits.overlaps, data_verified=cfg.verify_data)
 
 
 def add_seed_runs(record: RunRecord, passes: list[SeedPass]) -> None:
