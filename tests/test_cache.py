@@ -142,3 +142,24 @@ def test_the_key_is_created_once_even_when_two_processes_race(tmp_path, monkeypa
     monkeypatch.setattr(cache_module.os, "link", other_process_first)
     assert cache_key(tmp_path / "cache") == b"k" * 64
     assert len(list((tmp_path / "keys").iterdir())) == 1
+
+
+def test_a_key_folder_inside_the_cache_is_a_one_line_error_naming_both(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_CACHE_KEY_DIR", str(tmp_path / "cache" / "k"))
+    with pytest.raises(BenchError) as error:
+        cache_key(tmp_path / "cache")
+    assert str(error.value) == (f"BENCH_CACHE_KEY_DIR {tmp_path / 'cache' / 'k'} lies inside the cache directory "
+                                f"{tmp_path / 'cache'} whose entries its keys authenticate; choose a folder outside it")
+
+
+def test_untagged_entries_warn_once_per_namespace(tmp_path, caplog):
+    cache = Cache(tmp_path)
+    for namespace, key in (("cells", "a"), ("cells", "b"), ("probe", "a")):
+        path = cache.path(namespace, key, "json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")  # an entry written before entries were tagged
+    with caplog.at_level(logging.WARNING):
+        assert [cache.load_json(n, k) for n, k in (("cells", "a"), ("cells", "b"), ("probe", "a"))] == [None] * 3
+    assert [r.getMessage().split(" cannot")[0] for r in caplog.records] == [
+        f"cache entry {cache.path('cells', 'a', 'json')}", f"cache entry {cache.path('probe', 'a', 'json')}"]
+    assert not any(tmp_path.rglob("*.json"))
