@@ -21,7 +21,9 @@ from bench.cli.main import main
 from bench.core.cache import MAGIC, Cache, cache_key
 from bench.core.errors import BenchError
 from bench.core.hashing import sha256_bytes
-from bench.data.dataset import load_dataset
+from bench.data.dataset import Item, _dhash, load_dataset
+from bench.data.leaks import NEAR_DUPLICATE, find_overlaps
+from bench.data.split import NEAR_DUP_BITS
 from bench.run.config import RunConfig
 from bench.run.runner import Runner
 from helpers import textured, write_png
@@ -235,3 +237,42 @@ def test_run_json_records_whether_the_data_was_rehashed(tiny_dataset, tmp_path):
     plain, verified = (json.loads((tmp_path / name / "run.json").read_text()) for name in ("plain", "verified"))
     assert plain["data_verified"] is False and verified["data_verified"] is True
     assert verified["config"]["verify_data"] is True and verified["dataset_hash"] == plain["dataset_hash"]
+
+
+# -- a near-duplicate leak is confirmed on detail the difference hash cannot see ------------------------------
+
+
+def _layout_with_detail(seed: int) -> np.ndarray:
+    """A 64x64 image: one shared coarse layout (a left-to-right ramp), detail drawn from ``seed`` in 2x2 px cells."""
+    ramp = np.tile(np.arange(64) * 3.5, (64, 1)) + 16
+    noise = np.kron(np.random.default_rng(seed).normal(0, 12, (32, 32)), np.ones((2, 2)))
+    return np.repeat(np.clip(ramp + noise, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _item(path, pixels: np.ndarray, sha: str) -> Item:
+    return Item(id=path.name, path=str(path), label=0, generator="real", sha256=sha, dhash=_dhash(pixels))
+
+
+def test_unrelated_images_with_the_same_coarse_layout_are_not_a_leak(tmp_path):
+    a, b = _layout_with_detail(1), _layout_with_detail(2)
+    write_png(tmp_path / "a.png", a)
+    write_png(tmp_path / "b.png", b)
+    train, test = _item(tmp_path / "a.png", a, "s1"), _item(tmp_path / "b.png", b, "s2")
+    assert (train.dhash ^ test.dhash).bit_count() <= NEAR_DUP_BITS  # the hash alone calls them near-duplicates
+    assert find_overlaps({"train": [train], "test": [test]}) == []
+
+
+def test_recompressed_copy_across_parts_is_still_a_leak(tmp_path):
+    a = _layout_with_detail(1)
+    write_png(tmp_path / "a.png", a)
+    Image.fromarray(a).save(tmp_path / "a.jpg", quality=75)
+    copy = np.asarray(Image.open(tmp_path / "a.jpg").convert("RGB"))
+    overlaps = find_overlaps({"train": [_item(tmp_path / "a.png", a, "s1")],
+                              "test": [_item(tmp_path / "a.jpg", copy, "s2")]})
+    assert [(o.kind, o.files) for o in overlaps] == [(NEAR_DUPLICATE, {"train": ["a.png"], "test": ["a.jpg"]})]
+
+
+def test_candidate_that_cannot_be_read_now_keeps_the_hash_verdict(tmp_path):
+    a = _layout_with_detail(1)
+    items = {"train": [_item(tmp_path / "gone.png", a, "s1")], "test": [_item(tmp_path / "gone2.png", a, "s2")]}
+    assert len(find_overlaps(items)) == 1
