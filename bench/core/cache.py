@@ -103,6 +103,9 @@ class Cache:
 
     # -- authentication, shared by every kind of entry --------------------------------
     def _tag(self, namespace: str, key: str, payload: bytes) -> bytes:
+        """HMAC-SHA256 of the entry's name and bytes. The name leaves out the kind (extension) so that the fits
+        tagged before every entry was keep loading; kinds never share a namespace (``fits`` holds the only
+        pickles), so no tagged array or JSON entry can be renamed into a pickle that is read."""
         if self._key is None:
             self._key = cache_key(self.root)
         return hmac.new(self._key, f"{namespace}/{key}\n".encode() + payload, hashlib.sha256).digest()
