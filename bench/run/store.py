@@ -48,12 +48,13 @@ def clear_previous_run(out_dir: Path) -> list[Path]:
     folder is incomplete until the new one lands); any other file, in the folder or in figures/, stays."""
     removed = [out_dir / name for name in RUN_FILES if (out_dir / name).is_file()]
     figures = out_dir / FIGURES_DIR
-    folders = [d for d in figures.iterdir() if d.is_dir() and not d.is_symlink()] if figures.is_dir() else []
+    own = figures.is_dir() and not figures.is_symlink()  # never follow a link out of the run folder
+    folders = [d for d in figures.iterdir() if d.is_dir() and not d.is_symlink()] if own else []
     removed += [f for d in folders for f in sorted(d.iterdir()) if f.is_file()
                 and f.name.startswith(FIGURE_PREFIXES) and f.name.endswith(FIGURE_SUFFIXES)]
     for path in removed:
         path.unlink()
-    for folder in folders + ([figures] if figures.is_dir() else []):
+    for folder in folders + ([figures] if own else []):
         if not any(folder.iterdir()):
             folder.rmdir()
     return removed
