@@ -48,13 +48,13 @@ def test_arrays_round_trip_by_name(tmp_path):
 
 
 def test_an_array_entry_holding_a_pickle_is_refused_and_removed(tmp_path, caplog):
-    """npz files are read with allow_pickle=False: an object array (a pickle inside the npz) never loads."""
+    """npz files are read with allow_pickle=False: an object array (a pickle inside the npz) never loads, even
+    under a valid tag."""
     cache = Cache(tmp_path)
     path = cache.path("scores", "k", "npz")
-    path.parent.mkdir(parents=True)
     buffer = io.BytesIO()
     np.savez(buffer, score=np.array([{"not": "an array"}], dtype=object))
-    path.write_bytes(buffer.getvalue())
+    cache._save("scores", "k", "npz", buffer.getvalue())
     with caplog.at_level(logging.WARNING):
         assert cache.load_arrays("scores", "k") is None
     assert not path.exists()
@@ -67,7 +67,8 @@ def test_objects_and_json_round_trip(tmp_path):
     assert cache.load_object("fits", "k") == {"weights": [1.5, 2.5]}
     cache.save_json("probe", "k", {"b": 1, "a": [2]})
     assert cache.load_json("probe", "k") == {"a": [2], "b": 1}
-    assert cache.path("probe", "k", "json").read_text() == '{"a": [2], "b": 1}'  # sorted keys: stable bytes
+    data = cache.path("probe", "k", "json").read_bytes()
+    assert data.startswith(MAGIC) and data[len(MAGIC) + 32:] == b'{"a": [2], "b": 1}'  # sorted keys: stable bytes
 
 
 def _refusal(caplog, cache: Cache, path: Path) -> str:
@@ -83,13 +84,14 @@ def test_the_warning_says_why_an_object_entry_was_refused(tmp_path, caplog):
     path = cache.path("fits", "k", "pkl")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"plain pickle bytes")
-    assert _refusal(caplog, cache, path) == (f"cache entry {path} cannot be loaded (ValueError: not an authenticated "
-                                             "cache entry); removing and recomputing it")
+    assert _refusal(caplog, cache, path) == (f"cache entry {path} cannot be loaded (UntaggedEntry: not an "
+                                             "authenticated cache entry); removing and recomputing it (further "
+                                             "untagged entries of this namespace are recomputed silently)")
     caplog.clear()
     path.write_bytes(MAGIC + b"\0" * 32 + b"payload")
     assert _refusal(caplog, cache, path) == (
         f"cache entry {path} cannot be loaded (ValueError: authentication tag does not match: entry altered, "
-        "truncated or foreign; not unpickled); removing and recomputing it")
+        "truncated or foreign; not used); removing and recomputing it")
 
 
 def test_each_cache_root_gets_its_own_private_key(tmp_path, monkeypatch):
@@ -111,7 +113,7 @@ def test_a_damaged_key_is_a_one_line_error(tmp_path, monkeypatch):
     path.write_bytes(b"x" * 31)
     with pytest.raises(BenchError) as error:
         cache_key(tmp_path / "cache")
-    assert str(error.value) == (f"cache key {path} is damaged (too short); delete it (the cached fits will be "
+    assert str(error.value) == (f"cache key {path} is damaged (too short); delete it (every cached entry will be "
                                 "recomputed)")
     path.write_bytes(b"x" * 32)  # 32 bytes is the shortest key accepted
     assert cache_key(tmp_path / "cache") == b"x" * 32
@@ -140,3 +142,24 @@ def test_the_key_is_created_once_even_when_two_processes_race(tmp_path, monkeypa
     monkeypatch.setattr(cache_module.os, "link", other_process_first)
     assert cache_key(tmp_path / "cache") == b"k" * 64
     assert len(list((tmp_path / "keys").iterdir())) == 1
+
+
+def test_a_key_folder_inside_the_cache_is_a_one_line_error_naming_both(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_CACHE_KEY_DIR", str(tmp_path / "cache" / "k"))
+    with pytest.raises(BenchError) as error:
+        cache_key(tmp_path / "cache")
+    assert str(error.value) == (f"BENCH_CACHE_KEY_DIR {tmp_path / 'cache' / 'k'} lies inside the cache directory "
+                                f"{tmp_path / 'cache'} whose entries its keys authenticate; choose a folder outside it")
+
+
+def test_untagged_entries_warn_once_per_namespace(tmp_path, caplog):
+    cache = Cache(tmp_path)
+    for namespace, key in (("cells", "a"), ("cells", "b"), ("probe", "a")):
+        path = cache.path(namespace, key, "json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")  # an entry written before entries were tagged
+    with caplog.at_level(logging.WARNING):
+        assert [cache.load_json(n, k) for n, k in (("cells", "a"), ("cells", "b"), ("probe", "a"))] == [None] * 3
+    assert [r.getMessage().split(" cannot")[0] for r in caplog.records] == [
+        f"cache entry {cache.path('cells', 'a', 'json')}", f"cache entry {cache.path('probe', 'a', 'json')}"]
+    assert not any(tmp_path.rglob("*.json"))

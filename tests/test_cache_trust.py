@@ -89,7 +89,7 @@ def test_truncated_probe_cache_is_recomputed_with_a_message(tmp_path, caplog):
     cache = Cache(tmp_path / "cache")
     cache.save_json("probe", "k", {"sha256": "ab" * 32, "width": 48})
     path = cache.path("probe", "k", "json")
-    path.write_text(path.read_text()[:10])
+    path.write_bytes(path.read_bytes()[:-10])
     with caplog.at_level(logging.WARNING):
         assert cache.load_json("probe", "k") is None
     assert not path.exists() and "recomputing" in caplog.text

@@ -9,6 +9,7 @@ and (where the method allows) attributes.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 from collections import Counter
 
@@ -199,6 +200,23 @@ def test_feature_cache_one_forward_pass_per_image_and_cell(splits, tmp_path):
     assert tiny_extractor(cache, seed=1).identity != tiny_extractor(cache).identity
     files = list((tmp_path / "cache" / "clip_features").rglob("*.npz"))
     assert len(files) == 4  # one chunk per computation, not one file per image
+
+
+def test_altered_feature_cache_file_is_recomputed_not_used(splits, tmp_path, caplog):
+    cache = Cache(tmp_path / "cache")
+    test = splits["test"]
+    first = tiny_extractor(cache).images(test)
+    (entry,) = (tmp_path / "cache" / "clip_features").rglob("*.npz")
+    data = bytearray(entry.read_bytes())
+    data[-40] ^= 0xFF  # one flipped byte, the authentication tag left as it was
+    entry.write_bytes(bytes(data))
+    clip_features._INDEXES.clear()
+    clip_features.reset_counters()
+    with caplog.at_level(logging.WARNING):
+        again = tiny_extractor(cache).images(test)
+    assert "authentication tag does not match" in caplog.text
+    assert clip_features.forward_passes() == len(test)
+    np.testing.assert_array_equal(first, again)
 
 
 def test_without_a_cache_features_are_computed_each_time(splits):

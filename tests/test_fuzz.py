@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 from contextlib import contextmanager
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -191,3 +193,102 @@ def test_fuzz_datasets_never_use_a_skipped_image(tmp_path_factory, fuzz_cache, d
 def test_a_preset_that_is_no_preset_name_is_a_one_line_error(preset):
     with pytest.raises(BenchError, match="config field preset: expected default or imagenet-c or aeroblade or univfd"):
         RunConfig.from_dict({"preset": preset})
+
+
+# -- perturbation specs, detector_params and names that reach the reports ------------------------------------------
+
+PERTURB_NAMES = ["jpeg", "blur", "noise", "webp", "resize", "share:instagram", "share:nosuch", "albu:MotionBlur",
+                 "albu:GaussNoise", "albu:CLAHE", "albu:NoSuch", "albu:", "transfer:nosuch", "all", "none",
+                 "imagenet-c", "jp*", "*", ""]
+ALBU_VALUES = st.one_of(st.integers(-5, 9), st.floats(allow_nan=True, allow_infinity=True, width=16),
+                        st.text(alphabet="abc(),=-.{} ", max_size=4),
+                        st.tuples(st.integers(-3, 9), st.integers(-3, 9)).map(lambda t: f"({t[0]},{t[1]})"))
+
+
+@st.composite
+def perturb_specs(draw) -> str:
+    """A --perturb value: registered names, family one-offs with (albu:NAME{key=value,...}) settings, levels,
+    and stray characters, joined as a user might type them."""
+    tokens = []
+    for _ in range(draw(st.integers(1, 3))):
+        name = draw(st.one_of(st.sampled_from(PERTURB_NAMES), st.text(max_size=6)))
+        if name.startswith("albu:") and draw(st.booleans()):
+            settings_ = draw(st.dictionaries(st.sampled_from(["blur_limit", "std_range", "p", "nosuch", ""]),
+                                             ALBU_VALUES, max_size=2))
+            name += "{" + ",".join(f"{k}={v}" for k, v in settings_.items()) + "}"
+        levels = draw(st.one_of(st.just(""), st.sampled_from([":1", ":1-3", ":0", ":9", ":3-1", ":x", ":-1", ":1-"]),
+                                st.text(max_size=3).map(lambda t: ":" + t)))
+        tokens.append(name + levels)
+    return draw(st.sampled_from([",", ", ", ",,"])).join(tokens)
+
+
+@settings(settings.get_profile(PROFILE))
+@given(perturb_specs())
+def test_fuzz_perturbation_specs_parse_or_are_one_line_errors(spec):
+    from perturbations.spec import parse_perturb_spec
+
+    with time_limit():
+        try:
+            parsed = parse_perturb_spec(spec)
+        except BenchError as exc:
+            assert "\n" not in str(exc).strip()
+            return
+    assert all(isinstance(name, str) and all(isinstance(level, int) for level in levels) for name, levels in parsed)
+
+
+PARAM_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=True),
+                         st.text(max_size=5), st.lists(st.floats(allow_nan=True), max_size=3))
+
+
+@settings(settings.get_profile(PROFILE))
+@given(st.dictionaries(st.one_of(st.sampled_from(["spectral", "test_cnn", "nosuch"]), st.text(max_size=6)),
+                       st.dictionaries(st.one_of(st.sampled_from(["bins", "c_grid", "size", "width", "epochs", "lr",
+                                                                  "nosuch"]), st.text(max_size=5)),
+                                       PARAM_VALUES, max_size=3), max_size=2))
+def test_fuzz_detector_params_are_valid_or_one_line_errors(params):
+    from bench.core.detector_params import check_detector_params
+
+    with time_limit():
+        try:
+            check_detector_params(params)
+        except BenchError as exc:
+            assert "\n" not in str(exc).strip()
+            return
+    for name, overrides in params.items():  # accepted: counts stay positive integers, numbers stay numbers
+        for key in ("size", "width", "epochs", "bins"):
+            if key in overrides:
+                assert type(overrides[key]) is int and overrides[key] > 0, (name, key, overrides[key])
+
+
+_UNESCAPED_PIPE = re.compile(r"(?<!\\)(?:\\\\)*\|")
+
+
+@settings(settings.get_profile(PROFILE))
+@given(st.text(min_size=1, max_size=12).filter(lambda s: s.strip()),
+       st.text(min_size=1, max_size=12).filter(lambda s: s.strip()))
+def test_fuzz_names_with_special_characters_keep_the_leaderboards_shape(tmp_path_factory, dataset, detector):
+    """A dataset or detector name with any characters (line breaks, |, `, %, \\, <, unicode) changes neither the
+    Markdown and LaTeX leaderboards' line count nor the Markdown table's shape nor the HTML markup (a line break
+    in HTML text is only white space)."""
+    from fixtures.report_store import results_frame, run_record, write_run
+
+    from bench.report.write import write_leaderboards
+
+    def store(folder, dataset_name: str, detector_name: str):
+        results = results_frame()
+        results["dataset"] = dataset_name
+        results["detector"] = results["detector"].replace("dummy.random", detector_name)
+        record = run_record()
+        record["datasets"] = {dataset_name: record["datasets"]["toy"]}
+        write_leaderboards([write_run(folder, results=results, scores=pd.DataFrame(), record=record)])
+        return {p.suffix: p.read_text(encoding="utf-8") for p in folder.glob("leaderboard*")}
+
+    root = tmp_path_factory.mktemp("fuzz-names")
+    with time_limit():
+        plain = store(root / "plain", "toy", "dummy.random")
+        hostile = store(root / "hostile", dataset, detector)
+    for suffix in (".md", ".tex"):
+        assert len(hostile[suffix].splitlines()) == len(plain[suffix].splitlines()), suffix
+    rows = [line for line in hostile[".md"].splitlines() if line.startswith("|")]
+    assert len({len(_UNESCAPED_PIPE.findall(line)) for line in rows}) == 1
+    assert hostile[".html"].count("<") == plain[".html"].count("<")

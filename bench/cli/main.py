@@ -139,6 +139,7 @@ def cmd_run(args: argparse.Namespace, cfg=None) -> int:
     """``bench run``; ``cfg``: the run config when the caller built it (bench import-scores), else the flags'."""
     from bench.core.cache import Cache
     from bench.report.write import write_leaderboards
+    from bench.run.origin import recorded_origin
     from bench.run.runner import Runner
     from bench.run.schema import LEADERBOARD_MD
 
@@ -149,8 +150,9 @@ def cmd_run(args: argparse.Namespace, cfg=None) -> int:
     from bench.run.executors import make_executor
 
     executor = make_executor(args.executor, args.ray_address)
+    origin = recorded_origin(args.config) if getattr(args, "config", None) else None
     runner = Runner(cfg, Path(args.out) if args.out else None, Cache(args.cache_dir), progress=not args.quiet,
-                    audit=not args.no_audit, executor=executor)
+                    audit=not args.no_audit, executor=executor, origin=origin)
     record = runner.run()
     out = runner.out_dir
     write_leaderboards([out])

@@ -3,7 +3,9 @@
 Loading a dataset probes every image once: the bytes are hashed (sha256), the
 image is fully decoded (so truncated files are found now, not mid-run) and a
 64-bit difference hash is kept to group near-duplicates. Probe results are
-cached per (path, size, mtime). Unusable images become recorded skips.
+cached per (path, size, mtime): a file replaced by one of the same size and
+modification time keeps its old probe, unless ``verify`` (``--verify-data``)
+rehashes every image. Unusable images become recorded skips.
 """
 
 from __future__ import annotations
@@ -93,8 +95,9 @@ def _probe_file(path: str, max_pixels: int, min_side: int) -> dict:
 
 
 def probe_rows(rows: list[Row], cache: Cache, workers: int = 2, max_pixels: int = MAX_PIXELS,
-               min_side: int = MIN_SIDE, progress: bool = True) -> tuple[list[Item], list[Skip]]:
-    """Probe every row (cached by path, size and mtime); return usable items and skips."""
+               min_side: int = MIN_SIDE, progress: bool = True, verify: bool = False) -> tuple[list[Item], list[Skip]]:
+    """Probe every row (cached by path, size and mtime; with ``verify`` every row is probed again and the cache
+    refreshed, with a warning counting the images whose cached probe was stale); return usable items and skips."""
 
     def stamp(path: str) -> tuple | None:
         if is_url(path):
@@ -109,7 +112,8 @@ def probe_rows(rows: list[Row], cache: Cache, workers: int = 2, max_pixels: int 
         return stable_hash([PROBE_VERSION, row.path, stamp(row.path), max_pixels, min_side])
 
     keys = [key(r) for r in rows]
-    results: list[dict | None] = [cache.load_json("probe", k) for k in keys]
+    cached: list[dict | None] = [cache.load_json("probe", k) for k in keys]
+    results: list[dict | None] = [None] * len(rows) if verify else list(cached)
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -119,6 +123,10 @@ def probe_rows(rows: list[Row], cache: Cache, workers: int = 2, max_pixels: int 
                 results[i] = res
                 if "skip" not in res or res["skip"] != "file not found":
                     cache.save_json("probe", keys[i], res)
+    stale = sum(1 for i in todo if cached[i] is not None and cached[i] != results[i])
+    if stale:
+        log.warning("--verify-data: %d image(s) differ from their cached probe (same path, size and modification "
+                    "time); the probes were refreshed", stale)
     items: list[Item] = []
     skips: list[Skip] = []
     for row, res in zip(rows, results):
@@ -158,16 +166,17 @@ def collapse_duplicates(items: list[Item]) -> tuple[list[Item], list[Skip]]:
 
 def load_dataset(spec: str, cache: Cache, seed: int = 0, workers: int = 2, max_pixels: int = MAX_PIXELS,
                  min_side: int = MIN_SIDE, progress: bool = True, allow_outside_paths: bool = False,
-                 generators: list[str] | None = None, caption_groups: bool = True) -> Dataset:
+                 generators: list[str] | None = None, caption_groups: bool = True, verify: bool = False) -> Dataset:
     """``generators`` keeps only those generators and their reals (bench.data.generators), before any
-    image is read, so a few generators of a large dataset cost only their own images."""
+    image is read, so a few generators of a large dataset cost only their own images; ``verify`` rehashes every
+    image instead of trusting the probe cache (:func:`probe_rows`)."""
     source = resolve_source(spec, cache.root)
     name = source.name
     rows, skips = source.read(allow_outside_paths)
     if generators:
         check_generators(generators, generators_of(rows), "--generators", name)
         rows = keep_generators(rows, generators)
-    items, probe_skips = probe_rows(rows, cache, workers, max_pixels, min_side, progress)
+    items, probe_skips = probe_rows(rows, cache, workers, max_pixels, min_side, progress, verify)
     items, duplicate_skips = collapse_duplicates(items)
     given_splits = any(it.split for it in items)
     items, split_skips = assign_splits(items, seed, caption_groups)

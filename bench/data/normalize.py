@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import PIL
 from PIL import Image
@@ -36,6 +38,8 @@ from bench.core.hashing import sha256_bytes, stable_hash
 from bench.data.dataset import Dataset, Item
 from bench.data.images import decode_bytes, read_image_file
 from bench.data.manifest import Skip
+
+log = logging.getLogger(__name__)
 
 NORMALIZE_VERSION = 1
 NAMESPACE = "normalized"
@@ -124,11 +128,23 @@ def normalize_image(data: bytes, ops: tuple[Op, ...]) -> tuple[bytes, str]:
     return buf.getvalue(), "png"
 
 
+def _holds(path: Path, sha256: str) -> bool:
+    """Whether the cached normalised image at ``path`` is still the one its (authenticated) record hashed: the
+    image file is content-addressed by that record, so an altered or planted file is rewritten, never scored."""
+    if not path.is_file():
+        return False
+    if sha256_bytes(path.read_bytes()) == sha256:
+        return True
+    log.warning("cached normalised image %s does not match its record's sha256; rewriting it", path)
+    return False
+
+
 def _normalize_item(item: Item, spec: str, ops: tuple[Op, ...], cache: Cache) -> Item | Skip:
     key = stable_hash([NORMALIZE_VERSION, spec, item.sha256, PIL.__version__])
     record = cache.load_json(NAMESPACE, key)
-    if record is not None and "skip" not in record and not cache.has(NAMESPACE, key, record["ext"]):
-        record = None  # the image file was removed from the cache: rewrite it
+    if record is not None and "skip" not in record and not _holds(cache.path(NAMESPACE, key, record["ext"]),
+                                                                  record["sha256"]):
+        record = None  # the image file was removed or altered: rewrite it
     if record is None:
         try:
             source = read_image_file(item.path)

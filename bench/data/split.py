@@ -29,7 +29,7 @@ NEAR_DUP_BITS = 4
 HASH_BITS = 64
 
 
-class _UnionFind:
+class UnionFind:
     def __init__(self, n: int):
         self.parent = list(range(n))
 
@@ -114,7 +114,7 @@ def near_duplicate_groups(dhashes: list[int], groups: list[str | None],
     """Group id per image (the smallest index of its group): union of explicit groups, near-identical
     difference hashes and (when given) identical captions."""
     n = len(dhashes)
-    uf = _UnionFind(n)
+    uf = UnionFind(n)
     first: dict[object, int] = {}
     captions = captions if captions is not None else [None] * n
     for i, (h, g, c) in enumerate(zip(dhashes, groups, captions)):

@@ -186,25 +186,29 @@ def pixel_group(images, i: int) -> str:
 
 
 class _GroupIndex:
-    """Which cached file holds which key, for one group folder (files are immutable once written)."""
+    """Which cached file holds which key, for one group folder (files are immutable once written). Files are
+    read through the cache, so an entry whose authentication tag fails is removed and its keys recomputed."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self, cache: Cache, namespace: str):
+        self.cache, self.namespace = cache, namespace
+        self.folder = cache.root / namespace
         self.seen: set[str] = set()
         self.where: dict[str, tuple[str, int]] = {}
+
+    def load(self, name: str) -> dict[str, np.ndarray] | None:
+        """The arrays of the file ``name`` (``KEY.npz``), or None when it is gone or cannot be trusted."""
+        return self.cache.load_arrays(self.namespace, name.removesuffix(".npz"))
 
     def refresh(self) -> None:
         if not self.folder.is_dir():
             return
         for entry in os.scandir(self.folder):
             if entry.name.endswith(".npz") and not entry.name.startswith(".") and entry.name not in self.seen:
-                try:
-                    with np.load(entry.path, allow_pickle=False) as data:
-                        keys = data["keys"]
-                except (OSError, ValueError, KeyError):
-                    continue  # unreadable: recompute what it held
+                data = self.load(entry.name)
+                if data is None or "keys" not in data:
+                    continue  # unreadable or untrusted (removed): recompute what it held
                 self.seen.add(entry.name)
-                for row, key in enumerate(keys.tolist()):
+                for row, key in enumerate(data["keys"].tolist()):
                     self.where.setdefault(key, (entry.name, row))
 
     def add(self, name: str, keys: Sequence[str]) -> None:
@@ -221,11 +225,12 @@ _INDEXES: dict[Path, _GroupIndex] = {}
 _INDEX_LOCK = threading.Lock()
 
 
-def _index(folder: Path) -> _GroupIndex:
+def _index(cache: Cache, namespace: str) -> _GroupIndex:
+    folder = cache.root / namespace
     with _INDEX_LOCK:
         idx = _INDEXES.get(folder)
         if idx is None:
-            idx = _INDEXES[folder] = _GroupIndex(folder)
+            idx = _INDEXES[folder] = _GroupIndex(cache, namespace)
         return idx
 
 
@@ -267,16 +272,16 @@ class ClipFeatures:
         return torch.autocast(device_type="cpu", enabled=False)
 
     # -- cache plumbing ---------------------------------------------------------------------
-    def _folder(self, group: str) -> Path | None:
+    def _namespace(self, group: str) -> str | None:
         if self.cache is None:
             return None
-        return self.cache.path(f"{NAMESPACE}/{_safe(self.identity)}/{_safe(group)}", "x", "npz").parent
+        return f"{NAMESPACE}/{_safe(self.identity)}/{_safe(group)}"
 
     def _lookup(self, group: str, keys: list[str]) -> dict[str, np.ndarray]:
-        folder = self._folder(group)
-        if folder is None or not keys:
+        namespace = self._namespace(group)
+        if namespace is None or not keys:
             return {}
-        idx = _index(folder)
+        idx = _index(self.cache, namespace)  # type: ignore[arg-type]
         if any(k not in idx.where for k in keys):
             idx.refresh()
         by_file: dict[str, list[tuple[str, int]]] = {}
@@ -286,25 +291,23 @@ class ClipFeatures:
                 by_file.setdefault(name, []).append((k, row))
         out: dict[str, np.ndarray] = {}
         for name, pairs in by_file.items():
-            try:
-                with np.load(folder / name, allow_pickle=False) as data:
-                    feats = data["feats"]
-            except (OSError, ValueError, KeyError):  # removed or damaged since indexed: recompute
+            data = idx.load(name)
+            if data is None or "feats" not in data:  # removed, damaged or untrusted since indexed: recompute
                 idx.forget()
                 continue
+            feats = data["feats"]
             for k, row in pairs:
                 out[k] = feats[row]
         return out
 
     def _store(self, group: str, keys: list[str], feats: np.ndarray) -> None:
-        folder = self._folder(group)
-        if folder is None or not keys:
+        namespace = self._namespace(group)
+        if namespace is None or not keys:
             return
         name = stable_hash(sorted(keys), 24)
-        namespace = str(folder.relative_to(self.cache.root))  # type: ignore[union-attr]
         self.cache.save_arrays(namespace, name, keys=np.array(keys, dtype=str),  # type: ignore[union-attr]
                                feats=np.ascontiguousarray(feats, dtype=np.float32))
-        _index(folder).add(f"{name}.npz", keys)
+        _index(self.cache, namespace).add(f"{name}.npz", keys)  # type: ignore[arg-type]
 
     # -- images -----------------------------------------------------------------------------
     def images(self, images, view: View | None = None) -> np.ndarray:

@@ -31,17 +31,13 @@ from bench.report.html import Section, html_page, render_report
 from bench.report.leaderboard import leaderboard_frame, leaderboard_html, leaderboard_latex, leaderboard_markdown
 from bench.report.pairwise import pairwise_auc, pairwise_html, pairwise_markdown
 from bench.report.runs import drop_random, load_runs
-from bench.run.schema import LEADERBOARD_MD
+from bench.run.schema import (CONFUSION, CURVES, FIGURES_DIR, GENERATORS, LEADERBOARD_HTML, LEADERBOARD_MD,
+                              LEADERBOARD_TEX, PAIRWISE_MD, REPORT_HTML)
 
 log = logging.getLogger(__name__)
 
 
 CURVE_METRICS = ("roc_auc", "acc_at_val_threshold")
-LEADERBOARD_TEX = "leaderboard.tex"
-LEADERBOARD_HTML = "leaderboard.html"
-REPORT_HTML = "report.html"
-PAIRWISE_MD = "pairwise.md"
-FIGURES_DIR = "figures"
 
 
 # ---------------------------------------------------------------- write_report
@@ -83,16 +79,16 @@ def _write_figures(
     for m in _curve_metrics(results_df, metric):
         fig = plot_robustness_curves(results_df, m, colors)
         note = f"no perturbed cells for {m}: curves skipped"
-        figures.add_or_note(f"curves_{m}", f"Robustness curves: {m} vs severity", fig, note)
+        figures.add_or_note(f"{CURVES}{m}", f"Robustness curves: {m} vs severity", fig, note)
     heatmap = plot_generator_heatmap(results_df, metric)
     note = "no per-generator results: heatmap skipped"
-    figures.add_or_note(f"generators_{metric}", f"Per-generator {metric}", heatmap, note)
+    figures.add_or_note(f"{GENERATORS}{metric}", f"Per-generator {metric}", heatmap, note)
     attribution = attribution_detectors(scores_df)
     if not attribution:
         figures.notes.append("no attribution detector with scores: no confusion matrices")
     for detector in attribution:
         fig = plot_confusion_matrix(scores_df, detector)
-        figures.add(f"confusion_{_slug(detector)}", f"Confusion matrix: {detector}, clean", fig)
+        figures.add(f"{CONFUSION}{_slug(detector)}", f"Confusion matrix: {detector}, clean", fig)
     return figures
 
 

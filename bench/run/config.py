@@ -98,6 +98,9 @@ class RunConfig:
                              minimum=0)
     val_tnr: float = setting(0.95, "seeds and statistics", "the validation threshold keeps this share of clean "
                                                            "real images below it", minimum=0.5, maximum=1)
+    verify_data: bool = setting(False, "data", "rehash and decode every image instead of trusting the probe cache "
+                                               "(keyed by path, size and modification time): slower, but a file "
+                                               "replaced with the same size and time is seen")
     max_pixels: int = setting(64_000_000, "data", "images with more pixels are skipped with a reason", minimum=1)
     min_side: int = setting(16, "data", "images with a shorter side are skipped with a reason", minimum=1)
     detector_params: dict[str, dict[str, Any]] = setting(
@@ -243,6 +246,21 @@ def check_field(f: dataclasses.Field, value: Any) -> None:
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML run config, or a run.json whose "config" object is used."""
+    data = read_config_document(path)
+    if is_run_record(data):
+        data = data["config"]  # a run.json (JSON is YAML)
+    if not isinstance(data, dict):
+        raise BenchError(f"config {path} must be a mapping of keys to values")
+    return data
+
+
+def is_run_record(data: Any) -> bool:
+    """Whether a config document is a run.json (its "config" object is the run config)."""
+    return isinstance(data, dict) and "config" in data and "run_id" in data
+
+
+def read_config_document(path: str | Path) -> Any:
+    """The parsed YAML (or JSON) of a config file, with one-line errors for what is not one."""
     p = Path(path)
     if p.exists() and not p.is_file():
         raise BenchError(f"config {p} is not a regular file")
@@ -256,8 +274,4 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise BenchError(f"config {p} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except yaml.YAMLError as exc:
         raise BenchError(f"config {p} is not valid YAML: {' '.join(str(exc).split())}") from None
-    if isinstance(data, dict) and "config" in data and "run_id" in data:
-        data = data["config"]  # a run.json (JSON is YAML)
-    if not isinstance(data, dict):
-        raise BenchError(f"config {p} must be a mapping of keys to values")
     return data

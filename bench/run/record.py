@@ -26,6 +26,7 @@ PERTURBATION_STAGE = "before detector preprocessing, at full resolution"
 #: 2: ``record_version`` and each detector's ``outputs_probability`` (earlier reports inferred it from the
 #: presence of probability metrics).
 RECORD_VERSION = 2
+OPTIONAL = ("train_seeds", "seed_runs", "reproduced_from")  # left out of run.json when None
 
 
 @dataclass
@@ -81,15 +82,19 @@ class RunRecord:
     skipped_images: list = field(default_factory=list)
     n_skipped_images: int = 0
     overlaps: list = field(default_factory=list)
+    # every image rehashed (--verify-data), or the probe cache (path, size, mtime) trusted; None before this field
+    data_verified: bool | None = None
     train_seeds: list[int] | None = None  # runs with several training seeds (--seeds) only
     seed_runs: list[dict] | None = None  # ... and per seed: its split, data hashes and fits
+    # runs started from a run.json (bench.run.origin): that run's dataset hash beside the one read now
+    reproduced_from: dict | None = None
     record_version: int = RECORD_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         data = {"record_version": self.record_version}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "record_version" or (f.name in ("train_seeds", "seed_runs") and value is None):
+            if f.name == "record_version" or (f.name in OPTIONAL and value is None):
                 continue
             data[f.name] = {n: d.to_dict() for n, d in value.items()} if f.name == "detectors" else value
         return data
@@ -185,7 +190,7 @@ def build_record(cfg: RunConfig, identity: dict[str, str], runs: list[DetectorRu
         grid=[[cell.perturbation, cell.level] for cell in grid],
         detectors={run.name: detector_record(run) for run in runs},
         normalize=normalization_record(cfg.normalize, splits), audit=audit, skipped_images=skipped_images,
-        n_skipped_images=len(skipped_images), overlaps=splits.overlaps)
+        n_skipped_images=len(skipped_images), overlaps=splits.overlaps, data_verified=cfg.verify_data)
 
 
 def add_seed_runs(record: RunRecord, passes: list[SeedPass]) -> None:

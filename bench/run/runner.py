@@ -32,6 +32,7 @@ from bench.run.attacks import CellImages, check_surrogate, surrogate_of, transfe
 from bench.run.config import RunConfig
 from bench.run.executors import make_executor
 from bench.run.outcomes import CellTask, DetectorRun, SeedPass
+from bench.run.origin import compare_data
 from bench.run.plan import Cell, compile_execution, compile_grid
 from bench.run.record import RunRecord, add_seed_runs, build_record
 from bench.run.rows import metric_rows, score_rows
@@ -71,8 +72,10 @@ def weights_identity(provenance: dict) -> dict[str, str]:
 
 class Runner:
     def __init__(self, cfg: RunConfig, out_dir: Path | None, cache: Cache, progress: bool = True,
-                 log: Callable[[str], None] = print, audit: bool = False, executor=None):
+                 log: Callable[[str], None] = print, audit: bool = False, executor=None, origin: dict | None = None):
         self.cfg, self.cache, self.progress, self.log = cfg, cache, progress, log
+        self.origin = origin  # the run whose run.json gave the config (bench.run.origin), or None
+        self.reproduced_from: dict | None = None
         self.audit = audit  # the shortcut audit of the evaluated data at the start (bench.run.run_audit)
         self.audit_block: dict = {"skipped": "not requested (--no-audit)"}
         self.executor = executor or make_executor("local")
@@ -293,10 +296,14 @@ class Runner:
                     "date": self.started.isoformat(timespec="seconds")}
         record = build_record(self.cfg, identity, passes[0].runs, passes[0].splits, grid, self.audit_block,
                               self.device, self.executor.name)
+        record.reproduced_from = self.reproduced_from
         if len(passes) > 1:
             add_seed_runs(record, passes)
-        write_store(self.out_dir, record, [row for p in passes for row in p.metric_rows],
-                    [row for p in passes for row in p.score_rows])
+        removed = write_store(self.out_dir, record, [row for p in passes for row in p.metric_rows],
+                              [row for p in passes for row in p.score_rows])
+        if removed:
+            self.log(f"removed {len(removed)} file(s) a previous run left in {self.out_dir} (figures, report, "
+                     "leaderboards, results)")
         return record
 
     def run_seed(self, train_seed: int, names: list[str], grid: list[Cell],
@@ -312,6 +319,10 @@ class Runner:
         self.log(f"dataset {splits.test_dataset.name} ({splits.test_dataset.hash}): train {len(splits.train)}, "
                  f"val {len(splits.val)}, test {len(splits.test)} images; "
                  f"{len(splits.test_dataset.skips)} skipped; {len(grid)} cells x {len(names)} detectors{seed_note}")
+        if self.origin is not None and self.reproduced_from is None:
+            self.reproduced_from, warning = compare_data(self.origin, self.cfg, splits.test_dataset.hash)
+            if warning:
+                self.log(warning)
         for skip in splits.test_dataset.skips[:20]:
             self.log(f"  skipped image {skip.id}: {skip.reason}")
         if len(splits.test_dataset.skips) > 20:

@@ -16,6 +16,18 @@ BAND_PARQUET = "band.parquet"
 BAND_CSV = "band.csv"
 BAND_JSON = "band.json"
 LEADERBOARD_MD = "leaderboard.md"
+# What `bench report` (bench.report.write) adds to a run folder: named here, beside the store's files, so that a
+# run into a reused --out removes every file a previous run left there (bench.run.store.clear_previous_run).
+LEADERBOARD_TEX = "leaderboard.tex"
+LEADERBOARD_HTML = "leaderboard.html"
+PAIRWISE_MD = "pairwise.md"
+REPORT_HTML = "report.html"
+FIGURES_DIR = "figures"  # figures/<dataset>/<prefix><name>.<suffix>
+CURVES, GENERATORS, CONFUSION = "curves_", "generators_", "confusion_"  # the figures' name prefixes
+FIGURE_PREFIXES = (CURVES, GENERATORS, CONFUSION)
+FIGURE_SUFFIXES = (".png", ".pdf")
+RUN_FILES = (RUN_JSON, RESULTS_PARQUET, RESULTS_CSV, SCORES_PARQUET, LEADERBOARD_MD, LEADERBOARD_TEX,
+             LEADERBOARD_HTML, PAIRWISE_MD, REPORT_HTML)  # run.json first: the folder is incomplete without it
 
 RESULT_COLUMNS = [
     "run_id",  # str

@@ -39,7 +39,7 @@ def build_splits(cfg: RunConfig, cache: Cache, progress: bool, split_seed: int |
 
     def load(spec: str, generators: list[str] | None = None) -> Dataset:
         dataset = load_dataset(spec, cache, split_seed, cfg.workers, cfg.max_pixels, cfg.min_side, progress,
-                               cfg.allow_outside_paths, generators, cfg.caption_groups)
+                               cfg.allow_outside_paths, generators, cfg.caption_groups, cfg.verify_data)
         return normalize_dataset(dataset, cfg.normalize, cache, cfg.workers, progress) if cfg.normalize else dataset
 
     test_ds = load(cfg.dataset, cfg.generators)
