@@ -241,7 +241,8 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_tar
     scheduler = _make_scheduler(optimizer, cfg)
     view = _TorchView(train, train_targets, transform, ctx.seed, True)
     history = {"epoch": [], "loss": [], "val": []}
-    kept = copy.deepcopy(model.state_dict())  # the kept epoch's weights (unused by "last": the model is)
+    # the kept epoch's weights; none under "last", whose kept weights are the model's when training ends
+    kept = None if cfg.keep == "last" else copy.deepcopy(model.state_dict())
     start_epoch = 0
     state = _load_checkpoint(checkpoint, device) if checkpoint is not None else None
     if state is not None:
