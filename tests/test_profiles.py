@@ -90,16 +90,17 @@ def test_the_ci_suite_runs_the_fast_profile():
 def test_stores_without_a_profile_column_still_load_and_leaderboards_flag_non_paper_profiles(tmp_path):
     from bench.report.leaderboard import leaderboard_frame, leaderboard_markdown
     from bench.report.runs import read_run
+    from bench.run.record import RunRecord
     from bench.run.store import write_store
 
     row = {"detector": "npr", "weights": "trained", "profile": "fast", "dataset": "demo", "generator": "all",
            "perturbation": "none", "severity": 0, "param": float("nan"), "param_label": "clean",
            "metric": "roc_auc", "value": 0.8, "ci_low": 0.7, "ci_high": 0.9, "n": 10, "higher_is_better": True,
            "seed": 0}
-    record = {"run_id": "r1", "seed": 0, "datasets": {"demo": {"hash": "h"}}, "config": {}}
+    record = RunRecord.from_dict({"run_id": "r1", "seed": 0, "datasets": {"demo": {"hash": "h"}}, "config": {}})
     write_store(tmp_path / "new", record, [row], [])
     results, _, _ = read_run(tmp_path / "new")
-    text = leaderboard_markdown(leaderboard_frame(results, "roc_auc"), results, [record])
+    text = leaderboard_markdown(leaderboard_frame(results, "roc_auc"), results, [record.to_dict()])
     assert "NOT the paper settings: fast profile for npr" in text
     old = tmp_path / "old"
     write_store(old, record, [row], [])
@@ -107,7 +108,8 @@ def test_stores_without_a_profile_column_still_load_and_leaderboards_flag_non_pa
     results, _, _ = read_run(old)
     assert set(results["profile"]) == {"unrecorded"}
     paper = results.assign(profile="paper")
-    assert "NOT the paper" not in leaderboard_markdown(leaderboard_frame(paper, "roc_auc"), paper, [record])
+    text = leaderboard_markdown(leaderboard_frame(paper, "roc_auc"), paper, [record.to_dict()])
+    assert "NOT the paper" not in text
 
 
 # ---------------------------------------------------------------- schedules and selection
