@@ -51,8 +51,13 @@ Departures, all recorded in :meth:`Aeroblade.config`:
   is a spatial mean, so the window estimates the whole image's distance.
   Cropping instead of padding keeps every measured pixel a real pixel.
   Every cache entry records the original size and the crop box.
-- **Precision.** Everything runs in float32 (the reference ran the MoVQ in
-  float16 and upcast the SD VAEs to float32).
+- **Precision.** Everything runs in float32 from the full-precision weight files
+  (the reference loads the ``fp16`` weight variant, runs the MoVQ in float16, upcasts
+  the SD VAEs to float32 and stores distances in float16). Expected effect: distances
+  differ in the third or fourth digit; rankings essentially the same.
+- **SD 1 VAE.** ``sd_vae_sd1`` is the VAE of ``CompVis/stable-diffusion-v1-4``; the
+  reference loads ``CompVis/stable-diffusion-v1-1``'s. The SD 1.x checkpoints share one
+  autoencoder, so no effect is expected (not checked here by hash).
 
 Caching (``ctx.cache``, a :class:`bench.core.cache.Cache`): one entry per
 (autoencoder, image cell) in namespace ``aeroblade_dist`` holding the distance,
@@ -136,7 +141,8 @@ class Aeroblade(Detector):
         tasks=("binary",), outputs_probability=False,
         notes="score = max over autoencoders of -LPIPS_vgg layer 2 (x, AE(x)); per-image seeded posterior sample; "
               "centre crop to multiples of 8 and at most max_side (default 1024) instead of whole images of one "
-              "size; float32 throughout. Only sees generators whose autoencoder resembles the ones it uses.",
+              "size; float32 throughout (reference: fp16 weight files, MoVQ in fp16); SD 1 VAE of v1-4 (reference: "
+              "v1-1, the same autoencoder). Only sees generators whose autoencoder resembles the ones it uses.",
     )
     version = "1"
 

@@ -22,9 +22,13 @@ Profiles (README, "Profiles and fidelity"), checked against the authors' ``train
   resolution (``eval.py`` sets ``no_resize``; torchvision's ``CenterCrop`` zero-pads a
   smaller side, and so does this). Training: up to 100 epochs; when 5 epochs pass
   without validation-accuracy gain the learning rate is divided by 10 and training
-  goes on, until it falls below 1e-6; the best validation epoch is kept.
+  goes on, until it falls below 1e-6; the epoch kept is the best of the last rate phase
+  (``keep="last_lr_phase"``): ``train.py`` starts a fresh ``EarlyStopping`` after every drop,
+  which saves the phase's first epoch and each later gain over ``model_epoch_best.pth``, so the
+  released recipe's network has trained at the lowest rate. The global best would, on an easy
+  validation set where accuracy ties at 1.0 early, keep an epoch that never saw a lowered rate.
 - ``fast`` (a CPU smoke run): test images resized (shorter side 256) and centre-cropped
-  to 224, 3 epochs at a constant rate, best epoch kept.
+  to 224, 3 epochs at a constant rate, the best epoch kept (no rate drops: one phase).
 
 Remaining departures of the paper profile: validation images are scored clean and
 resized like test images are not (the original validates on resized, centre-cropped images
@@ -163,27 +167,29 @@ class CNNDet(BinaryNetDetector):
         family="cnn",
         paper="Wang et al. 2020, CNN-generated images are surprisingly easy to spot... for now",
         trains=True, weights=(WEIGHTS,), gpu="recommended", tasks=("binary",),
-        notes="paper: native centre crop 224 at test, lr/10 after 5 epochs without validation gain until 1e-6; "
+        notes="paper: native centre crop 224 at test, lr/10 after 5 epochs without validation gain until 1e-6, "
+              "the best epoch of the last rate phase kept (train.py's EarlyStopping restarts after each drop); "
               "validation images clean (original: fixed blur sigma 1.5 / PIL JPEG q65 with probability p); "
               "fast: test images resized (short side 256) + centre crop, 3 epochs, constant lr",
     )
     version = "1"
     gpu_batch_size = 128  # ResNet-50 at 224 px: a few GB of activations at inference
-    profiles = {"fast": {"test_resize": True, "epochs": 3, "plateau_factor": 0.0}}
+    profiles = {"fast": {"test_resize": True, "epochs": 3, "plateau_factor": 0.0, "keep": "best"}}
 
     def __init__(self, p: float = 0.5, load: int = 256, crop: int = 224, epochs: int = 100, patience: int = 5,
                  lr: float = 1e-4, batch_size: int = 64, arch: str = "resnet50", pretrained: bool = True,
-                 test_resize: bool = False, plateau_factor: float = 0.1):
+                 test_resize: bool = False, plateau_factor: float = 0.1, keep: str = "last_lr_phase"):
         if not 0 <= p <= 1:
             raise BenchError(f"cnndet: p must be in [0, 1], got {p!r}")
         if crop > load:
             raise BenchError(f"cnndet: crop ({crop}) must not exceed load ({load})")
         super().__init__(p=p, load=load, crop=crop, epochs=epochs, patience=patience, lr=lr, batch_size=batch_size,
-                         arch=arch, pretrained=pretrained, test_resize=test_resize, plateau_factor=plateau_factor)
+                         arch=arch, pretrained=pretrained, test_resize=test_resize, plateau_factor=plateau_factor,
+                         keep=keep)
         self.p, self.load, self.crop_size = float(p), int(load), int(crop)
         self.arch, self.pretrained, self.test_resize = arch, bool(pretrained), bool(test_resize)
         self.cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam", patience=patience,
-                               plateau_factor=plateau_factor)
+                               plateau_factor=plateau_factor, keep=keep)
         self.model: nn.Module | None = None
         self.history: dict = {}
 

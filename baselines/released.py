@@ -14,9 +14,12 @@ File formats, as the authors' loading code reads them:
   scored on the centre 224 crop at native resolution (``eval.py``: ``no_resize``).
 - UniversalFakeDetect ``fc_weights.pth``: the linear head alone, ``{"weight": [1, 768],
   "bias": [1]}`` (``validate.py``: ``model.fc.load_state_dict``) on CLIP ViT-L/14 image
-  features of the centre 224 crop at native resolution.
+  features of the centre 224 crop at native resolution, computed in fp32 on a GPU too
+  (``feature_precision``), as the authors' model.
 - NPR ``NPR.pth``: a plain state dict of the NPR network (``test.py``: ``load_state_dict``,
-  strict); scored on the image squash-resized to 256 x 256.
+  strict); scored on the image squash-resized to 256 x 256 (``test_resize=256``, ``test.py``'s
+  handling of ForenSynths), or whole at native resolution with ``test_resize=None``
+  (``test.py``'s GANGen-Detection, their README's AIGCDetectBenchmark and GenImage).
 
 :func:`unwrap_state_dict` also accepts the wrappers other copies of these files carry
 (``state_dict``/``model`` keys, ``module.`` prefixes of DataParallel).
@@ -97,10 +100,14 @@ class ReleasedUnivFD(UnivFD):
         family="clip",
         paper="Ojha et al. 2023, Towards Universal Fake Image Detectors that Generalize Across Generative Models",
         trains=False, weights=("clip_vit_l14", "univfd_fc"), gpu="optional", tasks=("binary",),
-        notes="the authors' released linear head on CLIP ViT-L/14; native centre crop 224 as their validate.py",
+        notes="the authors' released linear head on CLIP ViT-L/14; native centre crop 224 as their validate.py; "
+              "fp32 features on a GPU too, as their CPU-loaded fp32 CLIP",
     )
     profiles: dict = {}
     component = "univfd_fc"
+    # The head was trained on fp32 embeddings (their clip.load on the CPU, then .to(device), keeps fp32);
+    # fp16 autocast would shift its inputs. Costs a second ViT-L/14 pass where univfd runs fp16 on a GPU.
+    feature_precision = "fp32"
 
     def __init__(self, backbone: str = "clip_vit_l14"):
         super().__init__(backbone=backbone, crop="native", train_views=0)
@@ -120,14 +127,15 @@ class ReleasedNPR(NPR):
         paper="Tan et al. 2024, Rethinking the Up-Sampling Operations in CNN-based Generative Network for "
               "Generalizable Deepfake Detection (CVPR)",
         trains=False, weights=("npr_released",), gpu="optional", tasks=("binary",),
-        notes="the authors' released NPR.pth; whole image squash-resized to 256x256 as their test.py",
+        notes="the authors' released NPR.pth; whole image squash-resized to 256x256 as their test.py for "
+              "ForenSynths (test_resize=null: native resolution, as for GANGen, AIGCDetectBenchmark, GenImage)",
     )
     profiles: dict = {}
     component = "npr_released"
 
-    def __init__(self, width: int = 64, blocks: tuple[int, int] = (3, 4), load: int = 256):
-        super().__init__(width=width, blocks=blocks, load=load, test_crop=None)
-        self.params = {"width": width, "blocks": list(blocks), "load": load}
+    def __init__(self, width: int = 64, blocks: tuple[int, int] = (3, 4), test_resize: int | None = 256):
+        super().__init__(width=width, blocks=blocks, test_crop=None, test_resize=test_resize)
+        self.params = {"width": width, "blocks": list(blocks), "test_resize": test_resize}
 
     def fit(self, train: ImageSet, val: ImageSet, ctx: FitContext) -> None:
         with seeded_torch(int(ctx.seed)):

@@ -4,7 +4,7 @@ Follows "Towards Universal Fake Image Detectors that Generalize Across Generativ
 Models" (CVPR 2023): the CLIP ViT-L/14 image embedding (``encode_image``, 768-d,
 not normalised) of each image, one linear layer 768 -> 1, binary cross-entropy,
 AdamW with lr 1e-4 (weight decay 0). Score: sigmoid of the logit = P(generated).
-The epoch kept is the one with the best validation macro F1 (early stopping).
+Training stops by the CNNDet plateau rule on validation macro F1; the last epoch is kept.
 
 Profiles (README, "Profiles and fidelity"), checked against the authors' code
 (github.com/WisconsinAIVision/UniversalFakeDetect: ``data/datasets.py``, ``train.py``,
@@ -17,15 +17,17 @@ Profiles (README, "Profiles and fidelity"), checked against the authors' code
   resized to 256, CNNDet's blur (p 0.5, sigma U[0, 3]) and JPEG (p 0.5, quality
   U{30..100}, cv2 or PIL), random 224 crop, horizontal flip. Head initialised
   N(0, 0.02); AdamW lr 1e-4; up to 100 epochs; the learning rate divided by 10 after 5
-  epochs without validation gain, training stops below 1e-6; best validation epoch kept.
+  epochs without validation gain, training stops below 1e-6; the last epoch trained is kept
+  (``keep="last"``): ``train.py`` overwrites ``model_epoch_best.pth`` with the current weights at
+  the end of every epoch, so validation decides only when training stops, not which epoch is used.
 - ``fast``: the backbone's eval preprocessing (short side resized to 224, centre crop)
   for every image and no augmentation, so these features are shared with every other
-  head on ViT-L/14; 50 epochs, patience 10, constant rate.
+  head on ViT-L/14; 50 epochs, patience 10, constant rate, the best validation epoch kept.
 
 Remaining departures of the paper profile: the original draws a fresh augmentation
 every epoch; here each training image contributes ``train_views`` fixed draws (their
 embeddings are cached, so a re-run costs no forward pass). Selection metric: macro
-F1 (original: accuracy).
+F1 (original: accuracy; it decides only when training stops).
 
 Validation, as the original's ``get_val_opt``: short side resized to 256, blur with
 the fixed mid-strength sigma 1.5 and PIL JPEG at the fixed quality 65, each with
@@ -79,26 +81,28 @@ class UnivFD(FrozenClipHead):
         tasks=("binary",),
         notes="paper: native centre crop 224 at test; training views as the original's transform (short side 256, "
               "blur+JPEG p 0.5, random crop 224, flip) but train_views fixed draws per image instead of a fresh draw "
-              "per epoch; validation as the original (fixed blur 1.5 / PIL JPEG 65, p 0.5); "
-              "fast: backbone eval resize+crop, no augmentation, clean validation",
+              "per epoch; validation as the original (fixed blur 1.5 / PIL JPEG 65, p 0.5); last epoch kept, "
+              "as train.py overwrites its checkpoint every epoch; "
+              "fast: backbone eval resize+crop, no augmentation, clean validation, best epoch",
     )
     profiles = {"fast": {"crop": "resize", "train_views": 0, "epochs": 50, "patience": 10, "plateau_factor": 0.0,
-                         "init_std": None, "val_augment": False}}
+                         "init_std": None, "val_augment": False, "keep": "best"}}
 
     def __init__(self, backbone: str = "clip_vit_l14", lr: float = 1e-4, weight_decay: float = 0.0,
                  epochs: int = 100, batch_size: int = 256, patience: int = 5, crop: str = "native",
                  train_views: int = 4, plateau_factor: float = 0.1, init_std: float | None = 0.02,
-                 val_augment: bool = True):
+                 val_augment: bool = True, keep: str = "last"):
         if crop not in CROPS:
             raise BenchError(f"univfd: crop must be one of {', '.join(CROPS)}, got {crop!r}")
         super().__init__(backbone=backbone, lr=lr, weight_decay=weight_decay, epochs=epochs, batch_size=batch_size,
                          patience=patience, crop=crop, train_views=train_views, plateau_factor=plateau_factor,
-                         init_std=init_std, val_augment=val_augment)
+                         init_std=init_std, val_augment=val_augment, keep=keep)
         self._set_backbone(backbone)
         self.crop, self.train_views, self.init_std = crop, int(train_views), init_std
         self.val_augment = bool(val_augment)
         self.cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                               optimizer="adamw", patience=patience, plateau_factor=plateau_factor)
+                               optimizer="adamw", patience=patience, plateau_factor=plateau_factor,
+                               keep=keep)
         self.model: nn.Module | None = None
         self.history: dict = {}
 

@@ -9,7 +9,7 @@ Model-Generated Images" (arXiv 2404.12908) and its reference code:
   then Linear(1536 -> 1) (Kaiming-uniform init), one logit = P(generated);
 - loss: ``gamma * CVaR_alpha(BCE) + (1 - gamma) * AUC squared hinge`` with
   alpha = 0.8 (mean of the worst 80 % of the batch's BCE), margin 0.6, power 2,
-  gamma = 0.5 (bench/nn/losses.py);
+  gamma = 0.1 (bench/nn/losses.py; why 0.1 below);
 - optimiser: SAM (rho 0.05) around AdamW (lr 1e-3, weight decay 0.01), cosine
   learning-rate schedule, BatchNorm statistics updated by SAM's first pass only.
 
@@ -31,8 +31,17 @@ Departures, and why:
   the rate falls and rises again over the 32 epochs), no early stopping and the
   last epoch kept. ``fast`` anneals once over all epochs, stops after 8 epochs
   without validation gain and keeps the best validation epoch (macro F1).
-- Text: open_clip's tokenizer truncates at the 77-token context, as the reference's
-  ``clip.tokenize(..., truncate=True)`` does.
+- Text, as the reference's ``clip_feature.py``: each caption is cut to its first 77
+  *characters* before tokenising (``CAPTION_CHARS``; the reference's comment calls this the
+  token limit, but the cut is on characters, so its features saw only that much of long
+  prompts); open_clip's tokenizer then truncates at the 77-token context, which a 77-character
+  text does not reach in practice.
+- gamma = 0.1 (the weight of CVaR; 0.9 on the AUC term): the reference's only runnable recipe
+  is its README's ``model_trainer(loss_type='auc', alpha=0.1, ...)``, whose ``alpha`` is what
+  ``train_epoch`` receives as ``gamma``. Its ``train.py`` ends with ``model_trainer(...,
+  gamma=0.5, ...)``, a keyword that function does not take (a TypeError), so 0.5 never ran
+  there. Expected effect of 0.1 over 0.5: the ranking (AUC) term dominates, which favours
+  ROC-AUC over calibrated probabilities.
 - Binary only: the method has one logit.
 - White-box attacks differentiate through the image embedding; the caption's text embedding (given to
   ``differentiable_score`` by the attack) is a constant of the pixels.
@@ -63,6 +72,7 @@ COCO_CLASSES = (
     "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
     "hair drier", "toothbrush",
 )
+CAPTION_CHARS = 77  # the reference's clip_feature.py keeps the first 77 characters of a caption
 FALLBACK_PROMPTS = tuple(f"a photo of a {c}." for c in COCO_CLASSES)
 FALLBACK_DESCRIPTION = ("zero-shot: the prompt 'a photo of a {class}.' over the 80 COCO classes whose CLIP text "
                         "embedding is closest (cosine) to the image embedding")
@@ -104,14 +114,16 @@ class ClipTextMLP(FrozenClipHead):
         weights=("clip_vit_l14",),
         gpu="optional",
         tasks=("binary",),
-        notes="caption text, zero-shot COCO prompt fallback when none (recorded in run.json); batch 256; "
+        notes="caption text cut to 77 characters as the reference, zero-shot COCO prompt fallback when none "
+              "(recorded in run.json); gamma 0.1 as the reference README's runnable command; batch 256; "
               "paper: cosine T_max=epochs/4 (min 1e-5), 32 epochs, last epoch; fast: one cosine over all epochs, "
               "best validation epoch, patience 8",
     )
+    version = "2"  # 2: captions cut to 77 characters
     profiles = {"fast": {"cosine_period": None, "patience": 8, "keep": "best"}}
 
     def __init__(self, backbone: str = "clip_vit_l14", hidden: int = 1536, dropout: float = 0.335,
-                 alpha: float = 0.8, gamma: float = 0.5, margin: float = 0.6, rho: float = 0.05,
+                 alpha: float = 0.8, gamma: float = 0.1, margin: float = 0.6, rho: float = 0.05,
                  lr: float = 1e-3, weight_decay: float = 0.01, epochs: int = 32, batch_size: int = 256,
                  patience: int | None = None, min_lr: float = 1e-5, text: str = "caption",
                  cosine_period: int | None = 8, keep: str = "last"):
@@ -144,8 +156,11 @@ class ClipTextMLP(FrozenClipHead):
         return out, has
 
     def _caption(self, caption) -> str | None:
-        """The text an image's caption gives under this detector's policy (None: use the fallback)."""
-        return caption if self.text == "caption" and isinstance(caption, str) and caption.strip() else None
+        """The text an image's caption gives under this detector's policy (None: use the fallback): its first
+        ``CAPTION_CHARS`` characters, as the reference."""
+        if self.text == "caption" and isinstance(caption, str) and caption.strip():
+            return caption[:CAPTION_CHARS]
+        return None
 
     @staticmethod
     def _fallback_texts(image_feats: np.ndarray, extractor: ClipFeatures) -> np.ndarray:
@@ -178,6 +193,7 @@ class ClipTextMLP(FrozenClipHead):
         coverage = {k: v["caption"] / max(1, v["caption"] + v["fallback"]) for k, v in by_label.items()}
         self.text_record = {
             "policy": "caption, else fallback" if self.text == "caption" else "fallback for every image",
+            "caption_chars": CAPTION_CHARS,
             "fallback": FALLBACK_DESCRIPTION,
             "train": by_label,
             "caption_shortcut_risk": bool(abs(coverage["real"] - coverage["generated"]) > 0.5),

@@ -26,7 +26,8 @@ from bench.run.suites import suite_config
 
 def test_paper_is_the_default_and_fast_keeps_the_ci_settings():
     paper, fast = create_detector("npr"), create_detector("npr", "fast")
-    assert paper.profile == "paper" and (paper.load, paper.crop_size, paper.test_crop) == (256, 224, 256)
+    assert paper.profile == "paper" and (paper.load, paper.crop_size, paper.test_crop) == (256, 224, None)
+    assert paper.test_resize == 256 and fast.test_resize is None  # the whole 256 image at test; fast: no resize
     assert paper.cfg.keep == "last" and paper.cfg.schedule == "step" and paper.cfg.epochs == 50
     assert fast.profile == "fast" and (fast.load, fast.crop_size, fast.test_crop) == (None, 64, 128)
     assert fast.cfg.keep == "best" and fast.cfg.schedule == "constant" and fast.cfg.epochs == 10
@@ -135,8 +136,10 @@ def test_plateau_rule_divides_the_rate_and_stops_below_the_floor():
     never_better = iter([1.0] + [0.0] * 100)
     _, history = _train_rows(TrainConfig(epochs=100, lr=1e-3, batch_size=20, patience=1, plateau_factor=0.1,
                                          stop_lr=1e-6), lambda y, p: next(never_better))
-    # 1e-3 -> 1e-4 -> 1e-5 -> 1e-6 -> 1e-7 (< floor: stop): four one-epoch plateaus after the first epoch
-    assert len(history["epoch"]) == 1 + 4
+    # 1e-3 -> 1e-4 -> 1e-5 -> 1e-6 -> 1e-7 (< floor: stop): the first plateau ends at epoch 1; each drop
+    # starts a phase whose first epoch is its reference (as the originals' fresh EarlyStopping), so each of
+    # the next three phases lasts two epochs
+    assert len(history["epoch"]) == 2 + 3 * 2
     _, constant = _train_rows(TrainConfig(epochs=100, lr=1e-3, batch_size=20, patience=1),
                               lambda y, p, it=iter([1.0] + [0.0] * 100): next(it))
     assert len(constant["epoch"]) == 2  # without the rule: stop at the first plateau

@@ -77,7 +77,7 @@ def test_npr_released_reads_a_plain_state_dict(tmp_path):
     state = randomised(NPRNet(8, (1, 1)).state_dict())
     path = tmp_path / "NPR.pth"
     torch.save(state, path)
-    detector = released("npr.released", "npr_released", path, width=8, blocks=(1, 1), load=32)
+    detector = released("npr.released", "npr_released", path, width=8, blocks=(1, 1), test_resize=32)
     detector.fit(None, None, ctx(tmp_path))
     assert torch.equal(detector.model.state_dict()["fc1.weight"], state["fc1.weight"])
     assert detector.predict(Images(2), ctx(tmp_path)).score.shape == (2,)
@@ -87,10 +87,10 @@ def test_a_file_that_does_not_fit_is_one_line(tmp_path):
     path = tmp_path / "NPR.pth"
     torch.save({"optimizer": {"lr": 1.0}}, path)
     with pytest.raises(BenchError, match="no state dict"):
-        released("npr.released", "npr_released", path, width=8, blocks=(1, 1), load=32).fit(None, None, ctx(tmp_path))
+        released("npr.released", "npr_released", path, width=8, blocks=(1, 1), test_resize=32).fit(None, None, ctx(tmp_path))
     torch.save({"conv1.weight": torch.zeros(1)}, path)
     with pytest.raises(BenchError, match="does not fit"):
-        released("npr.released", "npr_released", path, width=8, blocks=(1, 1), load=32).fit(None, None, ctx(tmp_path))
+        released("npr.released", "npr_released", path, width=8, blocks=(1, 1), test_resize=32).fit(None, None, ctx(tmp_path))
 
 
 def test_released_variants_name_catalog_components_with_source_and_licence():
@@ -105,7 +105,7 @@ def test_released_variants_name_catalog_components_with_source_and_licence():
 
 @pytest.mark.parametrize("name, component, kwargs", [
     ("cnndet.released", "cnndet_blur_jpg_p05", {"arch": "test_resnet", "crop": 32}),
-    ("npr.released", "npr_released", {"width": 8, "blocks": (1, 1), "load": 32}),
+    ("npr.released", "npr_released", {"width": 8, "blocks": (1, 1), "test_resize": 32}),
 ])
 def test_random_weights_give_a_seeded_network_for_smoke_runs(tmp_path, name, component, kwargs):
     """--random-weights without the released file: the network keeps a seeded initialisation (the run marks

@@ -25,6 +25,8 @@ def check_detector_params(detector_params: dict[str, dict[str, Any]]) -> None:
         for key, value in overrides.items():
             if key not in parameters:
                 raise BenchError(f"detector_params: {name}: " + unknown_name_message("parameter", key, list(parameters)))
+            if value is None and _allows_none(parameters[key]):
+                continue
             expected = _expected(parameters[key].default, value)
             if expected:
                 raise BenchError(f"detector_params: {name}.{key}: expected {expected}, got {value!r}")
@@ -33,6 +35,12 @@ def check_detector_params(detector_params: dict[str, dict[str, Any]]) -> None:
 def _keywords(cls: type) -> dict[str, inspect.Parameter]:
     return {key: p for key, p in inspect.signature(cls.__init__).parameters.items()
             if key != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def _allows_none(parameter: inspect.Parameter) -> bool:
+    """The keyword is annotated ``X | None`` (or ``Optional[X]``): null (YAML ``null``, ``~``) switches it off."""
+    text = parameter.annotation if isinstance(parameter.annotation, str) else repr(parameter.annotation)
+    return "None" in text or "Optional" in text
 
 
 def _expected(default: Any, value: Any) -> str:

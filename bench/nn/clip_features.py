@@ -7,7 +7,8 @@ the short side, centre crop, CLIP mean/std; ``crop="resize"``) or, with
 ``crop="native"``, the centre crop of the backbone's input size at native
 resolution (zero-padded when smaller, :func:`bench.data.crops.centre_crop_pad`, as
 UnivFD's evaluation), on the GPU under fp16 autocast when
-there is one. Every embedding goes into the cache (``ctx.cache``), so
+there is one (``precision="auto"``; ``"fp32"`` keeps full precision there too, for a
+released head that its authors ran on fp32 features). Every embedding goes into the cache (``ctx.cache``), so
 all heads on one backbone share one forward pass per image and grid cell, and a
 re-run computes none.
 
@@ -74,6 +75,7 @@ from bench.nn.backbones import (OPENAI_MEAN, OPENAI_STD, BackboneSpec, ClipBackb
 
 FEATURE_VERSION = "1"  # bump when preprocessing or what is stored changes
 CROPS = ("resize", "native")  # the backbone's eval resize + centre crop, or a centre crop at native resolution
+PRECISIONS = ("auto", "fp32")  # fp16 autocast on a GPU (fp32 on the CPU), or fp32 everywhere
 CHUNK = 4096  # rows per cache file
 NAMESPACE = "clip_features"
 
@@ -239,26 +241,29 @@ class ClipFeatures:
 
     def __init__(self, spec: BackboneSpec, path: Path | None, weights_sha: str, init_seed: int,
                  device: str = "cpu", cache: Cache | None = None, batch_size: int = 32, workers: int = 0,
-                 progress: bool = False, crop: str = "resize"):
+                 progress: bool = False, crop: str = "resize", precision: str = "auto"):
         from bench.nn.training import resolve_device
 
         if crop not in CROPS:
             raise ValueError(f"unknown crop {crop!r} ({' or '.join(CROPS)})")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r} ({' or '.join(PRECISIONS)})")
         self.spec, self.path, self.init_seed, self.crop = spec, path, int(init_seed), crop
         self.device = str(resolve_device(device))
         self.cache, self.batch_size, self.workers, self.progress = cache, max(1, batch_size), workers, progress
         weights = f"random-s{self.init_seed}" if weights_sha == "random" else weights_sha[:16]
-        precision = "fp16" if self.device.startswith("cuda") else "fp32"
+        self.half = precision == "auto" and self.device.startswith("cuda")
+        precision = "fp16" if self.half else "fp32"
         self.identity = f"{spec.name}@{weights}-{precision}-v{FEATURE_VERSION}" + ("-native" if crop == "native"
                                                                                    else "")
 
     @classmethod
     def for_detector(cls, detector: Detector, backbone: str, ctx: FitContext, init_seed: int,
-                     crop: str = "resize") -> "ClipFeatures":
+                     crop: str = "resize", precision: str = "auto") -> "ClipFeatures":
         spec = get_backbone(backbone)
         path, sha = backbone_weights(detector, spec)
         return cls(spec, path, sha, init_seed, ctx.device, ctx.cache, ctx.batch_size, ctx.workers,
-                   ctx.progress, crop)
+                   ctx.progress, crop, precision)
 
     # -- the model, on demand ---------------------------------------------------------------
     def backbone(self) -> ClipBackbone:
@@ -267,7 +272,7 @@ class ClipFeatures:
     def _autocast(self):
         import torch
 
-        if self.device.startswith("cuda"):
+        if self.half:
             return torch.autocast(device_type="cuda", dtype=torch.float16)
         return torch.autocast(device_type="cpu", enabled=False)
 

@@ -66,6 +66,7 @@ class FrozenClipHead(Detector):
 
     backbone_name: str = "clip_vit_b16"
     crop: str = "resize"  # the feature preprocessing (bench.nn.clip_features.CROPS); part of the cache identity
+    feature_precision: str = "auto"  # bench.nn.clip_features.PRECISIONS; part of the cache identity
 
     def _set_backbone(self, backbone: str) -> None:
         get_backbone(backbone)  # unknown -> "did you mean"
@@ -75,7 +76,8 @@ class FrozenClipHead(Detector):
     def extractor(self, ctx: FitContext) -> ClipFeatures:
         if self._init_seed is None:
             self._init_seed = int(ctx.seed)
-        return ClipFeatures.for_detector(self, self.backbone_name, ctx, self._init_seed, self.crop)
+        return ClipFeatures.for_detector(self, self.backbone_name, ctx, self._init_seed, self.crop,
+                                         self.feature_precision)
 
     def feature_pass(self) -> str:
         """Which backbone forward pass this head reads: heads with the same one share it."""

@@ -31,6 +31,7 @@ from bench.core.detector import Detector, FitContext, Prediction, Preparation
 from bench.core.errors import BenchError
 from bench.core.rng import derive_rng
 from bench.data.imageset import ImageSet
+from bench.nn.selection import Selection
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,11 @@ class TrainConfig:
     cosine_epochs: int | None = None
     step_every: int = 10
     step_gamma: float = 0.9
-    keep: str = "best"  # "best" validation epoch, or the "last" epoch trained
+    keep: str = "best"  # which epoch's weights to keep: "best", "last" or "last_lr_phase" (bench.nn.selection)
     # > 0: when `patience` epochs pass without validation gain, multiply the lr by this factor and go on
     # (CNNDetection's plateau rule; meant for schedule "constant", a schedule would overwrite the lowered rate);
-    # training stops once the lr falls below `stop_lr`. 0: stop at once.
+    # training stops once the lr falls below `stop_lr`. 0: stop at once. Each drop starts a new phase whose
+    # patience counts from its own best epoch (bench.nn.selection).
     plateau_factor: float = 0.0
     stop_lr: float = 1e-6
 
@@ -189,7 +191,8 @@ def _load_checkpoint(path: Path, device: torch.device) -> dict | None:
         return None
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-        if not isinstance(state, dict) or not {"model", "optimizer", "history", "best", "epoch"} <= set(state):
+        if not isinstance(state, dict) or not {"model", "optimizer", "history", "kept", "selection",
+                                                "epoch"} <= set(state):
             raise ValueError("not a training checkpoint of this version")
         return state
     except Exception as exc:  # truncated, foreign, or holding objects weights_only refuses: start over
@@ -217,8 +220,9 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_tar
                      checkpoint: Path | None = None,
                      loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                      epoch_hook: Callable[[int, nn.Module], None] | None = None) -> dict:
-    """Train ``model`` in place; keep the weights of the best validation epoch (or of the last, with
-    ``cfg.keep == "last"``). Returns a history dict.
+    """Train ``model`` in place; keep the weights of the epoch ``cfg.keep`` names (bench.nn.selection: the
+    best validation epoch, the last, or the best of the last rate phase). Returns a history dict with
+    ``best_epoch``/``best_val`` (the best validation epoch of the whole fit) and ``kept_epoch``.
 
     One output unit means binary cross-entropy on 0/1 targets; more means cross-entropy on class
     indices; ``loss_fn(logits, targets)`` replaces either. With ``cfg.sam_rho > 0`` every update is a
@@ -233,20 +237,19 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_tar
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _make_optimizer(params, cfg)
     sam = hasattr(optimizer, "first_step")
-    if cfg.keep not in ("best", "last"):
-        raise ValueError(f"unknown keep {cfg.keep!r} (best or last)")
+    selection = Selection(cfg.keep)
     scheduler = _make_scheduler(optimizer, cfg)
     view = _TorchView(train, train_targets, transform, ctx.seed, True)
     history = {"epoch": [], "loss": [], "val": []}
-    best = {"score": -np.inf, "state": copy.deepcopy(model.state_dict()), "epoch": -1}
-    since = -1  # the epoch the patience counts from: the best one, or the last lr reduction on a plateau
+    # the kept epoch's weights; none under "last", whose kept weights are the model's when training ends
+    kept = None if cfg.keep == "last" else copy.deepcopy(model.state_dict())
     start_epoch = 0
     state = _load_checkpoint(checkpoint, device) if checkpoint is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
-        since = state.get("since", best["epoch"])
+        history, kept, start_epoch = state["history"], state["kept"], state["epoch"] + 1
+        selection = Selection(**state["selection"])
         torch.set_rng_state(state["torch_rng"])
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
@@ -291,24 +294,26 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, train_tar
         history["epoch"].append(epoch)
         history["loss"].append(float(np.mean(losses)) if losses else float("nan"))
         history["val"].append(score)
-        if score > best["score"]:
-            best = {"score": score, "state": copy.deepcopy(model.state_dict()), "epoch": epoch}
-            since = epoch
+        if selection.observe(epoch, score) and cfg.keep != "last":
+            kept = copy.deepcopy(model.state_dict())
         bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", val=f"{score:.3f}")
-        stop = epoch - since >= cfg.patience
+        stop = selection.exhausted(epoch, cfg.patience)
         if stop and _plateau_continues(optimizer, cfg):
-            stop, since = False, epoch
+            stop = False
+            selection.rate_dropped(epoch)
         if checkpoint is not None:
             _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                          "history": history, "best": best, "epoch": epoch, "since": since,
+                                          "history": history, "kept": kept, "selection": selection.state(),
+                                          "epoch": epoch,
                                           "torch_rng": torch.get_rng_state(),
                                           "scheduler": scheduler.state_dict() if scheduler is not None else None})
         if stop:
             break
-    if cfg.keep == "best":
-        model.load_state_dict(best["state"])
+    if cfg.keep != "last":
+        model.load_state_dict(kept)
     model.to("cpu").eval()
-    return {**history, "best_epoch": best["epoch"], "best_val": best["score"]}
+    return {**history, "best_epoch": selection.best_epoch, "best_val": selection.best_score,
+            "kept_epoch": selection.kept_epoch}
 
 
 @contextmanager
