@@ -120,7 +120,12 @@ def test_truncated_checkpoint_restarts_training(tmp_path):
     from bench.nn.training import _load_checkpoint
 
     path = tmp_path / "ckpt.pt"
-    torch.save({"model": {"w": torch.zeros(100)}, "optimizer": {}, "history": {}, "best": {}, "epoch": 0}, path)
+    state = {"model": {"w": torch.zeros(100)}, "optimizer": {}, "history": {}, "kept": {}, "selection": {},
+             "epoch": 0}
+    torch.save(state, path)
     assert _load_checkpoint(path, torch.device("cpu")) is not None
+    torch.save({k: v for k, v in state.items() if k != "selection"}, path)  # written before the selection rules
+    assert _load_checkpoint(path, torch.device("cpu")) is None and not path.exists()
+    torch.save(state, path)
     path.write_bytes(path.read_bytes()[:50])
     assert _load_checkpoint(path, torch.device("cpu")) is None
