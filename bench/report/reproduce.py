@@ -173,9 +173,9 @@ def reproduce(repro: Reproduction, overrides: dict[str, Any], out: Path, cache: 
         run_out = out / (gen or "all")
         log(f"{repro.name}: {repro.detector} on {gen or 'every generator'}")
         record = Runner(run_config(repro, overrides, gen), run_out, cache, progress, log).run()
-        status = record["detectors"][repro.detector]
-        if status["status"] != "ok":
-            raise BenchError(f"{repro.name}: {repro.detector} {status['status']}: {status['reason']}")
+        status = record.detectors[repro.detector]
+        if status.status != "ok":
+            raise BenchError(f"{repro.name}: {repro.detector} {status.status}: {status.reason}")
         parts.append(measured_rows(run_out, repro.detector, gen))
     table = compare(repro.published, pd.concat(parts, ignore_index=True))
     write_csv(out / COMPARISON_CSV, table)
