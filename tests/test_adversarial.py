@@ -20,6 +20,8 @@ from bench.run.runner import Runner
 from perturbations import adversarial
 from perturbations.spec import parse_perturb_spec
 
+pytestmark = pytest.mark.slow  # attacks crafted in whole runs: the fast loop is pytest -m "not slow"
+
 SEED = 7
 
 

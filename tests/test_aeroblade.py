@@ -25,6 +25,8 @@ from bench.run.config import RunConfig
 from bench.run.metrics import threshold_at_tnr
 from bench.run.runner import Runner
 
+pytestmark = pytest.mark.slow  # autoencoders and LPIPS end to end: the fast loop is pytest -m "not slow"
+
 TEST_KW = {"autoencoders": ("test_kl", "test_vq"), "lpips_backbone": "random"}
 
 

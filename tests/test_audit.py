@@ -14,6 +14,8 @@ from bench.core.cache import Cache
 from bench.data.audit import audit_dataset, audit_report
 from bench.data.dataset import load_dataset
 
+pytestmark = pytest.mark.slow  # audits of whole datasets: the fast loop is pytest -m "not slow"
+
 N = 40
 FORMAT_FEATURES = {"format", "jpeg_quality", "chroma_subsampling", "progressive"}
 SIZE_FEATURES = {"width", "height", "megapixels", "aspect"}

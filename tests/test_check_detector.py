@@ -17,6 +17,8 @@ from bench.core.errors import BenchError
 from bench.core.registries import DETECTORS, create_detector, load_plugins
 from bench.testing import DetectorCheckError, check_detector
 
+pytestmark = pytest.mark.slow  # every check runs detectors end to end: the fast loop is pytest -m "not slow"
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ("17x33", "grayscale")  # odd images for the planted faults (the full list costs seconds per detector)
 

@@ -9,6 +9,8 @@ import pytest
 
 from bench.cli.main import main
 
+pytestmark = pytest.mark.slow  # the bench command in subprocesses: the fast loop is pytest -m "not slow"
+
 
 def bench(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bench.cli.main", *args], capture_output=True, text=True)

@@ -21,6 +21,8 @@ from bench.core.registries import DETECTORS, PERTURBATIONS, create_detector, loa
 from bench.data.imageset import PerturbedImageSet
 from detectors.channels import build_channels, fft_channel, reconstruction_error, vae_autoencoder
 
+pytestmark = pytest.mark.slow  # trains the CNN detectors: the fast loop is pytest -m "not slow"
+
 TEST_VARIANTS = ["test_effnet_mc", "test_cnndet", "test_npr"]
 
 

@@ -42,6 +42,8 @@ from weights_layouts import (  # noqa: F401  (fixtures)
     torch_hub_checkpoint,
 )
 
+pytestmark = pytest.mark.slow  # loads real library models: the fast loop is pytest -m "not slow"
+
 LARGE = os.environ.get("BENCH_CONFORMANCE_LARGE", "") == "1"
 CTX = FitContext(device="cpu", seed=0, workers=0, progress=False)
 

@@ -19,6 +19,8 @@ from bench.data import demo_data
 from bench.data.demo_data import DEMO_VERSION, GENERATORS, IMAGE_SIZE, IMAGES_PER_CLASS, build_demo, demo_dataset_path
 from bench.data.manifest import read_csv_manifest
 
+pytestmark = pytest.mark.slow  # builds the demo dataset: the fast loop is pytest -m "not slow"
+
 # Digest of the decoded pixels of the whole seed-0 dataset. If you change the
 # generator on purpose, bump DEMO_VERSION and record the new digest here; if it
 # changes by itself (new numpy/scipy, another CPU), the demo is not deterministic.

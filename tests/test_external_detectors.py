@@ -39,7 +39,7 @@ def command(*flags: str, out: bool = True) -> str:
 
 
 # The detectors this module declares leave the registry with it (conftest.py).
-pytestmark = pytest.mark.usefixtures("declared_detectors_stay_here")
+pytestmark = [pytest.mark.usefixtures("declared_detectors_stay_here"), pytest.mark.slow]  # slow: whole runs
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ IN_PROCESS = "test_residual"
 
 
 # The detectors this module declares leave the registry with it (conftest.py).
-pytestmark = pytest.mark.usefixtures("declared_detectors_stay_here")
+pytestmark = [pytest.mark.usefixtures("declared_detectors_stay_here"), pytest.mark.slow]  # slow: whole runs
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,8 @@ from bench.data.images import decode_bytes
 from bench.data.manifest import read_manifest
 from bench.run.config import RunConfig, config_fields, load_config_file
 
+pytestmark = pytest.mark.slow  # hypothesis cases: the fast loop is pytest -m "not slow"
+
 settings.register_profile("ci", max_examples=40, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 settings.register_profile("long", max_examples=2000, deadline=None,

@@ -24,7 +24,7 @@ TOKEN = "s3cr3t-t0ken-value"
 
 
 # The detectors this module declares leave the registry with it (conftest.py).
-pytestmark = pytest.mark.usefixtures("declared_detectors_stay_here")
+pytestmark = [pytest.mark.usefixtures("declared_detectors_stay_here"), pytest.mark.slow]  # slow: runs
 
 
 @pytest.fixture

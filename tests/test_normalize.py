@@ -25,6 +25,8 @@ from bench.run.config import RunConfig
 from bench.run.runner import Runner
 from test_audit import N, _pixels
 
+pytestmark = pytest.mark.slow  # whole runs with --normalize: the fast loop is pytest -m "not slow"
+
 
 def _jpeg(arr: np.ndarray, quality: int = 90) -> bytes:
     buf = io.BytesIO()

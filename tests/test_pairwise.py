@@ -25,6 +25,8 @@ from bench.run.runner import Runner
 from perturbations import functions
 from perturbations.base import Perturbation
 
+pytestmark = pytest.mark.slow  # whole runs compared: the fast loop is pytest -m "not slow"
+
 
 @pytest.fixture(scope="module")
 def two_detector_run(tiny_dataset, tmp_path_factory) -> Path:

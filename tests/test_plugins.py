@@ -23,6 +23,8 @@ from bench.core.hashing import sha256_file
 from bench.core.registry import DuplicateNameError, Registry
 from bench.run.config import RunConfig
 
+pytestmark = pytest.mark.slow  # installs packages and runs bench: the fast loop is pytest -m "not slow"
+
 ROOT = Path(__file__).resolve().parents[1]
 
 FILE_PLUGIN = '''

@@ -42,6 +42,8 @@ from bench.run.store import write_store
 from fixtures.report_store import results_frame, run_record, write_run
 from helpers import textured, write_png
 
+pytestmark = pytest.mark.slow  # whole runs on hostile input: the fast loop is pytest -m "not slow"
+
 
 # -- a perturbation's label is not its number ------------------------------------------------------------
 

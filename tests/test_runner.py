@@ -22,6 +22,8 @@ from bench.run.runner import Runner
 from bench.run.schema import RESULT_COLUMNS, SCORE_COLUMNS
 from detectors.spectral import SpectralDetector
 
+pytestmark = pytest.mark.slow  # whole runs of the runner: the fast loop is pytest -m "not slow"
+
 VALUE_COLS = ["detector", "generator", "perturbation", "severity", "metric", "value", "ci_low", "ci_high", "n"]
 
 

@@ -26,6 +26,8 @@ from bench.run.runner import Runner
 from bench.run.stream import Failure, Unit, stream_rows
 from detectors.spectral import SpectralDetector
 
+pytestmark = pytest.mark.slow  # Ray clusters and streamed runs: the fast loop is pytest -m "not slow"
+
 
 def predict_streamed(detector, images, ctx, workers: int):
     """One detector on one image set through the stream: what the executors do with a one-detector unit."""

@@ -24,6 +24,8 @@ from bench.run.record import RunRecord
 from bench.run.runner import Runner
 from bench.run.schema import RESULTS_PARQUET, RUN_JSON, SCORES_PARQUET
 
+pytestmark = pytest.mark.slow  # runs under several training seeds: the fast loop is pytest -m "not slow"
+
 KEYS = ["detector", "generator", "perturbation", "severity", "metric"]
 
 
