@@ -16,6 +16,7 @@ from bench.cli.main import build_parser
 from bench.cli.run_flags import flag_name
 from bench.core.cache import Cache
 from bench.core.errors import BenchError
+from bench.data.imageset import ImageSet
 from bench.run.config import RunConfig, config_fields
 from bench.run.dry_run import plan_run, plan_text
 from bench.run.plan import CLEAN, Execution, compile_cell, compile_execution, compile_grid
@@ -35,7 +36,8 @@ def test_a_compiled_cell_carries_what_the_perturbation_says(preset):
         p = get_perturbation(cell.perturbation)
         assert cell.table == p.table_preset(preset) and cell.param == p.param(cell.level, preset)
         assert cell.label == param_label(p, cell.level, preset)
-        assert cell.fingerprint == p.fingerprint(preset, cell.level)
+        images = cell.images(ImageSet([]), seed=0)  # what the cache keys of the cell's scores read
+        assert images.fingerprint == p.fingerprint(preset, cell.level) and images.table == cell.table
         value = param_value(p, cell.level, preset)
         assert cell.param_value == value or (math.isnan(cell.param_value) and math.isnan(value))
         assert cell.key == f"{cell.perturbation}:{cell.level}"

@@ -92,14 +92,19 @@ def plugin_help() -> str:
     return next(f.metadata["help"] for f in config_fields() if f.name == "plugins")
 
 
+def _plugin_specs(specs) -> list:
+    """Plugin specs as a list: ``plugins:`` may be one comma-separated string, as on the command line."""
+    if isinstance(specs, str):
+        return [spec.strip() for spec in specs.split(",") if spec.strip()]
+    return list(specs or [])
+
+
 def use_cli_plugins(specs) -> list[str]:
     """Load ``--plugin`` / ``plugins:`` specs (a list, or one comma-separated string) here and in child
     processes, before anything names a detector; returns them as the run config records them."""
     from bench.core.plugins import use_plugins
 
-    if isinstance(specs, str):
-        specs = [spec.strip() for spec in specs.split(",") if spec.strip()]
-    return use_plugins(specs or [])
+    return use_plugins(_plugin_specs(specs))
 
 
 def config_from_args(args: argparse.Namespace, base: dict[str, Any]) -> RunConfig:
@@ -111,8 +116,7 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any]) -> RunConfi
         if value is None:
             continue
         if f.name == "plugins":
-            existing = data.get("plugins") or []
-            data["plugins"] = [*(existing.split(",") if isinstance(existing, str) else existing), *value]
+            data["plugins"] = [*_plugin_specs(data.get("plugins")), *value]
         elif f.name == "weights":
             from bench.weights import parse_weight_overrides
 

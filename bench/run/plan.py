@@ -2,8 +2,8 @@
 the work needs, so that executors and work units never see the configuration.
 
 * :class:`Cell` is one grid cell: the perturbation, its level, the severity table it reads (the run's preset
-  resolved per perturbation), the physical parameter and its label, and the fingerprint of the pixels it
-  produces. The runner keys predictions, cache entries and result rows on it; nothing parses it back
+  resolved per perturbation), the physical parameter and its label. The fingerprint of its pixels is its
+  image set's (:meth:`Cell.images`), which also carries an attack's target. The runner keys predictions, cache entries and result rows on it; nothing parses it back
   from a string.
 * :class:`Execution` is how work computes: the device as configured, preparation workers, the requested
   batch size, the run seed that perturbations draw from, the validation threshold's true-negative rate
@@ -41,7 +41,6 @@ class Cell:
     table: str = "default"  # the preset whose severity table the level reads (bench: Perturbation.table_preset)
     param: Any = None  # the level's physical parameter: a number, a tuple, a text setting; None when clean
     label: str = "clean"  # its short human label (perturbations.param_label)
-    fingerprint: str = ""  # what the perturbed pixels depend on besides image and seed (Perturbation.fingerprint)
 
     @property
     def clean(self) -> bool:
@@ -81,7 +80,7 @@ def compile_cell(name: str, level: int, preset: str) -> Cell:
     """The cell of a registered perturbation at ``level`` under ``preset``."""
     perturbation = get_perturbation(name)
     return Cell(name, level, preset, perturbation.table_preset(preset), perturbation.param(level, preset),
-                param_label(perturbation, level, preset), perturbation.fingerprint(preset, level))
+                param_label(perturbation, level, preset))
 
 
 def compile_grid(spec: str, preset: str) -> list[Cell]:

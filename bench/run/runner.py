@@ -192,7 +192,7 @@ class Runner:
         """Scores of one detector on one cell; the fingerprint of the cell's ``images`` (the perturbation's
         table values and code version, ``Perturbation.fingerprint``, and an attack's target) keeps an edited
         table or function, or another surrogate, from serving stale scores."""
-        return stable_hash([run.fit_key, test_hash, cell.perturbation, images.table, cell.level, self.cfg.seed,
+        return stable_hash([run.fit_key, test_hash, cell.perturbation, cell.table, cell.level, self.cfg.seed,
                             images.fingerprint])
 
     def cell_tasks(self, runs: list[DetectorRun], test: ImageSet, grid: list[Cell]) -> list[CellTask]:
