@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 AUDIT_EXAMPLES = """examples:
-  bench audit ../shared/data/wild-dev                      # both baselines, all images and per generator
+  bench audit path/to/dataset                              # both baselines, all images and per generator
   bench audit path/to/dataset --fail-above 0.7             # CI: exit 1 when metadata alone scores AUC > 0.7
   bench audit demo --baselines metadata --json audit.json  # headers only (no pixel decoding), saved as JSON
   bench audit DIR --fail-above 0.8 --fail-on any           # fail when either baseline exceeds 0.8

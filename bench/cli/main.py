@@ -18,7 +18,7 @@ from bench.run.suites import suite_names
 
 RUN_EXAMPLES = """examples:
   bench run                                         # default benchmark on the demo data
-  bench run --detectors all --perturb jpeg,blur,noise --dataset ../shared/data/wild-dev
+  bench run --detectors all --perturb jpeg,blur,noise --dataset path/to/dataset
   bench run --detectors spectral --perturb jpeg:1-3,blur --limit 20    # quick smoke run
   bench run --train-on demo --dataset path/to/other_dataset           # cross-dataset
   bench run --train-generators sd15,dalle2 --test-generators gpt-image --dataset DIR
